@@ -1,0 +1,90 @@
+/**
+ * The one small crypto interface every service and client uses (NaCl box, precomputed keys, key
+ * pairs, randomness), and its portable implementation on tweetnacl. An all-zero X25519 shared
+ * secret (a low-order public key) is treated as undecryptable, as libsodium does (PROTOCOL.md §3.3).
+ */
+import { randomFillSync } from 'node:crypto';
+import nacl from 'tweetnacl';
+
+export interface KeyPair {
+  readonly publicKey: Uint8Array;
+  readonly secretKey: Uint8Array;
+}
+
+export interface Crypto {
+  readonly name: string;
+  randomBytes(n: number): Uint8Array;
+  keyPair(): KeyPair;
+  keyPairFromSecretKey(secretKey: Uint8Array): KeyPair;
+  /** crypto_box (tag ‖ ciphertext). Throws on a low-order public key. */
+  box(message: Uint8Array, nonce: Uint8Array, publicKey: Uint8Array, secretKey: Uint8Array): Uint8Array;
+  /** Opens a box, or returns null (bad tag, wrong sizes, low-order public key). */
+  boxOpen(box: Uint8Array, nonce: Uint8Array, publicKey: Uint8Array, secretKey: Uint8Array): Uint8Array | null;
+  /** The precomputed shared key, or null for a low-order public key (all-zero shared secret). */
+  before(publicKey: Uint8Array, secretKey: Uint8Array): Uint8Array | null;
+  /** crypto_box with a precomputed key (= crypto_secretbox under that key). */
+  boxAfter(message: Uint8Array, nonce: Uint8Array, sharedKey: Uint8Array): Uint8Array;
+  boxOpenAfter(box: Uint8Array, nonce: Uint8Array, sharedKey: Uint8Array): Uint8Array | null;
+}
+
+/** "expand 32-byte k", the Salsa20 constant HSalsa20 needs. */
+const SIGMA = new Uint8Array([101, 120, 112, 97, 110, 100, 32, 51, 50, 45, 98, 121, 116, 101, 32, 107]);
+const ZERO16 = new Uint8Array(16);
+
+function isAllZero(b: Uint8Array): boolean {
+  let acc = 0;
+  for (const x of b) acc |= x;
+  return acc === 0;
+}
+
+/** Node's CSPRNG; fills a fresh buffer. */
+export function randomBytes(n: number): Uint8Array {
+  return randomFillSync(Buffer.allocUnsafe(n));
+}
+
+const lowlevel = (nacl as unknown as { lowlevel: unknown }).lowlevel as {
+  crypto_scalarmult(q: Uint8Array, n: Uint8Array, p: Uint8Array): number;
+  crypto_core_hsalsa20(out: Uint8Array, inp: Uint8Array, k: Uint8Array, c: Uint8Array): number;
+};
+
+function sizesOk(nonce: Uint8Array, ...keys: Uint8Array[]): boolean {
+  return nonce.length === nacl.box.nonceLength && keys.every((k) => k.length === 32);
+}
+
+export const tweetnaclCrypto: Crypto = {
+  name: 'tweetnacl',
+  randomBytes,
+  keyPair() {
+    return nacl.box.keyPair.fromSecretKey(randomBytes(32));
+  },
+  keyPairFromSecretKey(secretKey) {
+    return nacl.box.keyPair.fromSecretKey(secretKey);
+  },
+  before(publicKey, secretKey) {
+    if (publicKey.length !== 32 || secretKey.length !== 32) return null;
+    const shared = new Uint8Array(32);
+    lowlevel.crypto_scalarmult(shared, secretKey, publicKey);
+    if (isAllZero(shared)) return null;
+    const k = new Uint8Array(32);
+    lowlevel.crypto_core_hsalsa20(k, ZERO16, shared, SIGMA);
+    shared.fill(0);
+    return k;
+  },
+  box(message, nonce, publicKey, secretKey) {
+    const k = this.before(publicKey, secretKey);
+    if (k === null) throw new Error('low-order public key');
+    return this.boxAfter(message, nonce, k);
+  },
+  boxOpen(box, nonce, publicKey, secretKey) {
+    if (!sizesOk(nonce)) return null;
+    const k = this.before(publicKey, secretKey);
+    return k === null ? null : this.boxOpenAfter(box, nonce, k);
+  },
+  boxAfter(message, nonce, sharedKey) {
+    return nacl.secretbox(message, nonce, sharedKey);
+  },
+  boxOpenAfter(box, nonce, sharedKey) {
+    if (!sizesOk(nonce, sharedKey) || box.length < 16) return null;
+    return nacl.secretbox.open(box, nonce, sharedKey);
+  },
+};

@@ -1,0 +1,145 @@
+/**
+ * HTTP rules shared by both services (PROTOCOL.md §2.1, §2.4): path normalisation, the routing
+ * decision, and the headers every response carries. Pure: callers pass their own response object.
+ */
+import { API_PATHS, type ApiPath } from './constants.js';
+import { ERRORS, type ErrorCode } from './errors.js';
+
+export type Route =
+  | { kind: 'api'; path: ApiPath }
+  | { kind: 'preflight' }
+  | { kind: 'wrongMethod' }
+  | { kind: 'notFound' };
+
+/**
+ * Normalises a request target: the query is dropped, a run of leading slashes counts as one, one
+ * trailing slash is allowed. Returns the normalised path (not necessarily an API path).
+ */
+export function normalizePath(url: string): string {
+  const q = url.indexOf('?');
+  let p = q === -1 ? url : url.slice(0, q);
+  const h = p.indexOf('#');
+  if (h !== -1) p = p.slice(0, h);
+  p = p.replace(/^\/+/, '/');
+  if (p.length > 1 && p.endsWith('/')) p = p.slice(0, -1);
+  return p;
+}
+
+const API_SET: ReadonlySet<string> = new Set(API_PATHS);
+
+export function routeApi(method: string, url: string): Route {
+  const path = normalizePath(url);
+  if (!API_SET.has(path)) return { kind: 'notFound' };
+  if (method === 'POST') return { kind: 'api', path: path as ApiPath };
+  if (method === 'OPTIONS') return { kind: 'preflight' };
+  return { kind: 'wrongMethod' };
+}
+
+/** Headers on every API response (PROTOCOL.md §2.4; DEVIATION D7: no-store, expose headers). */
+export const COMMON_HEADERS: Readonly<Record<string, string>> = {
+  'access-control-allow-origin': '*',
+  'access-control-expose-headers': 'X-Error-Details, Retry-After',
+  'cache-control': 'no-store',
+  'x-content-type-options': 'nosniff',
+};
+
+export const PREFLIGHT_HEADERS: Readonly<Record<string, string>> = {
+  ...COMMON_HEADERS,
+  'access-control-allow-methods': 'POST, OPTIONS',
+  'access-control-allow-headers': 'Content-Type',
+  'access-control-max-age': '86400',
+};
+
+export const TEXT_CONTENT_TYPE = 'text/plain; charset=utf-8';
+
+/** The minimal response surface both services write to (node:http ServerResponse fits). */
+export interface ResponseSink {
+  headersSent: boolean;
+  writeHead(status: number, headers: Record<string, string | number>): unknown;
+  end(body?: string | Uint8Array): unknown;
+}
+
+export function sendOk(res: ResponseSink, body: string): void {
+  res.writeHead(200, {
+    ...COMMON_HEADERS,
+    'content-type': TEXT_CONTENT_TYPE,
+    'content-length': Buffer.byteLength(body),
+  });
+  res.end(body);
+}
+
+export function sendPreflight(res: ResponseSink): void {
+  res.writeHead(204, PREFLIGHT_HEADERS);
+  res.end();
+}
+
+/** An error response: empty body, the code's status and texts, `Retry-After` where it carries one. */
+export function sendError(res: ResponseSink, code: ErrorCode, retryAfterSec: number): void {
+  const spec = ERRORS[code];
+  const headers: Record<string, string | number> = {
+    ...COMMON_HEADERS,
+    'content-type': TEXT_CONTENT_TYPE,
+    'content-length': 0,
+  };
+  if (code === 'methodNotAllowed') headers['allow'] = 'POST, OPTIONS';
+  if (spec.details !== null) headers['x-error-details'] = spec.details;
+  if (spec.retry) headers['retry-after'] = String(Math.max(1, Math.ceil(retryAfterSec)));
+  res.writeHead(spec.status, headers);
+  res.end();
+}
+
+/** What `readBody` needs of a request stream (node:http IncomingMessage fits). */
+export interface BodySource {
+  headers: Record<string, string | string[] | undefined>;
+  on(event: 'data', cb: (chunk: Buffer) => void): unknown;
+  on(event: 'end', cb: () => void): unknown;
+  on(event: 'error', cb: (err: Error) => void): unknown;
+  on(event: 'aborted', cb: () => void): unknown;
+  resume(): unknown;
+}
+
+export class BodyTooLargeError extends Error {
+  override readonly name = 'BodyTooLargeError';
+}
+
+/**
+ * Reads a whole request body as bytes, refusing (BodyTooLargeError) as soon as a declared
+ * Content-Length or the bytes received pass `maxBytes`, so an oversized body is never buffered.
+ * Works for Content-Length and chunked bodies alike.
+ */
+export function readBody(req: BodySource, maxBytes: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(req.headers['content-length']);
+    if (Number.isFinite(declared) && declared > maxBytes) {
+      req.resume();
+      reject(new BodyTooLargeError(`content-length ${declared} > ${maxBytes}`));
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    req.on('data', (chunk: Buffer) => {
+      if (done) return;
+      size += chunk.length;
+      if (size > maxBytes) {
+        done = true;
+        chunks.length = 0;
+        reject(new BodyTooLargeError(`body above ${maxBytes}`));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => {
+      if (done) return;
+      done = true;
+      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
+    });
+    const fail = (err: Error): void => {
+      if (done) return;
+      done = true;
+      reject(err);
+    };
+    req.on('error', fail);
+    req.on('aborted', () => fail(new Error('request aborted')));
+  });
+}

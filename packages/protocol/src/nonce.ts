@@ -1,0 +1,24 @@
+/**
+ * Timestamped 24-byte nonces (PROTOCOL.md §3.2): bytes 0–7 Unix seconds big-endian, 8–23 random.
+ */
+import { NONCE_BYTES } from './constants.js';
+
+/** Seconds encoded in a nonce's first 8 bytes (as a JS number; huge values stay huge). */
+export function nonceTimestamp(nonce: Uint8Array): number {
+  const view = new DataView(nonce.buffer, nonce.byteOffset, 8);
+  return view.getUint32(0) * 2 ** 32 + view.getUint32(4);
+}
+
+/** |now − ts| ≤ windowSec, inclusive. */
+export function isNonceFresh(nonce: Uint8Array, nowSec: number, windowSec: number): boolean {
+  return nonce.length === NONCE_BYTES && Math.abs(nowSec - nonceTimestamp(nonce)) <= windowSec;
+}
+
+/** A new nonce for `nowSec` with 16 bytes from `random`. */
+export function makeNonce(nowSec: number, random: (n: number) => Uint8Array): Buffer {
+  const n = Buffer.alloc(NONCE_BYTES);
+  n.writeUInt32BE(Math.floor(nowSec / 2 ** 32), 0);
+  n.writeUInt32BE(nowSec % 2 ** 32 >>> 0, 4);
+  n.set(random(16), 8);
+  return n;
+}

@@ -1,0 +1,69 @@
+/**
+ * Starts and stops a private, memory-only `redis-server` on a free loopback port, for tests and for
+ * fault tests that stop Redis on purpose. Never touches the machine's shared Redis.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { Redis } from 'ioredis';
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => (typeof addr === 'object' && addr !== null ? resolve(addr.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+export interface RedisServer {
+  readonly url: string;
+  readonly port: number;
+  stop(): Promise<void>;
+  /** Starts it again on the same port (after stop). */
+  restart(): Promise<void>;
+}
+
+export async function startRedisServer(port?: number): Promise<RedisServer> {
+  const p = port ?? (await freePort());
+  let child: ChildProcess | null = null;
+  const launch = async (): Promise<void> => {
+    child = spawn(
+      'redis-server',
+      ['--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction'],
+      { stdio: 'ignore' },
+    );
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const r = new Redis({ port: p, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+      try {
+        await r.connect();
+        await r.ping();
+        r.disconnect();
+        return;
+      } catch {
+        r.disconnect();
+        if (Date.now() > deadline) throw new Error(`redis-server on port ${p} did not start`);
+        await new Promise((res) => setTimeout(res, 50));
+      }
+    }
+  };
+  await launch();
+  return {
+    url: `redis://127.0.0.1:${p}`,
+    port: p,
+    async stop() {
+      const c = child as ChildProcess | null;
+      if (c === null || c.exitCode !== null) return;
+      await new Promise<void>((res) => {
+        c.once('exit', () => res());
+        c.kill('SIGKILL');
+      });
+    },
+    async restart() {
+      await launch();
+    },
+  };
+}
