@@ -16,6 +16,8 @@ export default class SummaryReporter implements Reporter {
       if (m.state() === 'failed' && [...m.children.allTests()].length === 0) failed++;
     }
     failed += errors.length;
-    process.stdout.write(`\n${passed} passed, ${failed} failed, ${skipped} skipped\n`);
+    const line = `${passed} passed, ${failed} failed, ${skipped} skipped`;
+    // After the default reporter's summary, so it is the closing line.
+    process.once('exit', () => process.stdout.write(`\n${line}\n`));
   }
 }

@@ -1,0 +1,14 @@
+/** Loads the shared protocol test vectors (`../shared/vectors/` beside the repository). */
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+
+export const VECTORS_DIR = fileURLToPath(new URL('../../../shared/vectors/', import.meta.url));
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export function loadVector<T = any>(name: string): T {
+  return JSON.parse(readFileSync(join(VECTORS_DIR, name), 'utf8')) as T;
+}
+
+export const hex = (s: string): Buffer => Buffer.from(s, 'hex');
+export const unb64 = (s: string): Buffer => Buffer.from(s, 'base64');
