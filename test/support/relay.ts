@@ -122,6 +122,6 @@ export class Relay {
 
 /** POST a raw body; returns status, headers and text. */
 export async function post(url: string, body: string | Uint8Array, headers: Record<string, string> = {}): Promise<{ status: number; headers: Headers; text: string }> {
-  const r = await fetch(url, { method: 'POST', body, headers: { 'content-type': 'text/plain', ...headers } });
+  const r = await fetch(url, { method: 'POST', body: body as BodyInit, headers: { 'content-type': 'text/plain', ...headers } });
   return { status: r.status, headers: r.headers, text: await r.text() };
 }
