@@ -1,1 +1,240 @@
-export {};
+/**
+ * `pnpm start`: the whole relay on one machine. Starts a private memory-only redis-server when
+ * REDIS_URL is unset, then the core, waits for its /readyz, then the gatekeeper, waits for its
+ * /readyz, and prints the URL clients use. SIGINT/SIGTERM stop the gatekeeper, the core and Redis
+ * in that order (exit 0); a child that dies on its own stops everything (exit 1).
+ *
+ * Children run in their own process groups, so a terminal's Ctrl-C reaches only this launcher and
+ * the stop order holds.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const CORE_MAIN = join(ROOT, 'packages/core/dist/main.js');
+const GATEKEEPER_MAIN = join(ROOT, 'packages/gatekeeper/dist/main.js');
+
+const READY_TIMEOUT_MS = 60_000;
+const STOP_TIMEOUT_MS = 15_000;
+
+interface Child {
+  readonly name: string;
+  readonly proc: ChildProcess;
+  /** Port from the child's `"msg":"listening"` log line, once seen. */
+  listeningPort: number | null;
+  exited: boolean;
+}
+
+const children: Child[] = [];
+let stopping = false;
+
+const say = (msg: string): void => {
+  process.stdout.write(`[launcher] ${msg}\n`);
+};
+
+function fail(msg: string): never {
+  process.stderr.write(`[launcher] ${msg}\n`);
+  process.exit(1);
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => (typeof addr === 'object' && addr !== null ? resolve(addr.port) : reject(new Error('no free port'))));
+    });
+  });
+}
+
+/** Host part of a URL for a listening address: wildcard addresses are reached on loopback. */
+function urlHost(host: string): string {
+  if (host === '' || host === '0.0.0.0') return '127.0.0.1';
+  if (host === '::') return '[::1]';
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Passes a child's output through line by line, prefixed with its name; watches for "listening". */
+function relayOutput(child: Child): void {
+  const { proc, name } = child;
+  if (proc.stdout) {
+    createInterface({ input: proc.stdout }).on('line', (line) => {
+      process.stdout.write(`[${name}] ${line}\n`);
+      if (child.listeningPort === null && line.includes('"listening"')) {
+        try {
+          const rec = JSON.parse(line) as { msg?: unknown; port?: unknown };
+          if (rec.msg === 'listening' && Number.isInteger(Number(rec.port))) child.listeningPort = Number(rec.port);
+        } catch {
+          // not JSON: ignore
+        }
+      }
+    });
+  }
+  if (proc.stderr) createInterface({ input: proc.stderr }).on('line', (line) => process.stderr.write(`[${name}] ${line}\n`));
+}
+
+/** Spawns a child; resolves once it is running, rejects with the spawn error (e.g. ENOENT). */
+function launch(name: string, command: string, args: readonly string[], env: NodeJS.ProcessEnv): Promise<Child> {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const child: Child = { name, proc, listeningPort: null, exited: false };
+    proc.once('error', reject);
+    proc.once('spawn', () => {
+      proc.off('error', reject);
+      proc.on('error', () => {}); // kill() on a dead child must not throw
+      children.push(child);
+      relayOutput(child);
+      say(`started ${name} (pid ${proc.pid})`);
+      proc.once('exit', (code, signal) => {
+        child.exited = true;
+        if (stopping) return;
+        process.stderr.write(`[launcher] ${name} exited unexpectedly (${signal ?? `code ${code}`}); stopping the relay\n`);
+        void stopAll(1);
+      });
+      resolve(child);
+    });
+  });
+}
+
+function redisPing(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1');
+    let data = '';
+    s.setTimeout(1000, () => s.destroy());
+    s.on('connect', () => s.write('PING\r\n'));
+    s.on('data', (d) => {
+      data += d.toString('latin1');
+      if (data.includes('\r\n')) s.end();
+    });
+    s.on('close', () => resolve(data.startsWith('+PONG')));
+    s.on('error', () => resolve(false));
+  });
+}
+
+function httpOk(url: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = http.get(url, { timeout: 2000, agent: false }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(false));
+  });
+}
+
+async function waitUntil(what: string, child: Child, check: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  for (;;) {
+    if (child.exited) throw new Error(`${child.name} exited before it was ready`);
+    if (await check()) return;
+    if (Date.now() > deadline) throw new Error(`${what} was not ready within ${READY_TIMEOUT_MS / 1000} s`);
+    await sleep(100);
+  }
+}
+
+/** Waits for GET /readyz = 200 on the port the child reported (or the configured one). */
+function waitHttpReady(child: Child, host: string, configuredPort: number): Promise<number> {
+  let port = 0;
+  return waitUntil(`${child.name} /readyz`, child, async () => {
+    port = child.listeningPort ?? configuredPort;
+    return port !== 0 && httpOk(`http://${urlHost(host)}:${port}/readyz`);
+  }).then(() => port);
+}
+
+async function stopChild(child: Child): Promise<void> {
+  if (child.exited) return;
+  say(`stopping ${child.name}`);
+  const exited = new Promise<void>((resolve) => child.proc.once('exit', () => resolve()));
+  child.proc.kill('SIGTERM');
+  const timer = setTimeout(() => {
+    process.stderr.write(`[launcher] ${child.name} did not stop in time; killing it\n`);
+    child.proc.kill('SIGKILL');
+  }, STOP_TIMEOUT_MS);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** Stops the gatekeeper, then the core, then Redis (the reverse of the start order). */
+async function stopAll(code: number): Promise<never> {
+  stopping = true;
+  for (const child of [...children].reverse()) await stopChild(child);
+  process.exit(code);
+}
+
+function envPort(env: NodeJS.ProcessEnv, name: string, def: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return def;
+  const n = Number(raw);
+  if (!/^\d+$/.test(raw) || n > 65535) fail(`${name} must be a port number (0..65535), got "${raw}"`);
+  return n;
+}
+
+async function main(): Promise<void> {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  const port = envPort(env, 'PORT', 8080);
+  const host = env.HOST || '0.0.0.0';
+  const corePort = envPort(env, 'CORE_PORT', 8081);
+  const coreHost = env.CORE_HOST || '127.0.0.1';
+
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.on(sig, () => {
+      if (stopping) return;
+      say(`${sig}: stopping`);
+      void stopAll(0);
+    });
+  }
+  // If the launcher itself dies, take the children along rather than leave them running.
+  process.on('exit', () => {
+    for (const c of children) if (!c.exited) c.proc.kill('SIGKILL');
+  });
+
+  if (!env.REDIS_URL) {
+    const redisPort = await freePort();
+    const args = ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction', '--loglevel', 'warning'];
+    let redis: Child;
+    try {
+      redis = await launch('redis', 'redis-server', args, env);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      fail(
+        code === 'ENOENT'
+          ? 'redis-server was not found. Install Redis (for example `apt-get install redis-server`) or set REDIS_URL to a running Redis.'
+          : `could not start redis-server (${code ?? 'error'}). Set REDIS_URL to a running Redis instead.`,
+      );
+    }
+    await waitUntil('redis-server', redis, () => redisPing(redisPort));
+    env.REDIS_URL = `redis://127.0.0.1:${redisPort}`;
+    say(`started a private memory-only redis-server on 127.0.0.1:${redisPort}`);
+  }
+  if (!env.INTERNAL_SECRET) {
+    env.INTERNAL_SECRET = randomBytes(32).toString('base64url');
+    say('INTERNAL_SECRET is not set: using a random one for this run');
+  }
+
+  for (const [name, file] of [['core', CORE_MAIN], ['gatekeeper', GATEKEEPER_MAIN]] as const) {
+    if (!existsSync(file)) throw new Error(`${name} is not built (${file} is missing): run \`pnpm build\` first`);
+  }
+
+  const core = await launch('core', process.execPath, [CORE_MAIN], env);
+  const coreListening = await waitHttpReady(core, coreHost, corePort);
+  if (!env.CORE_URL) env.CORE_URL = `http://${urlHost(coreHost)}:${coreListening}`;
+
+  const gatekeeper = await launch('gatekeeper', process.execPath, [GATEKEEPER_MAIN], env);
+  const gatekeeperListening = await waitHttpReady(gatekeeper, host, port);
+
+  process.stdout.write(`\nZax relay ready: http://${urlHost(host)}:${gatekeeperListening}\n\n`);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`[launcher] ${err instanceof Error ? err.message : String(err)}\n`);
+  void stopAll(1);
+});

@@ -1,0 +1,52 @@
+/**
+ * POST /prove and /command: the client's raw body goes to the core unchanged, and the core's
+ * status, body and protocol headers come back unchanged. The one internal header the core adds
+ * (the handshake a successful /prove consumed) is acted on here and never reaches the client.
+ */
+import type { ServerResponse } from 'node:http';
+import { pipeline } from 'node:stream';
+import { COMMON_HEADERS, CONSUMED_HANDSHAKE_HEADER, TOKEN_BYTES, decodeFixed, type ApiPath } from '@zax/protocol';
+import type { CoreClient } from './core-client.js';
+import type { HandshakeStore } from './handshake/store.js';
+import { short, type Logger } from './log.js';
+
+/** Headers of the core's answer that belong to the wire protocol (PROTOCOL.md §2.4). */
+const COPIED_HEADERS = ['content-type', 'content-length', 'x-error-details', 'retry-after', 'allow'] as const;
+
+export interface ForwardDeps {
+  readonly core: CoreClient;
+  readonly store: HandshakeStore;
+  readonly log: Logger;
+}
+
+/**
+ * Forwards one request. Throws RelayError('busy') when the core cannot answer; once the core's
+ * headers are here it writes the response itself (a body that breaks off mid-way resets the client).
+ */
+export async function forward(deps: ForwardDeps, path: ApiPath, body: Buffer, res: ServerResponse): Promise<void> {
+  const upstream = await deps.core.send(path, body, 'text/plain; charset=utf-8');
+  const status = upstream.statusCode ?? 502;
+
+  const headers: Record<string, string> = {};
+  for (const name of COPIED_HEADERS) {
+    const v = upstream.headers[name];
+    if (typeof v === 'string') headers[name] = v;
+  }
+  Object.assign(headers, COMMON_HEADERS);
+
+  const consumed = upstream.headers[CONSUMED_HANDSHAKE_HEADER];
+  if (status === 200 && typeof consumed === 'string' && decodeFixed(consumed, TOKEN_BYTES) !== null) {
+    // Best effort: the core's "proven" marker already refuses a second mint if this is lost.
+    // Awaited so that a /start_session right after this answer starts a new handshake.
+    try {
+      await deps.store.delete(consumed);
+    } catch {
+      deps.log.warn({ hs: short(consumed) }, 'could not delete consumed handshake');
+    }
+  }
+
+  res.writeHead(status, headers);
+  pipeline(upstream, res, (err) => {
+    if (err) deps.log.debug({ path, reason: err.message.slice(0, 80) }, 'forwarded response broke off');
+  });
+}
