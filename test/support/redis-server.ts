@@ -57,7 +57,7 @@ export async function startRedisServer(port?: number): Promise<RedisServer> {
     port: p,
     async stop() {
       const c = child as ChildProcess | null;
-      if (c === null || c.exitCode !== null) return;
+      if (c === null || c.exitCode !== null || c.signalCode !== null) return;
       await new Promise<void>((res) => {
         c.once('exit', () => res());
         c.kill('SIGKILL');

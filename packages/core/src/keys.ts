@@ -1,0 +1,64 @@
+/**
+ * Every Redis key the core writes, built in one place under the configured prefix. Keys of one
+ * mailbox (its messages and its session) carry the hash tag `{hpk}`, and the two keys of one
+ * handshake carry `{handshake id}`, so each Lua script touches a single Redis Cluster slot. Storage
+ * tokens and nonces are relay-wide, one key each.
+ */
+
+export interface MailboxKeys {
+  /** HASH msg nonce → record (`<bytes>|<from hpk>|<rendered download item JSON>`). */
+  readonly msgs: string;
+  /** ZSET msg nonce → receipt sequence number (download order). */
+  readonly order: string;
+  /** ZSET msg nonce → absolute expiry (ms). */
+  readonly exp: string;
+  /** HASH `seq` (last sequence number), `bytes` (data bytes of stored messages). */
+  readonly meta: string;
+}
+
+export interface HandshakeKeys {
+  /** HASH ct, rt, pk, sk, exp: the handshake secrets minted for the gatekeeper. */
+  readonly secrets: string;
+  /** HASH rt, exp: marker of a handshake consumed by a successful `/prove`. */
+  readonly proven: string;
+}
+
+export interface Keys {
+  readonly prefix: string;
+  mailbox(hpk: string): MailboxKeys;
+  /** HASH key (shared key, b64), apk (a_sess_pk, b64), exp (ms). Same slot as the mailbox. */
+  session(hpk: string): string;
+  handshake(handshakeId: string): HandshakeKeys;
+  /** STRING, present while the nonce is in the replay cache. */
+  nonce(nonceB64: string): string;
+  /** STRING: the expiry (ms) of the message the storage token names. */
+  storageToken(tokenB64: string): string;
+}
+
+export function createKeys(prefix: string): Keys {
+  if (/[{}]/.test(prefix)) throw new Error('key prefix must not contain braces');
+  return {
+    prefix,
+    mailbox(hpk) {
+      const base = `${prefix}mb:{${hpk}}:`;
+      return { msgs: `${base}msgs`, order: `${base}order`, exp: `${base}exp`, meta: `${base}meta` };
+    },
+    session: (hpk) => `${prefix}mb:{${hpk}}:sess`,
+    handshake(handshakeId) {
+      const base = `${prefix}hs:{${handshakeId}}`;
+      return { secrets: base, proven: `${base}:proven` };
+    },
+    nonce: (nonceB64) => `${prefix}nonce:${nonceB64}`,
+    storageToken: (tokenB64) => `${prefix}tok:${tokenB64}`,
+  };
+}
+
+/**
+ * How long a key outlives the absolute expiry of what it holds. Expiry is always checked against
+ * the service clock inside the scripts; Redis TTLs (relative: remaining lifetime + margin) only
+ * clean up, so a little skew between the clock and Redis never revives or loses a record.
+ */
+export const KEY_TTL_MARGIN_MS = 60_000;
+
+/** Most expired messages one script call removes before doing its work. */
+export const COMPACT_LIMIT = 100;

@@ -1,0 +1,29 @@
+/** The core's stores, built once per app over one Redis connection and key prefix. */
+import type { CoreRedis } from '../redis.js';
+import type { Keys } from '../keys.js';
+import { createHandshakeStore, type HandshakeStore } from './handshakes.js';
+import { createMailboxStore, type MailboxStore } from './mailbox.js';
+import { createNonceStore, type NonceStore } from './nonces.js';
+import { createSessionStore, type SessionStore } from './sessions.js';
+
+export interface Stores {
+  readonly handshakes: HandshakeStore;
+  readonly sessions: SessionStore;
+  readonly nonces: NonceStore;
+  readonly mailboxes: MailboxStore;
+}
+
+export function createStores(redis: CoreRedis, keys: Keys, opts: { nonceCacheSec: number }): Stores {
+  return {
+    handshakes: createHandshakeStore(redis, keys),
+    sessions: createSessionStore(redis, keys),
+    nonces: createNonceStore(redis, keys, opts.nonceCacheSec),
+    mailboxes: createMailboxStore(redis, keys),
+  };
+}
+
+export { StoreUnavailableError, isStoreUnavailable, storeCall } from './errors.js';
+export { storageToken, renderItem } from './mailbox.js';
+export type { HandshakeSecrets, MintInput, MintResult } from './handshakes.js';
+export type { Session } from './sessions.js';
+export type { NewMessage, Quotas, UploadOutcome, DownloadQuery, MessageKind } from './mailbox.js';

@@ -1,0 +1,22 @@
+/**
+ * The relay-wide nonce replay cache (PROTOCOL.md §3.2 step 3): one key per accepted nonce, written
+ * with `SET NX` and the `nonceCacheSec` TTL, so check and record are one atomic step and of two
+ * concurrent requests with the same nonce exactly one passes.
+ */
+import type { CoreRedis } from '../redis.js';
+import type { Keys } from '../keys.js';
+import { storeCall } from './errors.js';
+
+export interface NonceStore {
+  /** Records the nonce; true if it was not in the cache (first use), false for a replay. */
+  record(nonceB64: string): Promise<boolean>;
+}
+
+export function createNonceStore(redis: CoreRedis, keys: Keys, cacheSec: number): NonceStore {
+  return {
+    async record(nonceB64) {
+      const reply = await storeCall('nonce record', () => redis.set(keys.nonce(nonceB64), '1', 'EX', cacheSec, 'NX'));
+      return reply === 'OK';
+    },
+  };
+}
