@@ -47,6 +47,13 @@ const lowlevel = (nacl as unknown as { lowlevel: unknown }).lowlevel as {
   crypto_core_hsalsa20(out: Uint8Array, inp: Uint8Array, k: Uint8Array, c: Uint8Array): number;
 };
 
+/** HSalsa20 of a raw X25519 shared secret with a zero input block: the NaCl box key. */
+export function hsalsa20(shared: Uint8Array): Uint8Array {
+  const k = new Uint8Array(32);
+  lowlevel.crypto_core_hsalsa20(k, ZERO16, shared, SIGMA);
+  return k;
+}
+
 function sizesOk(nonce: Uint8Array, ...keys: Uint8Array[]): boolean {
   return nonce.length === nacl.box.nonceLength && keys.every((k) => k.length === 32);
 }
@@ -65,8 +72,7 @@ export const tweetnaclCrypto: Crypto = {
     const shared = new Uint8Array(32);
     lowlevel.crypto_scalarmult(shared, secretKey, publicKey);
     if (isAllZero(shared)) return null;
-    const k = new Uint8Array(32);
-    lowlevel.crypto_core_hsalsa20(k, ZERO16, shared, SIGMA);
+    const k = hsalsa20(shared);
     shared.fill(0);
     return k;
   },

@@ -12,3 +12,4 @@ export * from './commands.js';
 export * from './internal.js';
 export * from './http.js';
 export * from './clock.js';
+export * from './crypto-sodium.js';
