@@ -1,0 +1,326 @@
+/**
+ * Runs one scenario at one concurrency: `concurrency` virtual devices, each looping over the
+ * scenario's steps with one request in flight at a time (closed loop), every response validated by
+ * the shared protocol code. Devices first connect (outside the measurement), then a warm-up runs,
+ * then the measured window, during which the CPU of the relay processes, of Redis and of the
+ * generator itself is sampled.
+ */
+import { performance } from 'node:perf_hooks';
+import { CpuMeter } from './cpu.js';
+import type { RedisInfo } from './redis-info.js';
+import { CheckFailure, connectSteps, newDevice, resetDevice, type Device, type Platform, type Scenario, type ScenarioOptions, type Step } from './shared/wire.js';
+import { Samples, type LatencySummary } from './stats.js';
+import type { Send } from './transport.js';
+
+/** A labelled group of pids whose CPU (with descendants) is measured. */
+export interface PidGroup {
+  label: string;
+  pids: number[];
+}
+
+export interface RunContext {
+  platform: Platform;
+  send: Send;
+  options: ScenarioOptions;
+  /** Relay processes (core, gatekeeper, …) and, separately, Redis. */
+  relayPids: PidGroup[];
+  redisPids: number[];
+  redisInfo: RedisInfo | null;
+  /** A dead service, if any (only for a relay the tool started). */
+  deadService?: () => string | null;
+  log: (line: string) => void;
+}
+
+export interface RunLimits {
+  concurrency: number;
+  /** Seconds of measurement (0 = no time limit; then `ops` must be set). */
+  durationSec: number;
+  warmupSec: number;
+  /** Stop after this many operations (0 = no limit). */
+  ops: number;
+}
+
+export interface ErrorBucket {
+  count: number;
+  steps: Record<string, number>;
+  examples: string[];
+}
+
+export interface RunResult {
+  scenario: string;
+  concurrency: number;
+  crypto: string;
+  measuredSec: number;
+  warmupSec: number;
+  opUnit: string;
+  ops: number;
+  opsPerSec: number;
+  iterations: number;
+  iterationsPerSec: number;
+  requests: number;
+  requestsPerSec: number;
+  /** Chunk payload moved (files), 10^6 bytes per second of the window, up and down. */
+  uploadMBps?: number;
+  downloadMBps?: number;
+  /** Chunk payload per second spent in chunk requests: one device's transfer rate (files). */
+  uploadStreamMBps?: number;
+  downloadStreamMBps?: number;
+  steps: Record<string, LatencySummary & { errors: number }>;
+  iteration: LatencySummary;
+  errors: { total: number; byStatus: Record<string, ErrorBucket> };
+  fatal: string | null;
+  cpu: {
+    /** CPU milliseconds over the measured window. */
+    relayMs: Record<string, number>;
+    relayTotalMs: number;
+    redisProcMs: number | null;
+    redisInfoMs: number | null;
+    generatorMs: number;
+    exitedProcesses: number;
+    /** Per operation (ms). */
+    relayMsPerOp: number | null;
+    relayMsPerRequest: number | null;
+    redisMsPerOp: number | null;
+    generatorMsPerOp: number | null;
+  };
+  ok: boolean;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+class Recorder {
+  measureStart = Infinity;
+  ops = 0;
+  iterations = 0;
+  requests = 0;
+  upBytes = 0;
+  downBytes = 0;
+  steps = new Map<string, { samples: Samples; errors: number }>();
+  iteration = new Samples();
+  errors = new Map<string, ErrorBucket>();
+  errorTotal = 0;
+
+  step(name: string): { samples: Samples; errors: number } {
+    let s = this.steps.get(name);
+    if (s === undefined) {
+      s = { samples: new Samples(), errors: 0 };
+      this.steps.set(name, s);
+    }
+    return s;
+  }
+
+  error(step: string, status: number, reason: string): void {
+    this.errorTotal++;
+    this.step(step).errors++;
+    const key = String(status);
+    let b = this.errors.get(key);
+    if (b === undefined) {
+      b = { count: 0, steps: {}, examples: [] };
+      this.errors.set(key, b);
+    }
+    b.count++;
+    b.steps[step] = (b.steps[step] ?? 0) + 1;
+    const ex = `${step}: ${reason}`;
+    if (b.examples.length < 5 && !b.examples.includes(ex)) b.examples.push(ex);
+  }
+}
+
+function failureOf(step: Step, e: unknown): CheckFailure {
+  if (e instanceof CheckFailure) return e;
+  return new CheckFailure(step.name, 0, `client error: ${e instanceof Error ? e.message : String(e)}`);
+}
+
+export async function runScenario(ctx: RunContext, scenario: Scenario, limits: RunLimits): Promise<RunResult> {
+  const devices = Array.from({ length: limits.concurrency }, () => newDevice(ctx.platform, ctx.options));
+  if (scenario.needsSession) await connectSessions(ctx, devices);
+
+  const rec = new Recorder();
+  const run: { phase: 'warmup' | 'measure' | 'stop'; fatal: string | null } = { phase: 'warmup', fatal: null };
+  const stopNow = (): void => {
+    run.phase = 'stop';
+  };
+  const stopped = (): boolean => run.phase === 'stop';
+
+  const loop = async (d: Device): Promise<void> => {
+    while (!stopped()) {
+      const steps = scenario.plan(d);
+      const t0 = performance.now();
+      let ok = true;
+      for (const step of steps) {
+        if (stopped()) {
+          ok = false;
+          break;
+        }
+        const ts = performance.now();
+        const measured = ts >= rec.measureStart;
+        let failure: CheckFailure | null = null;
+        try {
+          const req = step.request(d);
+          const res = await ctx.send(req.path, req.body);
+          const dt = performance.now() - ts;
+          try {
+            step.check(d, res);
+            if (measured) {
+              rec.step(step.name).samples.add(dt);
+              rec.requests++;
+              if (step.op === true) rec.ops++;
+              if (step.bytes !== undefined) {
+                if (step.name.startsWith('upload')) rec.upBytes += step.bytes;
+                else rec.downBytes += step.bytes;
+              }
+            }
+          } catch (e) {
+            if (measured) rec.requests++;
+            throw e;
+          }
+        } catch (e) {
+          failure = failureOf(step, e);
+        }
+        if (failure !== null) {
+          if (measured || failure.fatal) rec.error(failure.step, failure.status, failure.reason);
+          if (failure.fatal) {
+            run.fatal = failure.message;
+            stopNow();
+          }
+          resetDevice(d);
+          ok = false;
+          break;
+        }
+      }
+      if (ok && t0 >= rec.measureStart) {
+        rec.iteration.add(performance.now() - t0);
+        rec.iterations++;
+      }
+      // --ops stops at an iteration boundary, so every finished iteration has cleaned up after itself.
+      if (limits.ops > 0 && rec.ops >= limits.ops) stopNow();
+    }
+  };
+
+  // The measurement window starts after the warm-up (or before the first request without one).
+  const relayMeters = ctx.relayPids.map((g) => ({ label: g.label, meter: new CpuMeter(g.pids) }));
+  const redisMeter = ctx.redisPids.length > 0 ? new CpuMeter(ctx.redisPids) : null;
+  let redisCpu0: number | null = null;
+  let gen0 = process.cpuUsage();
+  let tStart = 0;
+  const beginMeasure = async (): Promise<void> => {
+    for (const m of relayMeters) m.meter.start();
+    redisMeter?.start();
+    redisCpu0 = ctx.redisInfo ? await ctx.redisInfo.cpuMs() : null;
+    gen0 = process.cpuUsage();
+    tStart = performance.now();
+    rec.measureStart = tStart;
+    if (run.phase === 'warmup') run.phase = 'measure';
+  };
+
+  if (limits.warmupSec === 0) await beginMeasure();
+  const workers = devices.map((d) => loop(d));
+  if (limits.warmupSec > 0) {
+    await Promise.race([sleep(limits.warmupSec * 1000), Promise.all(workers)]);
+    await beginMeasure();
+  }
+
+  const deadline = limits.durationSec > 0 ? tStart + limits.durationSec * 1000 : Infinity;
+  let allDone = false;
+  const done = Promise.all(workers).then(() => {
+    allDone = true;
+  });
+  while (!allDone && !stopped() && performance.now() < deadline) {
+    await Promise.race([sleep(Math.min(50, Math.max(1, deadline - performance.now()))), done]);
+    const dead = ctx.deadService?.() ?? null;
+    if (dead !== null) {
+      run.fatal = `relay service died during the run: ${dead}`;
+      stopNow();
+    }
+  }
+  stopNow();
+  await done;
+  const tEnd = performance.now();
+  const gen = process.cpuUsage(gen0);
+  const relayMs: Record<string, number> = {};
+  let exited = 0;
+  for (const m of relayMeters) {
+    const r = m.meter.stop();
+    relayMs[m.label] = r.ms;
+    exited += r.exited;
+  }
+  const redisProcMs = redisMeter ? redisMeter.stop().ms : null;
+  const redisInfoMs = ctx.redisInfo && redisCpu0 !== null ? (await ctx.redisInfo.cpuMs()) - redisCpu0 : null;
+
+  const measuredSec = (tEnd - tStart) / 1000;
+  const relayTotalMs = Object.values(relayMs).reduce((a, b) => a + b, 0);
+  const generatorMs = (gen.user + gen.system) / 1000;
+  const perOp = (ms: number | null): number | null => (ms === null || rec.ops === 0 ? null : ms / rec.ops);
+  const steps: RunResult['steps'] = {};
+  for (const name of scenario.stepNames) {
+    const s = rec.steps.get(name);
+    if (s !== undefined) steps[name] = { ...s.samples.summary(), errors: s.errors };
+  }
+  const byStatus: Record<string, ErrorBucket> = {};
+  for (const [k, v] of rec.errors) byStatus[k] = v;
+  const result: RunResult = {
+    scenario: scenario.name,
+    concurrency: limits.concurrency,
+    crypto: ctx.platform.name,
+    measuredSec,
+    warmupSec: limits.warmupSec,
+    opUnit: scenario.opUnit,
+    ops: rec.ops,
+    opsPerSec: rec.ops / measuredSec,
+    iterations: rec.iterations,
+    iterationsPerSec: rec.iterations / measuredSec,
+    requests: rec.requests,
+    requestsPerSec: rec.requests / measuredSec,
+    steps,
+    iteration: rec.iteration.summary(),
+    errors: { total: rec.errorTotal, byStatus },
+    fatal: run.fatal,
+    cpu: {
+      relayMs,
+      relayTotalMs,
+      redisProcMs,
+      redisInfoMs,
+      generatorMs,
+      exitedProcesses: exited,
+      relayMsPerOp: ctx.relayPids.length > 0 ? perOp(relayTotalMs) : null,
+      relayMsPerRequest: ctx.relayPids.length > 0 && rec.requests > 0 ? relayTotalMs / rec.requests : null,
+      redisMsPerOp: perOp(redisProcMs ?? redisInfoMs),
+      generatorMsPerOp: perOp(generatorMs),
+    },
+    ok: run.fatal === null && rec.errorTotal === 0 && rec.ops > 0,
+  };
+  if (scenario.name === 'files') {
+    result.uploadMBps = rec.upBytes / 1e6 / measuredSec;
+    result.downloadMBps = rec.downBytes / 1e6 / measuredSec;
+    const busySec = (name: string): number => {
+      const st = steps[name];
+      return st === undefined ? 0 : (st.mean * st.count) / 1000;
+    };
+    result.uploadStreamMBps = rec.upBytes / 1e6 / busySec('uploadFileChunk');
+    result.downloadStreamMBps = rec.downBytes / 1e6 / busySec('downloadFileChunk');
+  }
+  return result;
+}
+
+/** Opens a session on every device (retrying a few times), outside the measurement. */
+export async function connectSessions(ctx: RunContext, devices: Device[]): Promise<void> {
+  await Promise.all(
+    devices.map(async (d) => {
+      let last = '';
+      for (let attempt = 0; attempt < 5; attempt++) {
+        try {
+          for (const step of connectSteps(d)) {
+            const req = step.request(d);
+            step.check(d, await ctx.send(req.path, req.body));
+          }
+          return;
+        } catch (e) {
+          last = e instanceof Error ? e.message : String(e);
+          resetDevice(d);
+          await sleep(100);
+        }
+      }
+      throw new Error(`could not open a session: ${last}`);
+    }),
+  );
+}
+
