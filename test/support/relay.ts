@@ -72,16 +72,35 @@ export interface RelayOptions {
   /** Extra environment for both services (e.g. DIFFICULTY, SESSION_TTL_SEC). */
   env?: Record<string, string>;
   prefix?: string;
+  /** Gatekeeper processes sharing the edge Redis (replicas behind one URL). @default 1 */
+  gatekeepers?: number;
+  /** Give each gatekeeper an ADMIN_PORT of its own (`adminUrls`). @default false */
+  adminPorts?: boolean;
+  /**
+   * Keep the gatekeeper's per-client budgets (PROTOCOL.md §7 defaults). Off by default: suites
+   * drive hundreds of handshakes from 127.0.0.1 within a minute. `env` overrides either way.
+   * @default false
+   */
+  throttling?: boolean;
 }
 
 export class Relay {
   readonly core: ServiceProcess;
+  /** The first gatekeeper (`gatekeepers[0]`). */
   readonly gatekeeper: ServiceProcess;
+  /** Every gatekeeper replica, all on the same edge Redis and prefix. */
+  readonly gatekeepers: ServiceProcess[];
   readonly prefix: string;
+  /** The first gatekeeper's URL. */
   readonly url: string;
+  /** Each gatekeeper's URL, in the order of `gatekeepers`. */
+  readonly urls: string[];
+  /** Each gatekeeper's admin URL when `adminPorts` was asked for, else empty. */
+  readonly adminUrls: string[];
   readonly redisUrl: string;
 
-  private constructor(opts: RelayOptions, corePort: number, gkPort: number) {
+  private constructor(opts: RelayOptions, corePort: number, gkPorts: number[], adminPorts: number[]) {
+    const gkPort = gkPorts[0]!;
     this.prefix = opts.prefix ?? freshPrefix('relay');
     this.redisUrl = opts.redisUrl;
     const env: Record<string, string> = {
@@ -94,29 +113,48 @@ export class Relay {
       PORT: String(gkPort),
       HOST: '127.0.0.1',
       LOG_LEVEL: 'info',
+      ...(opts.throttling === true ? {} : { HANDSHAKE_BURST_PER_IP: '0', REQUEST_BURST_PER_IP: '0' }),
       ...opts.env,
     };
     this.core = new ServiceProcess('core', CORE_MAIN, env, corePort);
-    this.gatekeeper = new ServiceProcess('gatekeeper', GATEKEEPER_MAIN, env, gkPort);
-    this.url = `http://127.0.0.1:${gkPort}`;
+    this.gatekeepers = gkPorts.map(
+      (port, i) =>
+        new ServiceProcess(
+          i === 0 ? 'gatekeeper' : `gatekeeper-${i + 1}`,
+          GATEKEEPER_MAIN,
+          { ...env, PORT: String(port), ...(adminPorts[i] !== undefined ? { ADMIN_PORT: String(adminPorts[i]) } : {}) },
+          port,
+        ),
+    );
+    this.gatekeeper = this.gatekeepers[0]!;
+    this.urls = gkPorts.map((p) => `http://127.0.0.1:${p}`);
+    this.adminUrls = adminPorts.map((p) => `http://127.0.0.1:${p}`);
+    this.url = this.urls[0]!;
   }
 
   static async start(opts: RelayOptions): Promise<Relay> {
-    const relay = new Relay(opts, await freePort(), await freePort());
+    const n = opts.gatekeepers ?? 1;
+    const gkPorts: number[] = [];
+    const adminPorts: number[] = [];
+    for (let i = 0; i < n; i++) {
+      gkPorts.push(await freePort());
+      if (opts.adminPorts === true) adminPorts.push(await freePort());
+    }
+    const relay = new Relay(opts, await freePort(), gkPorts, adminPorts);
     await relay.core.start();
-    await relay.gatekeeper.start();
+    await Promise.all(relay.gatekeepers.map((g) => g.start()));
     return relay;
   }
 
-  /** Stops both services and removes every key under the relay's prefix. */
+  /** Stops every service and removes every key under the relay's prefix. */
   async stop(): Promise<void> {
-    await this.gatekeeper.stop();
+    await Promise.all(this.gatekeepers.map((g) => g.stop()));
     await this.core.stop();
     await dropPrefix(this.redisUrl, this.prefix);
   }
 
   get logs(): string[] {
-    return [...this.core.logs, ...this.gatekeeper.logs];
+    return [...this.core.logs, ...this.gatekeepers.flatMap((g) => g.logs)];
   }
 }
 

@@ -1,9 +1,11 @@
 /**
- * The gatekeeper's request handler (node:http, no framework): health, routing (PROTOCOL.md §2.1),
- * body limits (§2.2, DEVIATION D11), the two handshake endpoints answered here, /prove and /command
- * forwarded to the core. The one place that turns errors into responses: a RelayError becomes its
- * status and fixed texts; anything else is logged and answered 503, never 500 (the gatekeeper's
- * only faults are unavailable dependencies), and nothing a client sends can throw past here.
+ * The gatekeeper's request handlers (node:http, no framework): health and metrics, routing
+ * (PROTOCOL.md §2.1), then in the order of §6.3 overload (503, MAX_IN_FLIGHT_REQUESTS) and per-client
+ * throttling (429), then body limits (413, DEVIATION D11), the two handshake endpoints answered here,
+ * and /prove and /command forwarded to the core. The one place that turns errors into responses: a
+ * RelayError becomes its status and fixed texts; anything else is logged and answered 503, never 500
+ * (the gatekeeper's only faults are unavailable dependencies), and nothing a client sends can throw
+ * past here. Health and metrics are never throttled or counted as in flight.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
@@ -20,17 +22,22 @@ import {
   type ApiPath,
   type Clock,
 } from '@zax/protocol';
+import { clientIdentity } from './client-ip.js';
 import type { Config } from './config.js';
 import { createCoreClient } from './core-client.js';
-import { staticDifficulty, type DifficultyProvider } from './difficulty.js';
+import { adaptiveDifficulty, type DifficultyController } from './difficulty-adaptive.js';
+import { difficultyStore } from './difficulty-store.js';
+import { staticDifficulty, type DifficultyPolicy, type DifficultyProvider } from './difficulty.js';
 import { forward } from './forward.js';
 import type { HandshakeDeps } from './handshake/deps.js';
 import { startSession } from './handshake/start-session.js';
 import { handshakeStore } from './handshake/store.js';
-import { verifySession } from './handshake/verify-session.js';
+import { VerifyError, verifySession } from './handshake/verify-session.js';
 import { edgeKeys } from './keys.js';
 import type { Logger } from './log.js';
+import { createMetrics, timed, type Budget, type GatekeeperMetrics, type RouteLabel, type VerifyFailure } from './metrics.js';
 import type { EdgeRedis } from './redis.js';
+import { createThrottle } from './throttle.js';
 
 export interface AppDeps {
   readonly config: Config;
@@ -40,38 +47,111 @@ export interface AppDeps {
   /** CSPRNG (`randomBytes` from @zax/protocol); tests inject relay tokens. */
   readonly random: (n: number) => Uint8Array;
   readonly log: Logger;
-  /** @default staticDifficulty(config.difficulty) */
+  /**
+   * @default staticDifficulty(config.difficulty), or with DIFFICULTY_PERIOD_MIN > 0 the adaptive
+   * provider, whose controller the app starts and stops
+   */
   readonly difficulty?: DifficultyProvider;
+  /** @default createMetrics() (without process metrics; main.ts turns those on) */
+  readonly metrics?: GatekeeperMetrics;
 }
 
 export interface App {
+  /** The public port: API, /livez, /readyz, and /metrics unless ADMIN_PORT is set. */
   readonly handler: (req: IncomingMessage, res: ServerResponse) => void;
-  /** Releases what the app owns (the core agent). Does not close `redis`. */
+  /** The admin port (ADMIN_PORT): /livez, /readyz, /metrics; 404 for anything else. */
+  readonly adminHandler: (req: IncomingMessage, res: ServerResponse) => void;
+  readonly metrics: GatekeeperMetrics;
+  /** The adaptive controller, when the app runs one. */
+  readonly controller: DifficultyController | null;
+  /** Stops the controller and releases what the app owns (the core agent). Does not close `redis`. */
   close(): Promise<void>;
 }
 
 const noop = (): void => {};
 
-const LOGGED_PATHS: ReadonlySet<string> = new Set([...API_PATHS, '/livez', '/readyz']);
+const LOGGED_PATHS: ReadonlySet<string> = new Set([...API_PATHS, '/livez', '/readyz', '/metrics']);
+
+const ROUTE_OF: Readonly<Record<ApiPath, RouteLabel & ('start_session' | 'verify_session' | 'prove' | 'command')>> = {
+  '/start_session': 'start_session',
+  '/verify_session': 'verify_session',
+  '/prove': 'prove',
+  '/command': 'command',
+};
+
+/** The policy settings of the adaptive rule, from the config. */
+export function difficultyPolicy(config: Config): DifficultyPolicy {
+  return {
+    base: config.difficulty,
+    minRequests: config.difficultyMinRequests,
+    factor: config.difficultyOverloadFactor,
+    step: config.difficultyStep,
+    max: config.difficultyMax,
+    latencyP99Ms: config.difficultyLatencyP99Ms,
+    eventLoopUtilization: config.difficultyEventLoopUtilization,
+    memoryRatio: config.difficultyMemoryRatio,
+    releaseRatio: config.difficultyReleaseRatio,
+  };
+}
 
 export function createApp(deps: AppDeps): App {
   const { config, redis, log } = deps;
-  const store = handshakeStore(redis, edgeKeys(config.edgeRedisPrefix));
+  const metrics = deps.metrics ?? createMetrics();
+  const keys = edgeKeys(config.edgeRedisPrefix);
+  const observe = metrics.redis.bind(metrics);
+  const store = handshakeStore(redis, keys, observe);
   const core = createCoreClient({
     coreUrl: config.coreUrl,
     internalSecret: config.internalSecret,
     timeoutMs: config.coreTimeoutMs,
     log,
   });
+
+  let difficulty = deps.difficulty;
+  let controller: DifficultyController | null = null;
+  if (difficulty === undefined && config.difficultyPeriodMin > 0) {
+    const adaptive = adaptiveDifficulty({
+      store: difficultyStore(redis, keys, observe),
+      clock: deps.clock,
+      policy: difficultyPolicy(config),
+      periodMs: Math.max(1, Math.round(config.difficultyPeriodMin * 60_000)),
+      graceMs: config.difficultyGraceSec * 1000,
+      cacheMs: config.difficultyCacheMs,
+      leaseMs: config.difficultyLeaseMs,
+      loadReport: () => core.load(),
+      log,
+      metrics,
+    });
+    difficulty = adaptive.provider;
+    controller = adaptive.controller;
+    controller.start();
+  }
+  difficulty ??= staticDifficulty(config.difficulty);
+  const provider = difficulty;
+  metrics.difficulty(() => provider.last?.() ?? config.difficulty);
+
   const hs: HandshakeDeps = {
     config,
     store,
     clock: deps.clock,
     random: deps.random,
-    difficulty: deps.difficulty ?? staticDifficulty(config.difficulty),
+    difficulty: provider,
     core,
     log,
+    metrics,
   };
+
+  const throttle = createThrottle(
+    redis,
+    keys,
+    {
+      handshake: { burst: config.handshakeBurstPerIp, ratePerMin: config.handshakeRatePerIpPerMin },
+      request: { burst: config.requestBurstPerIp, ratePerMin: config.requestRatePerIpPerMin },
+    },
+    metrics.redis('throttle'),
+  );
+  const identify = clientIdentity(config);
+  const pingTimer = metrics.redis('ping');
 
   const bodyLimit: Readonly<Record<ApiPath, number>> = {
     '/start_session': config.maxHandshakeBodyBytes,
@@ -79,8 +159,23 @@ export function createApp(deps: AppDeps): App {
     '/prove': config.maxHandshakeBodyBytes,
     '/command': config.maxCommandBodyBytes,
   };
+  const budgetOf: Readonly<Record<ApiPath, Budget>> = {
+    '/start_session': 'handshake',
+    '/verify_session': 'handshake',
+    '/prove': 'request',
+    '/command': 'request',
+  };
 
-  /** After a 413 the rest of the body is read and dropped, up to a bound; past it the socket goes. */
+  let inFlight = 0;
+  metrics.inFlight(() => inFlight);
+  function release(): void {
+    inFlight--;
+  }
+
+  /**
+   * Reads and drops the rest of a body that will not be used (after a 413, 429 or 503), up to a
+   * bound; past it the socket goes. Keeps the connection usable for the client's next request.
+   */
   function discardRest(req: IncomingMessage, limit: number): void {
     const bound = 2 * limit + 65_536;
     let dropped = 0;
@@ -91,7 +186,30 @@ export function createApp(deps: AppDeps): App {
     req.resume();
   }
 
+  const nowMs = (): number => Math.floor(deps.clock.nowMs());
+
   async function handleApi(path: ApiPath, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // §6.3 step 2: overload, then throttling; both before the body is read.
+    if (config.maxInFlightRequests > 0 && inFlight >= config.maxInFlightRequests) {
+      metrics.overloaded();
+      discardRest(req, bodyLimit[path]);
+      throw new RelayError('busy', 'too many requests in flight');
+    }
+    inFlight++;
+    res.on('close', release);
+
+    const budget = budgetOf[path];
+    if (throttle.limited(budget)) {
+      const client = identify(req);
+      const waitSec = await throttle.take(budget, client, nowMs());
+      if (waitSec > 0) {
+        metrics.throttled(budget);
+        if (log.isLevelEnabled('debug')) log.debug(config.logClientIps ? { budget, client } : { budget }, 'throttled');
+        discardRest(req, bodyLimit[path]);
+        throw new RelayError('throttled', `throttled (${budget})`, waitSec);
+      }
+    }
+
     let body: Buffer;
     try {
       body = await readBody(req, bodyLimit[path]);
@@ -105,35 +223,82 @@ export function createApp(deps: AppDeps): App {
       return;
     }
     switch (path) {
-      case '/start_session':
-        sendOk(res, await startSession(hs, body));
+      case '/start_session': {
+        const answer = await startSession(hs, body);
+        sendOk(res, answer);
+        metrics.handshakeStarted();
+        provider.recordHandshake?.(nowMs());
         return;
-      case '/verify_session':
-        sendOk(res, await verifySession(hs, body));
+      }
+      case '/verify_session': {
+        let answer: string;
+        try {
+          answer = await verifySession(hs, body);
+        } catch (err) {
+          metrics.handshakeFailed(verifyFailure(err));
+          throw err;
+        }
+        sendOk(res, answer);
+        metrics.handshakeVerified();
+        provider.recordHandshake?.(nowMs());
         return;
+      }
       case '/prove':
-      case '/command':
-        await forward(hs, path, body, res);
+      case '/command': {
+        const route = ROUTE_OF[path] as 'prove' | 'command';
+        let status: number;
+        try {
+          status = await forward(hs, path, body, res);
+        } catch (err) {
+          metrics.proxied(route, isRelayError(err) ? (err.code === 'busy' ? 503 : 500) : 503);
+          throw err;
+        }
+        metrics.proxied(route, status);
         return;
+      }
     }
   }
+
+  async function ready(res: ServerResponse): Promise<void> {
+    // Readiness is the edge Redis only: with the core down the gatekeeper still answers 503s.
+    try {
+      await timed(pingTimer, () => redis.ping());
+      sendOk(res, 'ok');
+    } catch {
+      sendError(res, 'busy', config.busyRetryAfterSec);
+    }
+  }
+
+  async function serveMetrics(res: ServerResponse): Promise<void> {
+    const text = await metrics.registry.metrics();
+    res.writeHead(200, { 'content-type': metrics.registry.contentType, 'cache-control': 'no-store', 'content-length': Buffer.byteLength(text) });
+    res.end(text);
+  }
+
+  /** /livez, /readyz and (where served) /metrics; true when the request was one of them. */
+  async function handleOps(p: string, method: string, res: ServerResponse, withMetrics: boolean): Promise<boolean> {
+    if (method !== 'GET' && method !== 'HEAD') return false;
+    if (p === '/livez') {
+      sendOk(res, 'ok');
+      return true;
+    }
+    if (p === '/readyz') {
+      await ready(res);
+      return true;
+    }
+    if (p === '/metrics' && withMetrics) {
+      await serveMetrics(res);
+      return true;
+    }
+    return false;
+  }
+
+  const metricsOnMain = config.adminPort === null;
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = req.url ?? '/';
     const method = req.method ?? '';
-    if (method === 'GET' || method === 'HEAD') {
-      const p = normalizePath(url);
-      if (p === '/livez') return sendOk(res, 'ok');
-      if (p === '/readyz') {
-        // Readiness is the edge Redis only: with the core down the gatekeeper still answers 503s.
-        try {
-          await redis.ping();
-          return sendOk(res, 'ok');
-        } catch {
-          return sendError(res, 'busy', config.busyRetryAfterSec);
-        }
-      }
-    }
+    if (await handleOps(normalizePath(url), method, res, metricsOnMain)) return;
     const route = routeApi(method, url);
     switch (route.kind) {
       case 'notFound':
@@ -166,33 +331,75 @@ export function createApp(deps: AppDeps): App {
     sendError(res, 'busy', config.busyRetryAfterSec);
   }
 
-  const handler = (req: IncomingMessage, res: ServerResponse): void => {
-    // Aborted requests and broken sockets must never become uncaught 'error' events.
-    req.on('error', noop);
-    res.on('error', noop);
-    const startedMs = performance.now();
-    handle(req, res)
-      .catch((err: unknown) => {
-        try {
-          fail(res, err);
-        } catch {
-          res.destroy();
-        }
-      })
-      .finally(() => {
-        if (log.isLevelEnabled('debug')) {
-          // Only known paths are logged: anything else a client typed stays out of the log.
-          const p = normalizePath(req.url ?? '/');
-          log.debug(
-            { method: req.method, path: LOGGED_PATHS.has(p) ? p : 'other', status: res.statusCode, ms: Math.round(performance.now() - startedMs) },
-            'request',
-          );
-        }
-      });
+  const routeLabel = (p: string): RouteLabel => {
+    switch (p) {
+      case '/start_session':
+        return 'start_session';
+      case '/verify_session':
+        return 'verify_session';
+      case '/prove':
+        return 'prove';
+      case '/command':
+        return 'command';
+      case '/livez':
+        return 'livez';
+      case '/readyz':
+        return 'readyz';
+      case '/metrics':
+        return 'metrics';
+      default:
+        return 'other';
+    }
   };
+
+  const serve =
+    (inner: (req: IncomingMessage, res: ServerResponse) => Promise<void>) =>
+    (req: IncomingMessage, res: ServerResponse): void => {
+      // Aborted requests and broken sockets must never become uncaught 'error' events.
+      req.on('error', noop);
+      res.on('error', noop);
+      const startedMs = performance.now();
+      inner(req, res)
+        .catch((err: unknown) => {
+          try {
+            fail(res, err);
+          } catch {
+            res.destroy();
+          }
+        })
+        .finally(() => {
+          const p = normalizePath(req.url ?? '/');
+          const seconds = (performance.now() - startedMs) / 1000;
+          metrics.request(routeLabel(p), res.statusCode, seconds);
+          if (log.isLevelEnabled('debug')) {
+            // Only known paths are logged: anything else a client typed stays out of the log.
+            log.debug(
+              { method: req.method, path: LOGGED_PATHS.has(p) ? p : 'other', status: res.statusCode, ms: Math.round(seconds * 1000) },
+              'request',
+            );
+          }
+        });
+    };
+
+  const handler = serve(handle);
+  const adminHandler = serve(async (req, res) => {
+    if (!(await handleOps(normalizePath(req.url ?? '/'), req.method ?? '', res, true))) sendError(res, 'notFound', 0);
+  });
 
   return {
     handler,
-    close: async () => core.close(),
+    adminHandler,
+    metrics,
+    controller,
+    close: async () => {
+      await controller?.stop();
+      core.close();
+    },
   };
+}
+
+function verifyFailure(err: unknown): VerifyFailure {
+  if (err instanceof VerifyError) return err.reason;
+  if (isRelayError(err) && (err.code === 'framing' || err.code === 'invalid')) return 'malformed';
+  return 'unavailable';
 }

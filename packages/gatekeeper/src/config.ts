@@ -4,6 +4,7 @@
  * problem in plain words; main.ts prints it and exits 1 (PROTOCOL.md §7: refuse to start).
  * Error messages never echo a secret or a URL (a URL may hold a password).
  */
+import { isIP } from 'node:net';
 import { DEFAULTS, MAX_DIFFICULTY } from '@zax/protocol';
 import { z } from 'zod';
 
@@ -39,6 +40,58 @@ export interface Config {
   readonly redisCommandTimeoutMs: number;
   /** @default 'info' */
   readonly logLevel: LogLevel;
+
+  /** Token-bucket size for /start_session + /verify_session per client; 0 = unlimited. @default 120 */
+  readonly handshakeBurstPerIp: number;
+  /** Refill of that bucket, tokens per minute. @default 120 */
+  readonly handshakeRatePerIpPerMin: number;
+  /** Token-bucket size for /prove + /command per client; 0 = unlimited. @default 600 */
+  readonly requestBurstPerIp: number;
+  /** Refill of that bucket, tokens per minute. @default 1200 */
+  readonly requestRatePerIpPerMin: number;
+  /** Concurrent API requests before 503; 0 = unlimited. @default 0 */
+  readonly maxInFlightRequests: number;
+  /** Peers whose forwarding header is believed (CIDRs). @default [] */
+  readonly trustedProxies: readonly Cidr[];
+  /** Which header a trusted proxy writes. @default 'x-forwarded-for' */
+  readonly trustedProxyHeader: 'x-forwarded-for' | 'forwarded';
+  /** IPv6 clients are grouped by this prefix length. @default 64 */
+  readonly ipv6PrefixLength: number;
+
+  /** Adaptive difficulty period in minutes; 0 = off (static DIFFICULTY). @default 0 */
+  readonly difficultyPeriodMin: number;
+  /** @default 100 */
+  readonly difficultyMinRequests: number;
+  /** @default 2 */
+  readonly difficultyOverloadFactor: number;
+  /** @default 1 */
+  readonly difficultyStep: number;
+  /** Highest difficulty the controller sets. @default 20 */
+  readonly difficultyMax: number;
+  /** Core p99 latency above this raises the difficulty. @default 1000 */
+  readonly difficultyLatencyP99Ms: number;
+  /** Core event-loop utilisation above this raises the difficulty. @default 0.85 */
+  readonly difficultyEventLoopUtilization: number;
+  /** Core Redis used/maxmemory above this raises the difficulty. @default 0.8 */
+  readonly difficultyMemoryRatio: number;
+  /** The core-driven raise is released only when every signal is below threshold × this. @default 0.75 */
+  readonly difficultyReleaseRatio: number;
+  /** Lifetime of the controller lease in the edge Redis; renewed at a third of it. @default 10000 */
+  readonly difficultyLeaseMs: number;
+  /** How long a replica uses the difficulty it read from the edge Redis. @default 1000 */
+  readonly difficultyCacheMs: number;
+
+  /** `/livez` `/readyz` `/metrics` on this port too; `/metrics` then only here. @default null (none) */
+  readonly adminPort: number | null;
+  /** Client addresses in logs. @default false */
+  readonly logClientIps: boolean;
+}
+
+/** A parsed CIDR: `address` is canonical, `prefix` its length. */
+export interface Cidr {
+  readonly family: 'ipv4' | 'ipv6';
+  readonly address: string;
+  readonly prefix: number;
 }
 
 export class ConfigError extends Error {
@@ -64,6 +117,52 @@ const int = (def: number, min: number, max: number) =>
     }
     return n;
   });
+
+/** A decimal number in [min, max] (`exclusiveMin`: strictly above min). */
+const num = (def: number, min: number, max: number, exclusiveMin = false) =>
+  opt.transform((s, ctx): number => {
+    if (s === undefined) return def;
+    const n = /^\d+(\.\d+)?$/.test(s) ? Number(s) : NaN;
+    if (!Number.isFinite(n) || n < min || n > max || (exclusiveMin && n === min)) {
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        message: `must be a number ${exclusiveMin ? 'above' : 'from'} ${min}${exclusiveMin ? ' and at most' : ' to'} ${max}, got "${s}"`,
+      });
+      return z.NEVER;
+    }
+    return n;
+  });
+
+const bool = (def: boolean) =>
+  opt.transform((s, ctx): boolean => {
+    if (s === undefined) return def;
+    if (s === 'true' || s === '1') return true;
+    if (s === 'false' || s === '0') return false;
+    ctx.addIssue({ code: z.ZodIssueCode.custom, message: `must be true or false, got "${s}"` });
+    return z.NEVER;
+  });
+
+/** "a.b.c.d/n", "v6::/n" or a bare address (a /32 or /128), comma-separated. */
+const cidrs = opt.transform((s, ctx): readonly Cidr[] => {
+  if (s === undefined) return Object.freeze([]);
+  const out: Cidr[] = [];
+  for (const raw of s.split(',')) {
+    const item = raw.trim();
+    if (item === '') continue;
+    const slash = item.indexOf('/');
+    const address = slash === -1 ? item : item.slice(0, slash);
+    const v = isIP(address);
+    const max = v === 4 ? 32 : 128;
+    const prefixText = slash === -1 ? String(max) : item.slice(slash + 1);
+    const prefix = /^\d{1,3}$/.test(prefixText) ? Number(prefixText) : NaN;
+    if (v === 0 || !(prefix >= 0 && prefix <= max)) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: `"${item}" is not an address or CIDR (e.g. 10.0.0.0/8, fd00::/8)` });
+      return z.NEVER;
+    }
+    out.push(Object.freeze({ family: v === 4 ? 'ipv4' : 'ipv6', address, prefix }));
+  }
+  return Object.freeze(out);
+});
 
 const url = (protocols: readonly string[]) =>
   opt.transform((s, ctx): string | undefined => {
@@ -108,6 +207,40 @@ const schema = z.object({
   BUSY_RETRY_AFTER_SEC: int(DEFAULTS.busyRetryAfterSec, 1, 86_400),
   CORE_TIMEOUT_MS: int(3000, 1, 60_000),
   REDIS_COMMAND_TIMEOUT_MS: int(1000, 1, 60_000),
+  HANDSHAKE_BURST_PER_IP: int(120, 0, 1_000_000),
+  HANDSHAKE_RATE_PER_IP_PER_MIN: int(120, 1, 60_000_000),
+  REQUEST_BURST_PER_IP: int(600, 0, 1_000_000),
+  REQUEST_RATE_PER_IP_PER_MIN: int(1200, 1, 60_000_000),
+  MAX_IN_FLIGHT_REQUESTS: int(0, 0, 1_000_000),
+  TRUSTED_PROXIES: cidrs,
+  TRUSTED_PROXY_HEADER: opt.transform((s, ctx): 'x-forwarded-for' | 'forwarded' => {
+    const v = (s ?? 'x-forwarded-for').toLowerCase();
+    if (v === 'x-forwarded-for' || v === 'forwarded') return v;
+    ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'must be x-forwarded-for or forwarded' });
+    return z.NEVER;
+  }),
+  IPV6_PREFIX_LENGTH: int(64, 1, 128),
+  DIFFICULTY_PERIOD_MIN: num(0, 0, 1440),
+  DIFFICULTY_MIN_REQUESTS: int(100, 1, 1_000_000_000),
+  DIFFICULTY_OVERLOAD_FACTOR: num(2, 1, 1000, true),
+  DIFFICULTY_STEP: num(1, 0, MAX_DIFFICULTY, true),
+  DIFFICULTY_MAX: int(20, 0, MAX_DIFFICULTY),
+  DIFFICULTY_LATENCY_P99_MS: num(1000, 0, 3_600_000, true),
+  DIFFICULTY_EVENT_LOOP_UTILIZATION: num(0.85, 0, 1, true),
+  DIFFICULTY_MEMORY_RATIO: num(0.8, 0, 1, true),
+  DIFFICULTY_RELEASE_RATIO: num(0.75, 0, 1),
+  DIFFICULTY_LEASE_MS: int(10_000, 300, 600_000),
+  DIFFICULTY_CACHE_MS: int(1000, 0, 60_000),
+  ADMIN_PORT: opt.transform((s, ctx): number | null => {
+    if (s === undefined) return null;
+    const n = /^\d+$/.test(s) ? Number(s) : NaN;
+    if (!(n >= 0 && n <= 65535)) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: `must be a whole number from 0 to 65535, got "${s}"` });
+      return z.NEVER;
+    }
+    return n;
+  }),
+  LOG_CLIENT_IPS: bool(false),
   LOG_LEVEL: opt.transform((s, ctx): LogLevel => {
     if (s === undefined) return 'info';
     if ((LOG_LEVELS as readonly string[]).includes(s)) return s as LogLevel;
@@ -130,6 +263,12 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
   if (e.MAX_COMMAND_BODY_BYTES < minCommandBody) {
     problems.push(`MAX_COMMAND_BODY_BYTES: must be at least 4·⌈MAX_CHUNK_SIZE/3⌉ + 4096 = ${minCommandBody}`);
   }
+  if (e.DIFFICULTY_PERIOD_MIN > 0 && e.DIFFICULTY_MAX < e.DIFFICULTY) {
+    problems.push(`DIFFICULTY_MAX: must be at least DIFFICULTY (${e.DIFFICULTY}) when adaptive difficulty is on`);
+  }
+  if (e.ADMIN_PORT !== null && e.ADMIN_PORT !== 0 && e.ADMIN_PORT === e.PORT) {
+    problems.push('ADMIN_PORT: must differ from PORT');
+  }
   if (problems.length > 0 || edgeRedisUrl === undefined) throw new ConfigError(problems);
   return Object.freeze({
     port: e.PORT,
@@ -147,5 +286,26 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     coreTimeoutMs: e.CORE_TIMEOUT_MS,
     redisCommandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS,
     logLevel: e.LOG_LEVEL,
+    handshakeBurstPerIp: e.HANDSHAKE_BURST_PER_IP,
+    handshakeRatePerIpPerMin: e.HANDSHAKE_RATE_PER_IP_PER_MIN,
+    requestBurstPerIp: e.REQUEST_BURST_PER_IP,
+    requestRatePerIpPerMin: e.REQUEST_RATE_PER_IP_PER_MIN,
+    maxInFlightRequests: e.MAX_IN_FLIGHT_REQUESTS,
+    trustedProxies: e.TRUSTED_PROXIES,
+    trustedProxyHeader: e.TRUSTED_PROXY_HEADER,
+    ipv6PrefixLength: e.IPV6_PREFIX_LENGTH,
+    difficultyPeriodMin: e.DIFFICULTY_PERIOD_MIN,
+    difficultyMinRequests: e.DIFFICULTY_MIN_REQUESTS,
+    difficultyOverloadFactor: e.DIFFICULTY_OVERLOAD_FACTOR,
+    difficultyStep: e.DIFFICULTY_STEP,
+    difficultyMax: e.DIFFICULTY_MAX,
+    difficultyLatencyP99Ms: e.DIFFICULTY_LATENCY_P99_MS,
+    difficultyEventLoopUtilization: e.DIFFICULTY_EVENT_LOOP_UTILIZATION,
+    difficultyMemoryRatio: e.DIFFICULTY_MEMORY_RATIO,
+    difficultyReleaseRatio: e.DIFFICULTY_RELEASE_RATIO,
+    difficultyLeaseMs: e.DIFFICULTY_LEASE_MS,
+    difficultyCacheMs: e.DIFFICULTY_CACHE_MS,
+    adminPort: e.ADMIN_PORT,
+    logClientIps: e.LOG_CLIENT_IPS,
   });
 }

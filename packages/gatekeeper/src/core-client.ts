@@ -5,10 +5,13 @@
  */
 import http, { type IncomingMessage } from 'node:http';
 import {
+  INTERNAL_LOAD_PATH,
   INTERNAL_SECRET_HEADER,
   INTERNAL_SESSIONS_PATH,
   RelayError,
+  parseLoadReport,
   parseMintResponse,
+  type LoadReport,
   type MintRequest,
 } from '@zax/protocol';
 import { everyInterval, type Logger } from './log.js';
@@ -29,8 +32,8 @@ export const AGENT_IDLE_TIMEOUT_MS = 4000;
  */
 const BODY_IDLE_TIMEOUT_MS = 30_000;
 
-/** A mint answer is a tiny JSON object; anything longer is not one. */
-const MAX_MINT_RESPONSE_BYTES = 4096;
+/** A mint answer or a load report is a tiny JSON object; anything longer is not one. */
+const MAX_SMALL_RESPONSE_BYTES = 4096;
 
 export type MintResult = { status: 'ok'; relaySessionPk: string } | { status: 'proven' };
 
@@ -42,6 +45,11 @@ export interface CoreClient {
    * or 403 response, or no response within the timeout, throws RelayError('busy') (its body drained).
    */
   send(path: string, body: Buffer, contentType: string): Promise<IncomingMessage>;
+  /**
+   * GET /internal/load. Null when the core cannot be reached or gives no valid version-1 report
+   * (a core without the route answers 404): the difficulty controller treats all of these alike.
+   */
+  load(): Promise<LoadReport | null>;
   /** Closes the agent's sockets. */
   close(): void;
 }
@@ -73,6 +81,12 @@ export function createCoreClient(opts: CoreClientOptions): CoreClient {
     if (w === undefined) warners.set(reason, (w = warnUnreachable(reason)));
     w();
     return new RelayError('busy', `core: ${reason}`);
+  };
+
+  const loadWarner = everyInterval(60_000, (skipped) => opts.log.info({ skipped }, 'core load report unavailable; difficulty follows handshake counts only'));
+  const warnLoad = (reason: string): void => {
+    opts.log.debug({ reason }, 'core load report unavailable');
+    loadWarner();
   };
 
   /** One attempt; `retry` allows one more after a reset on a reused keep-alive socket. */
@@ -135,7 +149,7 @@ export function createCoreClient(opts: CoreClientOptions): CoreClient {
       const timer = setTimeout(() => fail('timeout reading body'), Math.max(1, deadlineMs - Date.now()));
       res.on('data', (c: Buffer) => {
         size += c.length;
-        if (size > MAX_MINT_RESPONSE_BYTES) fail('mint response too large');
+        if (size > MAX_SMALL_RESPONSE_BYTES) fail('response too large');
         else chunks.push(c);
       });
       res.on('end', () => {
@@ -166,6 +180,48 @@ export function createCoreClient(opts: CoreClientOptions): CoreClient {
       throw busy(`unexpected mint answer ${res.statusCode ?? 'none'}`);
     },
     send,
+    load() {
+      const deadlineMs = Date.now() + opts.timeoutMs;
+      return new Promise<LoadReport | null>((resolve) => {
+        const req = http.request(`${opts.coreUrl}${INTERNAL_LOAD_PATH}`, {
+          method: 'GET',
+          agent,
+          timeout: opts.timeoutMs,
+          headers: { [INTERNAL_SECRET_HEADER]: opts.internalSecret },
+        });
+        const timer = setTimeout(() => req.destroy(), opts.timeoutMs);
+        const unavailable = (reason: string): void => {
+          clearTimeout(timer);
+          warnLoad(reason);
+          resolve(null);
+        };
+        req.on('timeout', () => req.destroy());
+        req.on('error', (err) => unavailable(errCode(err)));
+        req.on('response', (res) => {
+          clearTimeout(timer);
+          res.on('error', () => {});
+          if (res.statusCode !== 200) {
+            res.resume();
+            unavailable(`status ${res.statusCode ?? 'none'}`);
+            return;
+          }
+          readSmall(res, deadlineMs).then(
+            (raw) => {
+              let report: LoadReport | null = null;
+              try {
+                report = parseLoadReport(JSON.parse(raw.toString('utf8')));
+              } catch {
+                report = null;
+              }
+              if (report === null) unavailable('bad load report');
+              else resolve(report);
+            },
+            () => unavailable('load report body'),
+          );
+        });
+        req.end();
+      });
+    },
     close() {
       agent.destroy();
     },

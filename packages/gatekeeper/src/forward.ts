@@ -21,9 +21,10 @@ export interface ForwardDeps {
 
 /**
  * Forwards one request. Throws RelayError('busy') when the core cannot answer; once the core's
- * headers are here it writes the response itself (a body that breaks off mid-way resets the client).
+ * headers are here it writes the response itself (a body that breaks off mid-way resets the client)
+ * and returns the status it gave.
  */
-export async function forward(deps: ForwardDeps, path: ApiPath, body: Buffer, res: ServerResponse): Promise<void> {
+export async function forward(deps: ForwardDeps, path: ApiPath, body: Buffer, res: ServerResponse): Promise<number> {
   const upstream = await deps.core.send(path, body, 'text/plain; charset=utf-8');
   const status = upstream.statusCode ?? 502;
 
@@ -49,4 +50,5 @@ export async function forward(deps: ForwardDeps, path: ApiPath, body: Buffer, re
   pipeline(upstream, res, (err) => {
     if (err) deps.log.debug({ path, reason: err.message.slice(0, 80) }, 'forwarded response broke off');
   });
+  return status;
 }

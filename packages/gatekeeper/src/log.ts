@@ -1,14 +1,54 @@
 /**
  * Logging (pino JSON lines on stdout). PROTOCOL.md §7.1 / DEVIATION D17: never bodies, tokens, keys
  * or client IPs; an hpk or handshake id at most as its first 8 base64 characters (`short`).
+ *
+ * The code never passes such values to the logger; the redaction list below is the second line of
+ * defence for field names that would carry them. Client addresses are logged (field `client`) only
+ * with LOG_CLIENT_IPS=true; otherwise the field is removed.
  */
-import { pino, type Logger } from 'pino';
+import { pino, type DestinationStream, type Logger } from 'pino';
 import type { LogLevel } from './config.js';
 
 export type { Logger };
 
-export function createLogger(level: LogLevel): Logger {
-  return pino({ level, base: { service: 'gatekeeper' } });
+/** Field names whose values never reach a log line, at the top level or one level down. */
+const SECRET_FIELDS = [
+  'body',
+  'payload',
+  'headers',
+  'token',
+  'clientToken',
+  'relayToken',
+  'secret',
+  'internalSecret',
+  'key',
+  'secretKey',
+  'publicKey',
+  'pk',
+  'hpk',
+  'nonce',
+  'answer',
+  'authorization',
+];
+const IP_FIELDS = ['client', 'ip', 'remoteAddress', 'xForwardedFor'];
+
+export interface LoggerOptions {
+  /** LOG_CLIENT_IPS. @default false */
+  logClientIps?: boolean;
+}
+
+/** `destination`: stdout unless given (tests read the lines). */
+export function createLogger(level: LogLevel, opts: LoggerOptions = {}, destination?: DestinationStream): Logger {
+  const paths = (fields: readonly string[]): string[] => fields.flatMap((f) => [f, `*.${f}`]);
+  const options = {
+    level,
+    base: { service: 'gatekeeper' },
+    redact: {
+      paths: [...paths(SECRET_FIELDS), ...(opts.logClientIps === true ? [] : paths(IP_FIELDS))],
+      remove: true,
+    },
+  };
+  return destination === undefined ? pino(options) : pino(options, destination);
 }
 
 /** The first 8 characters of an identifier: all that may reach a log. */

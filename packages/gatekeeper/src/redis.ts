@@ -16,13 +16,39 @@ export interface EdgeRedis extends Redis {
   zaxGkLoadHandshake(key: string, nowMs: string): Promise<[string, string, string, string] | null>;
   /** lua/set-session-pk.lua */
   zaxGkSetSessionPk(key: string, relayToken: string, pk: string, nowMs: string): Promise<number>;
+  /** lua/throttle.lua: 0 = token taken, else ms until one is available */
+  zaxGkThrottle(key: string, nowMs: string, burst: string, ratePerMin: string, keyTtlMs: string): Promise<number>;
+  /** lua/difficulty-count.lua */
+  zaxGkDifficultyCount(key: string, add: string, keyTtlMs: string): Promise<number>;
+  /** lua/difficulty-lease.lua */
+  zaxGkDifficultyLease(leaseKey: string, owner: string, leaseMs: string): Promise<number>;
+  /** lua/difficulty-release.lua */
+  zaxGkDifficultyRelease(leaseKey: string, owner: string): Promise<number>;
+  /** lua/difficulty-write.lua */
+  zaxGkDifficultyWrite(
+    leaseKey: string,
+    stateKey: string,
+    owner: string,
+    period: string,
+    difficulty: string,
+    boost: string,
+    changes: string,
+    nowMs: string,
+    keyTtlMs: string,
+  ): Promise<number>;
 }
 
+/** Each script's file and number of KEYS. */
 const SCRIPTS = {
-  zaxGkStartSession: 'start-session.lua',
-  zaxGkLoadHandshake: 'load-handshake.lua',
-  zaxGkSetSessionPk: 'set-session-pk.lua',
-} as const satisfies Record<Exclude<keyof EdgeRedis, keyof Redis>, string>;
+  zaxGkStartSession: ['start-session.lua', 1],
+  zaxGkLoadHandshake: ['load-handshake.lua', 1],
+  zaxGkSetSessionPk: ['set-session-pk.lua', 1],
+  zaxGkThrottle: ['throttle.lua', 1],
+  zaxGkDifficultyCount: ['difficulty-count.lua', 1],
+  zaxGkDifficultyLease: ['difficulty-lease.lua', 1],
+  zaxGkDifficultyRelease: ['difficulty-release.lua', 1],
+  zaxGkDifficultyWrite: ['difficulty-write.lua', 2],
+} as const satisfies Record<Exclude<keyof EdgeRedis, keyof Redis>, readonly [string, number]>;
 
 const lua = (file: string): string => readFileSync(new URL(`../lua/${file}`, import.meta.url), 'utf8');
 
@@ -44,7 +70,7 @@ export function connectRedis(url: string, opts: ConnectRedisOptions): EdgeRedis 
     // Endless reconnect with a short, capped back-off.
     retryStrategy: (times) => Math.min(50 * times, 1000),
   });
-  for (const [name, file] of Object.entries(SCRIPTS)) redis.defineCommand(name, { numberOfKeys: 1, lua: lua(file) });
+  for (const [name, [file, numberOfKeys]] of Object.entries(SCRIPTS)) redis.defineCommand(name, { numberOfKeys, lua: lua(file) });
   const warn = everyInterval(5000, (skipped) =>
     opts.log?.warn({ skipped }, 'edge redis connection error'),
   );

@@ -33,8 +33,105 @@ describe('loadConfig', () => {
       coreTimeoutMs: 3000,
       redisCommandTimeoutMs: 1000,
       logLevel: 'info',
+      handshakeBurstPerIp: 120,
+      handshakeRatePerIpPerMin: 120,
+      requestBurstPerIp: 600,
+      requestRatePerIpPerMin: 1200,
+      maxInFlightRequests: 0,
+      trustedProxies: [],
+      trustedProxyHeader: 'x-forwarded-for',
+      ipv6PrefixLength: 64,
+      difficultyPeriodMin: 0,
+      difficultyMinRequests: 100,
+      difficultyOverloadFactor: 2,
+      difficultyStep: 1,
+      difficultyMax: 20,
+      difficultyLatencyP99Ms: 1000,
+      difficultyEventLoopUtilization: 0.85,
+      difficultyMemoryRatio: 0.8,
+      difficultyReleaseRatio: 0.75,
+      difficultyLeaseMs: 10_000,
+      difficultyCacheMs: 1000,
+      adminPort: null,
+      logClientIps: false,
     });
     expect(Object.isFrozen(c)).toBe(true);
+  });
+
+  it('reads the throttling, proxy, adaptive-difficulty and admin settings', () => {
+    const c = loadConfig({
+      ...BASE,
+      HANDSHAKE_BURST_PER_IP: '1',
+      HANDSHAKE_RATE_PER_IP_PER_MIN: '6',
+      REQUEST_BURST_PER_IP: '0',
+      MAX_IN_FLIGHT_REQUESTS: '500',
+      TRUSTED_PROXIES: '10.0.0.0/8, 192.168.1.7 ,fd00::/8,::1',
+      TRUSTED_PROXY_HEADER: 'Forwarded',
+      IPV6_PREFIX_LENGTH: '56',
+      DIFFICULTY: '4',
+      DIFFICULTY_PERIOD_MIN: '0.05',
+      DIFFICULTY_MIN_REQUESTS: '10',
+      DIFFICULTY_OVERLOAD_FACTOR: '1.5',
+      DIFFICULTY_STEP: '3',
+      DIFFICULTY_MAX: '12',
+      ADMIN_PORT: '9090',
+      LOG_CLIENT_IPS: 'true',
+    });
+    expect(c).toMatchObject({
+      handshakeBurstPerIp: 1,
+      handshakeRatePerIpPerMin: 6,
+      requestBurstPerIp: 0,
+      maxInFlightRequests: 500,
+      trustedProxyHeader: 'forwarded',
+      ipv6PrefixLength: 56,
+      difficultyPeriodMin: 0.05,
+      difficultyMinRequests: 10,
+      difficultyOverloadFactor: 1.5,
+      difficultyStep: 3,
+      difficultyMax: 12,
+      adminPort: 9090,
+      logClientIps: true,
+    });
+    expect(c.trustedProxies).toEqual([
+      { family: 'ipv4', address: '10.0.0.0', prefix: 8 },
+      { family: 'ipv4', address: '192.168.1.7', prefix: 32 },
+      { family: 'ipv6', address: 'fd00::', prefix: 8 },
+      { family: 'ipv6', address: '::1', prefix: 128 },
+    ]);
+  });
+
+  it('refuses bad throttling, proxy and adaptive settings, each with its name', () => {
+    const list = problems({
+      ...BASE,
+      HANDSHAKE_RATE_PER_IP_PER_MIN: '0',
+      TRUSTED_PROXIES: '10.0.0.0/33',
+      TRUSTED_PROXY_HEADER: 'x-real-ip',
+      IPV6_PREFIX_LENGTH: '0',
+      DIFFICULTY_PERIOD_MIN: '-1',
+      DIFFICULTY_OVERLOAD_FACTOR: '1',
+      DIFFICULTY_MAX: '256',
+      ADMIN_PORT: 'x',
+      LOG_CLIENT_IPS: 'yes',
+    }).join('\n');
+    for (const name of [
+      'HANDSHAKE_RATE_PER_IP_PER_MIN',
+      'TRUSTED_PROXIES',
+      'TRUSTED_PROXY_HEADER',
+      'IPV6_PREFIX_LENGTH',
+      'DIFFICULTY_PERIOD_MIN',
+      'DIFFICULTY_OVERLOAD_FACTOR',
+      'DIFFICULTY_MAX',
+      'ADMIN_PORT',
+      'LOG_CLIENT_IPS',
+    ]) {
+      expect(list).toMatch(new RegExp(`^${name}: `, 'm'));
+    }
+    expect(problems({ ...BASE, DIFFICULTY: '8', DIFFICULTY_MAX: '6', DIFFICULTY_PERIOD_MIN: '1' })).toEqual([
+      'DIFFICULTY_MAX: must be at least DIFFICULTY (8) when adaptive difficulty is on',
+    ]);
+    // with adaptive difficulty off, a static difficulty above DIFFICULTY_MAX is fine
+    expect(loadConfig({ ...BASE, DIFFICULTY: '24' }).difficulty).toBe(24);
+    expect(problems({ ...BASE, PORT: '9000', ADMIN_PORT: '9000' })).toEqual(['ADMIN_PORT: must differ from PORT']);
   });
 
   it('derives the edge prefix from REDIS_PREFIX, and prefers EDGE_REDIS_URL and EDGE_REDIS_PREFIX', () => {

@@ -114,11 +114,23 @@ describe('forwarding', () => {
   });
 
   it('answers the client even when deleting the consumed handshake fails', async () => {
-    core.onForward = (_p, _b, res) => res.writeHead(200, { 'x-zax-consumed-handshake': ID }).end('0');
-    gk.redis.disconnect(); // edge Redis gone: the DEL fails at once
-    const r = await post(gk.port, '/prove', 'x');
-    expect(r.status).toBe(200);
-    expect(r.body).toBe('0');
+    // The request budget off: with it on, an edge Redis outage is a 503 before forwarding.
+    const gk2 = await startGatekeeper({ coreUrl: core.url, env: { REQUEST_BURST_PER_IP: '0' } });
+    try {
+      core.onForward = (_p, _b, res) => res.writeHead(200, { 'x-zax-consumed-handshake': ID }).end('0');
+      gk2.redis.disconnect(); // edge Redis gone: the DEL fails at once
+      const r = await post(gk2.port, '/prove', 'x');
+      expect(r.status).toBe(200);
+      expect(r.body).toBe('0');
+    } finally {
+      await gk2.close();
+    }
+  });
+
+  it('with the request budget on, an edge Redis outage is 503 before anything reaches the core (fail closed)', async () => {
+    gk.redis.disconnect();
+    for (const path of PATHS) expectBusy(await post(gk.port, path, 'x'));
+    expect(core.forwarded).toHaveLength(0);
   });
 });
 

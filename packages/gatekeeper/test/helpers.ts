@@ -9,6 +9,7 @@ import { freePort } from '../../../test/support/redis-server.js';
 import { createApp, type App } from '../src/app.js';
 import { loadConfig, type Config } from '../src/config.js';
 import type { DifficultyProvider } from '../src/difficulty.js';
+import type { GatekeeperMetrics } from '../src/metrics.js';
 import { connectRedis, redisReady, type EdgeRedis } from '../src/redis.js';
 
 export const SECRET = 'test-secret-0123456789';
@@ -29,7 +30,12 @@ export interface GatekeeperOptions {
   env?: Record<string, string>;
   random?: (n: number) => Uint8Array;
   difficulty?: DifficultyProvider;
+  metrics?: GatekeeperMetrics;
   redisUrl?: string;
+  /** Share another gatekeeper's edge prefix (a second replica). Default: a fresh prefix. */
+  prefix?: string;
+  /** The injected clock (shared with a difficulty provider built outside). @default at 1_700_000_000_000 */
+  clock?: { ms: number; nowMs(): number };
   /** Default: a port nothing listens on. */
   coreUrl?: string;
 }
@@ -45,9 +51,14 @@ export async function closeServer(server: http.Server): Promise<void> {
   await new Promise<void>((resolve) => server.close(() => resolve()));
 }
 
+export function testClock(ms = 1_700_000_000_000): { ms: number; nowMs(): number } {
+  const clock = { ms, nowMs: () => clock.ms };
+  return clock;
+}
+
 export async function startGatekeeper(opts: GatekeeperOptions = {}): Promise<Gatekeeper> {
   const redisUrl = opts.redisUrl ?? inject('redisUrl');
-  const prefix = freshPrefix('gk');
+  const prefix = opts.prefix ?? freshPrefix('gk');
   const config = loadConfig({
     REDIS_URL: redisUrl,
     EDGE_REDIS_PREFIX: prefix,
@@ -60,7 +71,7 @@ export async function startGatekeeper(opts: GatekeeperOptions = {}): Promise<Gat
   });
   const redis = connectRedis(config.edgeRedisUrl, { commandTimeoutMs: config.redisCommandTimeoutMs });
   await redisReady(redis);
-  const clock = { ms: 1_700_000_000_000, nowMs: () => clock.ms };
+  const clock = opts.clock ?? testClock();
   const app = createApp({
     config,
     redis,
@@ -68,6 +79,7 @@ export async function startGatekeeper(opts: GatekeeperOptions = {}): Promise<Gat
     random: opts.random ?? ((n) => new Uint8Array(n).map(() => Math.floor(Math.random() * 256))),
     log: silentLog,
     ...(opts.difficulty ? { difficulty: opts.difficulty } : {}),
+    ...(opts.metrics ? { metrics: opts.metrics } : {}),
   });
   const { server, port } = await listen(app.handler);
   return {
@@ -134,6 +146,10 @@ export interface FakeCore {
   readonly mints: MintRequest[];
   /** Every forwarded request: path, headers and raw body. */
   readonly forwarded: { path: string; headers: IncomingHttpHeaders; body: Buffer }[];
+  /** GET /internal/load requests received (with the right secret). */
+  loadPolls: number;
+  /** Answers GET /internal/load; like today's core, 404 by default. */
+  onLoad: (res: http.ServerResponse) => void;
   onMint: (req: MintRequest, res: http.ServerResponse) => void;
   onForward: (path: string, body: Buffer, res: http.ServerResponse) => void;
   close(): Promise<void>;
@@ -147,6 +163,8 @@ export async function startFakeCore(): Promise<FakeCore> {
     url: '',
     mints: [],
     forwarded: [],
+    loadPolls: 0,
+    onLoad: (res) => res.writeHead(404).end(),
     onMint: (_req, res) => {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ v: 1, status: 'ok', relaySessionPk: FAKE_PK }));
@@ -164,6 +182,11 @@ export async function startFakeCore(): Promise<FakeCore> {
       const body = Buffer.concat(chunks);
       if (req.headers['x-zax-internal-secret'] !== SECRET) {
         res.writeHead(403).end();
+        return;
+      }
+      if (req.url === '/internal/load' && req.method === 'GET') {
+        core.loadPolls++;
+        core.onLoad(res);
         return;
       }
       if (req.url === '/internal/sessions') {

@@ -112,7 +112,8 @@ describe('gatekeeper process (dist/main.js)', () => {
     expect(r.status).toBe(200);
     const redis = new Redis(inject('redisUrl'));
     try {
-      expect((await redis.keys(`${prefix}*`)).every((k) => k.startsWith(`${prefix}edge:hs:`))).toBe(true);
+      // the handshake record and the caller's throttle bucket, all under the edge prefix
+      expect((await redis.keys(`${prefix}*`)).every((k) => k.startsWith(`${prefix}edge:hs:`) || k.startsWith(`${prefix}edge:tb:h:`))).toBe(true);
       expect(await redis.keys(`${prefix}edge:hs:*`)).toHaveLength(1);
     } finally {
       redis.disconnect();

@@ -17,13 +17,17 @@ function expectBusy(r: Reply): void {
 let redisServer: RedisServer;
 let core: FakeCore;
 let gk: Gatekeeper;
+/** The same, with the request budget off: forwarding then needs no edge Redis at all. */
+let gkNoBudget: Gatekeeper;
 beforeAll(async () => {
   redisServer = await startRedisServer();
   core = await startFakeCore();
   gk = await startGatekeeper({ redisUrl: redisServer.url, coreUrl: core.url });
+  gkNoBudget = await startGatekeeper({ redisUrl: redisServer.url, coreUrl: core.url, env: { REQUEST_BURST_PER_IP: '0' } });
 });
 afterAll(async () => {
   await gk.close();
+  await gkNoBudget.close();
   await core.close();
   await redisServer.stop();
 });
@@ -37,7 +41,7 @@ async function until(pred: () => Promise<boolean>, timeoutMs: number): Promise<v
 }
 
 describe('edge Redis down', () => {
-  it('answers 503 on both handshake endpoints and /readyz, quickly, while /livez and forwarding keep working', async () => {
+  it('answers 503 on every API endpoint (the throttle fails closed) and /readyz, quickly, while /livez keeps working', async () => {
     expect((await post(gk.port, '/start_session', b64(CT))).status).toBe(200);
     await redisServer.stop();
     await until(async () => gk.redis.status !== 'ready', 5000);
@@ -48,14 +52,21 @@ describe('edge Redis down', () => {
     expect(Date.now() - started).toBeLessThan(2000);
     expectBusy(await request(gk.port, { method: 'GET', path: '/readyz' }));
     expect((await request(gk.port, { method: 'GET', path: '/livez' })).status).toBe(200);
-    expect((await post(gk.port, '/command', 'x')).status).toBe(200);
-    // format errors are still format errors
-    expect((await post(gk.port, '/start_session', 'short')).status).toBe(400);
+    expectBusy(await post(gk.port, '/command', 'x'));
+    expectBusy(await post(gk.port, '/prove', 'x'));
+    // throttling (§6.3 step 2) comes before parsing: with the budget on, nothing can be checked
+    expectBusy(await post(gk.port, '/start_session', 'short'));
+  });
+
+  it('without a request budget, forwarding needs no edge Redis and keeps working', async () => {
+    await until(async () => gkNoBudget.redis.status !== 'ready', 5000);
+    expect((await post(gkNoBudget.port, '/command', 'x')).status).toBe(200);
   });
 
   it('recovers by itself once Redis is back (scripts are loaded again)', async () => {
     await redisServer.restart();
     await until(async () => (await request(gk.port, { method: 'GET', path: '/readyz' })).status === 200, 10_000);
+    await until(async () => (await request(gkNoBudget.port, { method: 'GET', path: '/readyz' })).status === 200, 10_000);
     const r = await post(gk.port, '/start_session', b64(CT));
     expect(r.status).toBe(200);
     const rt = Buffer.from(r.body.split('\r\n')[0]!, 'base64');

@@ -4,6 +4,7 @@ import type { Config } from '../config.js';
 import type { CoreClient } from '../core-client.js';
 import type { DifficultyProvider } from '../difficulty.js';
 import type { Logger } from '../log.js';
+import type { GatekeeperMetrics } from '../metrics.js';
 import type { HandshakeStore } from './store.js';
 
 export interface HandshakeDeps {
@@ -15,6 +16,7 @@ export interface HandshakeDeps {
   readonly difficulty: DifficultyProvider;
   readonly core: CoreClient;
   readonly log: Logger;
+  readonly metrics: GatekeeperMetrics;
 }
 
 /** Whole milliseconds: expiries travel as integers (MintRequest.expiresAtMs). */

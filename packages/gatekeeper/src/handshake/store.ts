@@ -7,6 +7,7 @@
  */
 import { RelayError } from '@zax/protocol';
 import type { EdgeKeys } from '../keys.js';
+import type { RedisOp } from '../metrics.js';
 import type { EdgeRedis } from '../redis.js';
 
 /** Redis keeps a record this long past its expiry; it is dead (checked in Lua) meanwhile. */
@@ -29,34 +30,47 @@ export interface HandshakeStore {
   delete(handshakeId: string): Promise<void>;
 }
 
-/** ioredis errors may carry the command and its arguments (tokens): keep only the message. */
-async function storeOp<T>(op: Promise<T>): Promise<T> {
+/**
+ * Times one operation, and turns a failure into RelayError('busy'). ioredis errors may carry the
+ * command and its arguments (tokens): only the message is kept.
+ */
+async function storeOp<T>(observe: (seconds: number) => void, op: Promise<T>): Promise<T> {
+  const t0 = performance.now();
   try {
     return await op;
   } catch (err) {
     throw new RelayError('busy', `edge redis: ${err instanceof Error ? err.message.slice(0, 120) : 'error'}`);
+  } finally {
+    observe((performance.now() - t0) / 1000);
   }
 }
 
-export function handshakeStore(redis: EdgeRedis, keys: EdgeKeys): HandshakeStore {
+export function handshakeStore(redis: EdgeRedis, keys: EdgeKeys, observe: (op: RedisOp) => (seconds: number) => void = () => () => {}): HandshakeStore {
+  const t = {
+    start: observe('start_session'),
+    load: observe('load_handshake'),
+    setPk: observe('set_session_pk'),
+    del: observe('delete_handshake'),
+  };
   return {
     start(id, ct, rt, nowMs, ttlSec) {
       const ttlMs = ttlSec * 1000;
       return storeOp(
+        t.start,
         redis.zaxGkStartSession(keys.handshake(id), String(nowMs), ct, rt, String(nowMs + ttlMs), String(ttlMs + KEY_TTL_MARGIN_MS)),
       );
     },
     async load(id, nowMs) {
-      const rec = await storeOp(redis.zaxGkLoadHandshake(keys.handshake(id), String(nowMs)));
+      const rec = await storeOp(t.load, redis.zaxGkLoadHandshake(keys.handshake(id), String(nowMs)));
       if (rec === null) return null;
       const [clientToken, relayToken, exp, pk] = rec;
       return { clientToken, relayToken, expiresAtMs: Number(exp), sessionPk: pk === '' ? null : pk };
     },
     async setSessionPk(id, rt, pk, nowMs) {
-      return (await storeOp(redis.zaxGkSetSessionPk(keys.handshake(id), rt, pk, String(nowMs)))) === 1;
+      return (await storeOp(t.setPk, redis.zaxGkSetSessionPk(keys.handshake(id), rt, pk, String(nowMs)))) === 1;
     },
     async delete(id) {
-      await storeOp(redis.del(keys.handshake(id)));
+      await storeOp(t.del, redis.del(keys.handshake(id)));
     },
   };
 }

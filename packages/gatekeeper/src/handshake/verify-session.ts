@@ -8,6 +8,16 @@ import { B64_32_CHARS, RelayError, TOKEN_BYTES, b64, checkAnswer, frame, require
 import { short } from '../log.js';
 import { nowMsOf, type HandshakeDeps } from './deps.js';
 
+/** A 401 with the reason it is counted under (the client sees only 401 G). */
+export class VerifyError extends RelayError {
+  constructor(
+    readonly reason: 'unknown_handshake' | 'wrong_answer' | 'proven',
+    logMessage: string,
+  ) {
+    super('unauthorized', logMessage);
+  }
+}
+
 /** Returns the response body: b64(r_sess_pk). */
 export async function verifySession(deps: HandshakeDeps, body: Buffer): Promise<string> {
   const [idLine, answerLine] = frame(body.toString('latin1'), [B64_32_CHARS, B64_32_CHARS]);
@@ -16,13 +26,20 @@ export async function verifySession(deps: HandshakeDeps, body: Buffer): Promise<
   const nowMs = nowMsOf(deps.clock);
 
   const record = await deps.store.load(handshakeId, nowMs);
-  if (record === null) throw new RelayError('unauthorized', `no live handshake ${short(handshakeId)}`);
+  if (record === null) throw new VerifyError('unknown_handshake', `no live handshake ${short(handshakeId)}`);
 
   const clientToken = Buffer.from(record.clientToken, 'base64');
   const relayToken = Buffer.from(record.relayToken, 'base64');
+  const fits = (accepted: readonly number[]): boolean => accepted.some((d) => checkAnswer(clientToken, relayToken, answer, d));
+  // A cached difficulty may lag a change published a moment ago: before refusing, ask once more
+  // with a freshly read value (the provider rate-limits those reads).
   const accepted = await deps.difficulty.accepted(nowMs);
-  if (!accepted.some((d) => checkAnswer(clientToken, relayToken, answer, d))) {
-    throw new RelayError('unauthorized', `wrong answer for ${short(handshakeId)}`);
+  if (!fits(accepted)) {
+    const again = await deps.difficulty.accepted(nowMs, true);
+    if (again === accepted || !fits(again)) {
+      deps.metrics.powFailure();
+      throw new VerifyError('wrong_answer', `wrong answer for ${short(handshakeId)}`);
+    }
   }
 
   if (record.sessionPk !== null) return record.sessionPk;
@@ -34,7 +51,8 @@ export async function verifySession(deps: HandshakeDeps, body: Buffer): Promise<
     relayToken: record.relayToken,
     expiresAtMs: record.expiresAtMs,
   });
-  if (minted.status === 'proven') throw new RelayError('unauthorized', `handshake ${short(handshakeId)} already proven`);
+  if (minted.status === 'proven') throw new VerifyError('proven', `handshake ${short(handshakeId)} already proven`);
+  deps.metrics.sessionMinted();
 
   // The key is valid whether or not the edge record takes it: the core mints create-if-absent, so
   // a repeat verify that misses the edge copy gets the same key from the core.
