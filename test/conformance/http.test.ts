@@ -488,20 +488,26 @@ describe('message commands', () => {
   });
 
   it('§8.99 file commands answer 405 while the file store is disabled; upload and getEntropy still work', async () => {
-    const a = await raw.connect(url);
-    const nonce = b64(raw.freshNonce());
-    const uid = b64(raw.rnd(32));
-    for (const cmd of [
-      { cmd: 'startFileUpload', to: a.id.hpk, file_size: 10, metadata: { nonce, ctext: 'm' } },
-      { cmd: 'fileStatus', uploadID: uid },
-      { cmd: 'downloadFileChunk', uploadID: uid, part: 0 },
-      { cmd: 'deleteFile', uploadID: uid },
-    ]) {
-      const r = await raw.command(a, cmd);
-      expect([r.status, r.text, details(r)], cmd.cmd).toEqual([405, '', null]);
+    // The file store is on by default: this item needs a relay with FILE_STORE_ENABLED=false.
+    const off = await Relay.start({ redisUrl: inject('redisUrl'), env: { FILE_STORE_ENABLED: 'false' } });
+    try {
+      const a = await raw.connect(off.url);
+      const nonce = b64(raw.freshNonce());
+      const uid = b64(raw.rnd(32));
+      for (const cmd of [
+        { cmd: 'startFileUpload', to: a.id.hpk, file_size: 10, metadata: { nonce, ctext: 'm' } },
+        { cmd: 'fileStatus', uploadID: uid },
+        { cmd: 'downloadFileChunk', uploadID: uid, part: 0 },
+        { cmd: 'deleteFile', uploadID: uid },
+      ]) {
+        const r = await raw.command(a, cmd);
+        expect([r.status, r.text, details(r)], cmd.cmd).toEqual([405, '', null]);
+      }
+      const up = await raw.command(a, { cmd: 'uploadFileChunk', uploadID: uid, part: 0, nonce }, { line4: 'AAAA' });
+      expect(up.status).toBe(405);
+      expect((await raw.command(a, { cmd: 'upload', to: a.id.hpk, payload: 'x' })).status).toBe(200);
+    } finally {
+      await off.stop();
     }
-    const up = await raw.command(a, { cmd: 'uploadFileChunk', uploadID: uid, part: 0, nonce }, { line4: 'AAAA' });
-    expect(up.status).toBe(405);
-    expect((await raw.command(a, { cmd: 'upload', to: a.id.hpk, payload: 'x' })).status).toBe(200);
   });
 });

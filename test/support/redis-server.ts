@@ -26,13 +26,14 @@ export interface RedisServer {
   restart(): Promise<void>;
 }
 
-export async function startRedisServer(port?: number): Promise<RedisServer> {
+/** `extraArgs` go to redis-server after the defaults (e.g. `['--maxmemory', '8mb']`). */
+export async function startRedisServer(port?: number, extraArgs: readonly string[] = []): Promise<RedisServer> {
   const p = port ?? (await freePort());
   let child: ChildProcess | null = null;
   const launch = async (): Promise<void> => {
     child = spawn(
       'redis-server',
-      ['--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction'],
+      ['--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction', ...extraArgs],
       { stdio: 'ignore' },
     );
     const deadline = Date.now() + 10_000;

@@ -27,11 +27,13 @@ import {
 } from '@zax/protocol';
 import { runCommand } from './command.js';
 import type { Config } from './config.js';
+import { createFileSeed } from './file-seed.js';
 import { mintSession } from './internal-sessions.js';
 import { createKeys } from './keys.js';
 import type { Log } from './log.js';
 import { prove } from './prove.js';
 import type { CoreRedis } from './redis.js';
+import { createStoreGuard } from './store-guard.js';
 import { createStores, isStoreUnavailable, storeCall } from './store/index.js';
 
 export interface AppDeps {
@@ -61,7 +63,10 @@ const digest = (s: string): Buffer => createHash('sha256').update(s, 'utf8').dig
 
 export function createApp(deps: AppDeps): App {
   const { config, redis, clock, crypto, log } = deps;
-  const stores = createStores(redis, createKeys(config.redisPrefix), config);
+  const keys = createKeys(config.redisPrefix);
+  const stores = createStores(redis, keys, config);
+  const fileSeed = createFileSeed({ configured: config.fileSeed, redis, key: keys.fileSeed, randomBytes: crypto.randomBytes });
+  const storeGuard = createStoreGuard(redis, { ratio: config.storeHighWaterRatio, retryAfterSec: config.busyRetryAfterSec, log });
   const secretDigests = [config.internalSecret, config.internalSecretPrevious].filter((s): s is string => s !== null).map(digest);
 
   /** Constant-time against every accepted secret (digests make the lengths equal). */
@@ -169,7 +174,7 @@ export function createApp(deps: AppDeps): App {
       }
       case '/command': {
         const body = await readBody(req, config.maxCommandBodyBytes);
-        return sendOk(res, await runCommand({ config, stores, crypto, clock, log }, body.toString('latin1')));
+        return sendOk(res, await runCommand({ config, stores, crypto, clock, log, fileSeed, storeGuard }, body.toString('latin1')));
       }
       case '/start_session':
       case '/verify_session':

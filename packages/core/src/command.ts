@@ -24,8 +24,10 @@ import {
 } from '@zax/protocol';
 import { COMMAND_HANDLERS, type CommandHandler } from './commands/index.js';
 import type { Config } from './config.js';
+import type { FileSeed } from './file-seed.js';
 import { short, type Log } from './log.js';
 import { checkNonce } from './nonce-check.js';
+import type { StoreGuard } from './store-guard.js';
 import type { Stores } from './store/index.js';
 
 export interface CommandDeps {
@@ -34,6 +36,8 @@ export interface CommandDeps {
   readonly crypto: Crypto;
   readonly clock: Clock;
   readonly log: Log;
+  readonly fileSeed: FileSeed;
+  readonly storeGuard: StoreGuard;
 }
 
 /** Runs one `/command` body and returns the response body (lines joined by CRLF). */
@@ -67,7 +71,7 @@ export async function runCommand(deps: CommandDeps, body: string): Promise<strin
     if (FILE_COMMANDS.has(req.cmd) && !config.fileStoreEnabled) throw new RelayError('fileStoreDisabled', `${req.cmd}: file store disabled`);
     // 10. Execution.
     const handler = COMMAND_HANDLERS[req.cmd] as CommandHandler<CommandName>;
-    const result = await handler({ hpk, nowMs, nowSec, config, stores, crypto, log: deps.log }, req);
+    const result = await handler({ hpk, nowMs, nowSec, config, stores, crypto, log: deps.log, fileSeed: deps.fileSeed, storeGuard: deps.storeGuard }, req);
     deps.log.debug({ cmd: req.cmd, hpk: short(hpk) }, 'command');
     if (result.kind === 'plain') return result.line;
     const rspNonce = makeNonce(nowSec, crypto.randomBytes);

@@ -3,6 +3,7 @@
  * start-up into a frozen `Config`. This is the only parser of environment variables; an invalid
  * environment is a `ConfigError` carrying a readable list of every problem.
  */
+import { readFileSync } from 'node:fs';
 import { DEFAULTS } from '@zax/protocol';
 import { z } from 'zod';
 
@@ -54,11 +55,27 @@ export interface Config {
   readonly redisCommandTimeoutMs: number;
   /** @default "info" */
   readonly logLevel: LogLevel;
-  /**
-   * Whether the file commands run. The file store is not implemented yet, so this is always false
-   * (file commands answer 405, PROTOCOL.md §4.4 step 9) and there is no variable for it.
-   */
+  /** @default true (`FILE_STORE_ENABLED`); false → file commands answer 405 (PROTOCOL.md §4.4 step 9). */
   readonly fileStoreEnabled: boolean;
+  /** @default 1073741824 (`MAX_FILE_BYTES_TOTAL`): chunk bytes the relay stores at most, relay-wide. */
+  readonly maxFileBytesTotal: number;
+  /**
+   * @default 0.9 (`STORE_HIGH_WATER_RATIO`, 0 < r ≤ 1): above r × Redis `maxmemory`, writes get 503.
+   * No effect while Redis has no `maxmemory`.
+   */
+  readonly storeHighWaterRatio: number;
+  /**
+   * The uploadID seed (`FILE_SEED`, or the contents of the file `FILE_SEED_FILE` without one
+   * trailing line break), or null: then one is generated once and kept in core Redis.
+   */
+  readonly fileSeed: string | null;
+  /** @default 60 (`FILE_SWEEP_INTERVAL_SEC`): period of the job that removes expired files. */
+  readonly fileSweepIntervalSec: number;
+  // --- TLS on the core link (tls.ts reads the files) ---
+  /** `CORE_TLS_CERT_FILE` + `CORE_TLS_KEY_FILE` (both or neither): serve HTTPS on CORE_PORT. @default null */
+  readonly tlsCertFile: string | null;
+  readonly tlsKeyFile: string | null;
+  // --- end TLS ---
 }
 
 /** Largest mailbox quota accepted: keeps every index the Lua scripts compute exact. */
@@ -86,6 +103,32 @@ function int(def: number, min: number, max = Number.MAX_SAFE_INTEGER) {
 }
 
 const str = (def: string) => z.preprocess(orDefault(def), z.string());
+
+function bool(def: boolean) {
+  return z.preprocess(
+    orDefault(String(def)),
+    z
+      .string()
+      .regex(/^(true|false|1|0)$/, 'must be true or false')
+      .transform((s) => s === 'true' || s === '1'),
+  );
+}
+
+/** A ratio 0 < r ≤ 1 written as a plain decimal ("0.9", "1", ".75"). */
+function ratio(def: number) {
+  return z.preprocess(
+    orDefault(String(def)),
+    z
+      .string()
+      .regex(/^(?:[0-9]*\.[0-9]{1,12}|[0-9]{1,3})$/, 'must be a decimal number')
+      .transform((s) => Number(s))
+      .pipe(z.number().gt(0, 'must be > 0').max(1, 'must be ≤ 1')),
+  );
+}
+
+/** A file seed: printable ASCII (it is hashed as ASCII bytes, PROTOCOL.md §3.1), 1–1024 chars. */
+const SEED_RE = /^[\x20-\x7e]{1,1024}$/;
+const SEED_RULE = 'must be 1–1024 printable ASCII characters';
 const required = (what: z.ZodString) => z.preprocess(orDefault(undefined), what);
 
 /** One schema per variable, so every bad variable is reported, not only the first failing group. */
@@ -112,6 +155,16 @@ const ENV_SHAPE = {
   BUSY_RETRY_AFTER_SEC: int(DEFAULTS.busyRetryAfterSec, 1),
   REDIS_COMMAND_TIMEOUT_MS: int(1000, 1),
   LOG_LEVEL: z.preprocess(orDefault('info'), z.enum(LOG_LEVELS)),
+  FILE_STORE_ENABLED: bool(DEFAULTS.fileStoreEnabled),
+  MAX_FILE_BYTES_TOTAL: int(DEFAULTS.maxFileBytesTotal, 1),
+  STORE_HIGH_WATER_RATIO: ratio(DEFAULTS.storeHighWaterRatio),
+  FILE_SEED: z.preprocess(orDefault(undefined), z.string().regex(SEED_RE, SEED_RULE).optional()),
+  FILE_SEED_FILE: z.preprocess(orDefault(undefined), z.string().optional()),
+  FILE_SWEEP_INTERVAL_SEC: int(60, 1, 86_400),
+  // --- TLS on the core link ---
+  CORE_TLS_CERT_FILE: z.preprocess(orDefault(undefined), z.string().optional()),
+  CORE_TLS_KEY_FILE: z.preprocess(orDefault(undefined), z.string().optional()),
+  // --- end TLS ---
 };
 
 type EnvShape = typeof ENV_SHAPE;
@@ -127,14 +180,46 @@ function crossProblems(e: Partial<ParsedEnv>): string[] {
     const min = 4 * Math.ceil(e.MAX_CHUNK_SIZE / 3) + 4096;
     if (e.MAX_COMMAND_BODY_BYTES < min) out.push(`MAX_COMMAND_BODY_BYTES: must be ≥ 4·⌈MAX_CHUNK_SIZE/3⌉ + 4096 = ${min}`);
   }
+  // --- TLS on the core link ---
+  if ((e.CORE_TLS_CERT_FILE === undefined) !== (e.CORE_TLS_KEY_FILE === undefined)) {
+    out.push('CORE_TLS_CERT_FILE, CORE_TLS_KEY_FILE: set both or neither');
+  }
+  // --- end TLS ---
   return out;
 }
 
 /** Env is any string map; only the variables above are read. */
 export type Env = Readonly<Record<string, string | undefined>>;
 
+export interface LoadOptions {
+  /** Reads `FILE_SEED_FILE` (once, here at start-up). @default readFileSync(path, 'utf8') */
+  readFile?: (path: string) => string;
+}
+
+/** The seed from FILE_SEED or FILE_SEED_FILE (one trailing CRLF/LF of a mounted file dropped). */
+function fileSeed(e: Partial<ParsedEnv>, readFile: (path: string) => string, problems: string[]): string | null {
+  if (e.FILE_SEED !== undefined && e.FILE_SEED_FILE !== undefined) {
+    problems.push('FILE_SEED, FILE_SEED_FILE: set at most one of them');
+    return null;
+  }
+  if (e.FILE_SEED_FILE === undefined) return e.FILE_SEED ?? null;
+  let text: string;
+  try {
+    text = readFile(e.FILE_SEED_FILE);
+  } catch (err) {
+    problems.push(`FILE_SEED_FILE: cannot read it (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    return null;
+  }
+  const seed = text.replace(/\r?\n$/, '');
+  if (!SEED_RE.test(seed)) {
+    problems.push(`FILE_SEED_FILE: its contents ${SEED_RULE}`);
+    return null;
+  }
+  return seed;
+}
+
 /** Parses and validates the environment. Throws ConfigError listing every problem. */
-export function loadConfig(env: Env): Config {
+export function loadConfig(env: Env, opts: LoadOptions = {}): Config {
   const parsed: Partial<Record<keyof EnvShape, unknown>> = {};
   const problems: string[] = [];
   for (const [name, schema] of Object.entries(ENV_SHAPE) as [keyof EnvShape, z.ZodTypeAny][]) {
@@ -143,6 +228,7 @@ export function loadConfig(env: Env): Config {
     else problems.push(...r.error.issues.map((i) => `${name}: ${i.message}`));
   }
   problems.push(...crossProblems(parsed as Partial<ParsedEnv>));
+  const seed = fileSeed(parsed as Partial<ParsedEnv>, opts.readFile ?? ((path) => readFileSync(path, 'utf8')), problems);
   if (problems.length > 0) throw new ConfigError(problems);
   const e = parsed as ParsedEnv;
   return Object.freeze({
@@ -168,6 +254,12 @@ export function loadConfig(env: Env): Config {
     busyRetryAfterSec: e.BUSY_RETRY_AFTER_SEC,
     redisCommandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS,
     logLevel: e.LOG_LEVEL,
-    fileStoreEnabled: false,
+    fileStoreEnabled: e.FILE_STORE_ENABLED,
+    maxFileBytesTotal: e.MAX_FILE_BYTES_TOTAL,
+    storeHighWaterRatio: e.STORE_HIGH_WATER_RATIO,
+    fileSeed: seed,
+    fileSweepIntervalSec: e.FILE_SWEEP_INTERVAL_SEC,
+    tlsCertFile: e.CORE_TLS_CERT_FILE ?? null, // TLS on the core link
+    tlsKeyFile: e.CORE_TLS_KEY_FILE ?? null, // TLS on the core link
   });
 }

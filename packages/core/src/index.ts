@@ -1,8 +1,13 @@
-/** @zax/core: the core service of the Zax relay (sessions, mailboxes, nonce cache). */
+/** @zax/core: the core service of the Zax relay (sessions, mailboxes, files, nonce cache, jobs). */
 export { createApp, type App, type AppDeps } from './app.js';
 export { loadConfig, ConfigError, LOG_LEVELS, type Config, type Env, type LogLevel } from './config.js';
 export { connectRedis, createRedis, waitReady, loadLua, type CoreRedis, type RedisOptions, type ScriptName } from './redis.js';
-export { createKeys, KEY_TTL_MARGIN_MS, COMPACT_LIMIT, type Keys, type MailboxKeys, type HandshakeKeys } from './keys.js';
+export { createKeys, KEY_TTL_MARGIN_MS, COMPACT_LIMIT, type Keys, type MailboxKeys, type HandshakeKeys, type FileKeys, type FileRegistryKeys } from './keys.js';
 export { createLogger, short, type Log } from './log.js';
-export { createStores, StoreUnavailableError, storageToken, renderItem, type Stores } from './store/index.js';
+export { createStores, createFileStore, StoreUnavailableError, storageToken, renderItem, type Stores, type FileStore } from './store/index.js';
+export { uploadId, storageId, storageName } from './file-ids.js';
+export { createFileSeed, type FileSeed } from './file-seed.js';
+export { createStoreGuard, parseMemoryInfo, type StoreGuard } from './store-guard.js';
+export { sweepFiles, type SweepOptions, type SweepResult } from './file-sweep.js';
+export { startJobs, JOBS_QUEUE, FILE_SWEEP_JOB, type Jobs, type JobsDeps } from './jobs.js';
 export { COMMAND_HANDLERS, type CommandContext, type CommandHandler, type CommandResult } from './commands/index.js';

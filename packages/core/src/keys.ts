@@ -1,8 +1,10 @@
 /**
  * Every Redis key the core writes, built in one place under the configured prefix. Keys of one
- * mailbox (its messages and its session) carry the hash tag `{hpk}`, and the two keys of one
- * handshake carry `{handshake id}`, so each Lua script touches a single Redis Cluster slot. Storage
- * tokens and nonces are relay-wide, one key each.
+ * mailbox (its messages and its session) carry the hash tag `{hpk}`, the two keys of one
+ * handshake carry `{handshake id}`, and the three keys of one file carry `{uploadID}`, so each of
+ * those scripts touches a single Redis Cluster slot. Storage tokens and nonces are relay-wide, one
+ * key each; the file registry (expiry and bytes per uploadID, the relay-wide byte total) shares the
+ * tag `{files}`; BullMQ's keys start with `jobsPrefix` and share the tag `{jobs}`.
  */
 
 export interface MailboxKeys {
@@ -23,8 +25,32 @@ export interface HandshakeKeys {
   readonly proven: string;
 }
 
+export interface FileKeys {
+  /** HASH from, to, size, status, bytes, total (total_chunks), exp (ms). */
+  readonly rec: string;
+  /** HASH part → "<decoded size>|<chunk nonce b64>". */
+  readonly parts: string;
+  /** HASH part → chunk bytes, exactly as uploaded (binary). */
+  readonly chunks: string;
+}
+
+export interface FileRegistryKeys {
+  /** ZSET uploadID → the file's absolute expiry (ms): what the sweep job walks. */
+  readonly exp: string;
+  /** HASH uploadID → bytes of the file's stored chunks (survives the file's own keys). */
+  readonly bytes: string;
+  /** STRING: bytes of every stored chunk on the relay (the sum of `bytes`). */
+  readonly total: string;
+}
+
 export interface Keys {
   readonly prefix: string;
+  /** BullMQ's `prefix` option: starts with the relay prefix, braced for Redis Cluster. */
+  readonly jobsPrefix: string;
+  file(uploadID: string): FileKeys;
+  readonly fileRegistry: FileRegistryKeys;
+  /** STRING: the generated uploadID seed (created once, `SET NX`), when none is configured. */
+  readonly fileSeed: string;
   mailbox(hpk: string): MailboxKeys;
   /** HASH key (shared key, b64), apk (a_sess_pk, b64), exp (ms). Same slot as the mailbox. */
   session(hpk: string): string;
@@ -39,6 +65,13 @@ export function createKeys(prefix: string): Keys {
   if (/[{}]/.test(prefix)) throw new Error('key prefix must not contain braces');
   return {
     prefix,
+    jobsPrefix: `${prefix}{jobs}`,
+    file(uploadID) {
+      const base = `${prefix}f:{${uploadID}}:`;
+      return { rec: `${base}rec`, parts: `${base}parts`, chunks: `${base}chunks` };
+    },
+    fileRegistry: { exp: `${prefix}{files}:exp`, bytes: `${prefix}{files}:bytes`, total: `${prefix}{files}:total` },
+    fileSeed: `${prefix}files:seed`,
     mailbox(hpk) {
       const base = `${prefix}mb:{${hpk}}:`;
       return { msgs: `${base}msgs`, order: `${base}order`, exp: `${base}exp`, meta: `${base}meta` };

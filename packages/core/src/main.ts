@@ -1,14 +1,18 @@
 /**
  * The core process: the only file that reads process.env or opens sockets. Loads the config (a bad
- * one exits 1 with the list of problems), connects to Redis, serves the app, logs "listening" with
- * the port, and on SIGTERM/SIGINT stops accepting, drains in-flight requests, closes Redis, exits 0.
+ * one exits 1 with the list of problems), connects to Redis, serves the app, starts the maintenance
+ * jobs (BullMQ), logs "listening" with the port, and on SIGTERM/SIGINT stops accepting, drains
+ * in-flight requests, stops the job worker (a running job may finish), closes Redis, exits 0.
  */
-import { createServer } from 'node:http';
 import { systemClock, tweetnaclCrypto } from '@zax/protocol';
 import { createApp } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
+import { startJobs } from './jobs.js';
+import { createKeys } from './keys.js';
 import { createLogger } from './log.js';
 import { createRedis, waitReady } from './redis.js';
+import { createFileStore } from './store/files.js';
+import { createCoreServer, loadCoreTls, type CoreTlsOptions } from './tls.js';
 
 /** How long start-up waits for Redis before serving anyway (503 until Redis is ready). */
 const REDIS_STARTUP_WAIT_MS = 10_000;
@@ -29,6 +33,16 @@ function readConfig(): Config {
 
 async function main(): Promise<void> {
   const config = readConfig();
+  // --- TLS on the core link (tls.ts): read before anything connects; a bad pair exits 1 like bad config ---
+  let tlsOptions: CoreTlsOptions | null = null;
+  try {
+    tlsOptions = loadCoreTls(config);
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    process.stderr.write(`zax core: ${e.message}\n`);
+    process.exit(1);
+  }
+  // --- end TLS ---
   const log = createLogger(config.logLevel);
   const redis = createRedis(config.redisUrl, { commandTimeoutMs: config.redisCommandTimeoutMs, log });
   try {
@@ -38,7 +52,16 @@ async function main(): Promise<void> {
   }
 
   const app = createApp({ config, redis, clock: systemClock, crypto: tweetnaclCrypto, log });
-  const server = createServer(app.handler);
+  const keys = createKeys(config.redisPrefix);
+  const jobs = startJobs({
+    redisUrl: config.redisUrl,
+    prefix: keys.jobsPrefix,
+    files: createFileStore(redis, keys),
+    clock: systemClock,
+    log,
+    sweepIntervalSec: config.fileSweepIntervalSec,
+  });
+  const server = createCoreServer(tlsOptions, app.handler); // HTTPS when CORE_TLS_* are set (tls.ts)
   // Longer than the gatekeeper's keep-alive idle time, so it never reuses a socket we just closed.
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;
@@ -65,6 +88,7 @@ async function main(): Promise<void> {
       clearInterval(idle);
       void app
         .close()
+        .then(() => jobs.close())
         .then(() => redis.quit())
         .catch(() => redis.disconnect())
         .finally(() => {

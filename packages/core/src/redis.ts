@@ -17,14 +17,24 @@ const SCRIPTS = {
   zaxCount: { file: 'mailbox_count.lua', keys: 4 },
   zaxDownload: { file: 'mailbox_download.lua', keys: 4 },
   zaxDelete: { file: 'mailbox_delete.lua', keys: undefined },
+  zaxFileStart: { file: 'file_start.lua', keys: 6 },
+  zaxFileChunk: { file: 'file_chunk.lua', keys: 6 },
+  zaxFileDownload: { file: 'file_download.lua', keys: 3 },
+  zaxFileDelete: { file: 'file_delete.lua', keys: 6 },
+  zaxFileReap: { file: 'file_reap.lua', keys: 6 },
+  zaxFileReconcile: { file: 'file_reconcile.lua', keys: 2 },
 } as const satisfies Record<string, { file: string; keys: number | undefined }>;
 
 export type ScriptName = keyof typeof SCRIPTS;
-export type RedisArg = string | number;
+/** A script argument; a Buffer is sent as raw bytes (file chunks). */
+export type RedisArg = string | number | Buffer;
 type ScriptFn = (...args: RedisArg[]) => Promise<unknown>;
 
-/** ioredis with the core's scripts as commands. Replies are checked by the store wrappers. */
-export type CoreRedis = Redis & { [K in ScriptName]: ScriptFn };
+/**
+ * ioredis with the core's scripts as commands, each also as `<name>Buffer`, whose bulk replies are
+ * Buffers (binary chunks). Replies are checked by the store wrappers.
+ */
+export type CoreRedis = Redis & { [K in ScriptName]: ScriptFn } & { [K in ScriptName as `${K}Buffer`]: ScriptFn };
 
 const INCLUDE_RE = /^-- @include ([a-z_]+)\s*$/m;
 

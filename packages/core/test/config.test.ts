@@ -38,7 +38,11 @@ describe('loadConfig', () => {
       busyRetryAfterSec: 5,
       redisCommandTimeoutMs: 1000,
       logLevel: 'info',
-      fileStoreEnabled: false,
+      fileStoreEnabled: true,
+      maxFileBytesTotal: 1073741824,
+      storeHighWaterRatio: 0.9,
+      fileSeed: null,
+      fileSweepIntervalSec: 60,
     });
     expect(Object.isFrozen(c)).toBe(true);
     expect(loadConfig({ ...BASE, SESSION_TTL_SEC: '', CORE_PORT: '0' })).toMatchObject({ sessionTtlSec: 1200, port: 0 });
@@ -47,6 +51,60 @@ describe('loadConfig', () => {
   it('reads every variable', () => {
     const c = loadConfig({ ...BASE, INTERNAL_SECRET_PREVIOUS: 'fedcba9876543210', SESSION_TTL_SEC: '60', LOG_LEVEL: 'silent', REDIS_PREFIX: 'x:' });
     expect(c).toMatchObject({ internalSecretPrevious: 'fedcba9876543210', sessionTtlSec: 60, logLevel: 'silent', redisPrefix: 'x:' });
+  });
+
+  it('reads the file-store variables', () => {
+    const c = loadConfig({
+      ...BASE,
+      FILE_STORE_ENABLED: 'false',
+      MAX_FILE_BYTES_TOTAL: '1000',
+      STORE_HIGH_WATER_RATIO: '0.75',
+      FILE_SEED: 'bgi5UzAYLEjfHvWxFEbxUE3tVOElydt63Pv3Hs99avw',
+      FILE_SWEEP_INTERVAL_SEC: '5',
+    });
+    expect(c).toMatchObject({ fileStoreEnabled: false, maxFileBytesTotal: 1000, storeHighWaterRatio: 0.75, fileSeed: 'bgi5UzAYLEjfHvWxFEbxUE3tVOElydt63Pv3Hs99avw', fileSweepIntervalSec: 5 });
+    expect(loadConfig({ ...BASE, FILE_STORE_ENABLED: '1', STORE_HIGH_WATER_RATIO: '1' })).toMatchObject({ fileStoreEnabled: true, storeHighWaterRatio: 1 });
+    expect(loadConfig({ ...BASE, FILE_STORE_ENABLED: 'true', STORE_HIGH_WATER_RATIO: '.5' })).toMatchObject({ fileStoreEnabled: true, storeHighWaterRatio: 0.5 });
+    for (const [k, v] of [
+      ['FILE_STORE_ENABLED', 'yes'],
+      ['FILE_STORE_ENABLED', 'False'],
+      ['MAX_FILE_BYTES_TOTAL', '0'],
+      ['STORE_HIGH_WATER_RATIO', '0'],
+      ['STORE_HIGH_WATER_RATIO', '1.5'],
+      ['STORE_HIGH_WATER_RATIO', '90%'],
+      ['STORE_HIGH_WATER_RATIO', '-0.5'],
+      ['FILE_SEED', 'tab\there'],
+      ['FILE_SEED', 'é'],
+      ['FILE_SWEEP_INTERVAL_SEC', '0'],
+    ] as const) {
+      expect(problems({ [k]: v }).join(), `${k}=${v}`).toContain(k);
+    }
+  });
+
+  it('reads FILE_SEED_FILE once, without one trailing line break; refuses it with FILE_SEED or when unreadable', () => {
+    const files: Record<string, string> = { '/run/secrets/seed': 'my seed value\r\n', '/run/secrets/lf': 'abc\n\n', '/run/secrets/empty': '\n' };
+    const reads: string[] = [];
+    const readFile = (path: string): string => {
+      reads.push(path);
+      const v = files[path];
+      if (v === undefined) throw Object.assign(new Error('nope'), { code: 'ENOENT' });
+      return v;
+    };
+    expect(loadConfig({ ...BASE, FILE_SEED_FILE: '/run/secrets/seed' }, { readFile }).fileSeed).toBe('my seed value');
+    expect(reads).toEqual(['/run/secrets/seed']);
+    const bad = (env: Record<string, string>): string[] => {
+      try {
+        loadConfig({ ...BASE, ...env }, { readFile });
+      } catch (e) {
+        if (e instanceof ConfigError) return [...e.problems];
+        throw e;
+      }
+      return [];
+    };
+    expect(bad({ FILE_SEED_FILE: '/run/secrets/lf' })[0]).toMatch(/^FILE_SEED_FILE: /); // "abc\n" keeps a line break
+    expect(bad({ FILE_SEED_FILE: '/run/secrets/empty' })[0]).toMatch(/^FILE_SEED_FILE: /);
+    expect(bad({ FILE_SEED_FILE: '/missing' })).toEqual(['FILE_SEED_FILE: cannot read it (ENOENT)']);
+    expect(bad({ FILE_SEED_FILE: '/run/secrets/seed', FILE_SEED: 'x' })).toEqual(['FILE_SEED, FILE_SEED_FILE: set at most one of them']);
   });
 
   it('lists every problem', () => {

@@ -241,8 +241,8 @@ describe('getEntropy and the file store switch', () => {
     for (const size of [0, 512001, '10', 1.5, -1, undefined]) expectG(await command(core, alice, { cmd: 'getEntropy', size }));
   });
 
-  it('well-formed file commands → 405 empty body; malformed ones are still 400/413; upload works (99)', async () => {
-    const { core, alice, bob } = await setup();
+  it('FILE_STORE_ENABLED=false: well-formed file commands → 405 empty body; malformed ones are still 400/413; upload works (99)', async () => {
+    const { core, alice, bob } = await setup({ FILE_STORE_ENABLED: 'false' });
     const uploadID = b64(randomBytes(32));
     const ok = [
       { cmd: 'startFileUpload', to: bob.hpk, file_size: 10, metadata: { nonce: randomNonceB64(), ctext: 'm' } },
@@ -265,5 +265,13 @@ describe('getEntropy and the file store switch', () => {
     expect(big.status).toBe(413);
     expect((await command(core, alice, { cmd: 'upload', to: bob.hpk, payload: 'x' })).status).toBe(200);
     expect((await command(core, alice, { cmd: 'getEntropy', size: 8 })).status).toBe(200);
+    expect(await core.redis.keys(`${core.prefix}f:*`)).toEqual([]);
+  });
+
+  it('the file store is on by default', async () => {
+    const { core, alice } = await setup();
+    const r = await command(core, alice, { cmd: 'fileStatus', uploadID: b64(randomBytes(32)) });
+    expect(r.status).toBe(200);
+    expect(r.body.split('\r\n')).toHaveLength(2);
   });
 });

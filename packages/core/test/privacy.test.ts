@@ -55,4 +55,42 @@ describe('privacy of logs', () => {
     expect(out).not.toMatch(/[A-Za-z0-9+/]{43}=/);
     expect(out).not.toMatch(/[A-Za-z0-9+/]{32}/);
   });
+
+  it('a file flow (start, chunks, status, download, delete, refusals) logs no uploadID, chunk or metadata', async () => {
+    let out = '';
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        out += chunk.toString();
+        cb();
+      },
+    });
+    core = await startCore({ env: { MAX_FILE_BYTES_TOTAL: '100' }, log: pino({ level: 'trace' }, sink) });
+    const c = core;
+    const alice = await establishSession(c);
+    const bob = await establishSession(c);
+    const metadataNonce = randomNonceB64();
+    const start = await commandJson<{ uploadID: string; storage_token: string }>(c, alice, {
+      cmd: 'startFileUpload',
+      to: bob.hpk,
+      file_size: 200,
+      metadata: { nonce: metadataNonce, ctext: 'SECRET-METADATA' },
+    });
+    const chunk = Buffer.from('SECRET-CHUNK-BYTES-SECRET-CHUNK-BYTES');
+    const chunkNonce = randomNonceB64();
+    const upload = (part: number, bytes: Buffer) => command(c, alice, { cmd: 'uploadFileChunk', uploadID: start.uploadID, part, nonce: chunkNonce }, { line4: b64(bytes) });
+    expect((await upload(0, chunk)).status).toBe(200);
+    expect((await upload(1, Buffer.alloc(90))).status).toBe(503);
+    expect((await upload(500, chunk)).status).toBe(400);
+    await commandJson(c, bob, { cmd: 'fileStatus', uploadID: start.uploadID });
+    expect((await command(c, bob, { cmd: 'downloadFileChunk', uploadID: start.uploadID, part: 0 })).status).toBe(200);
+    expect((await command(c, bob, { cmd: 'downloadFileChunk', uploadID: start.uploadID, part: 7 })).status).toBe(400);
+    await commandJson(c, bob, { cmd: 'deleteFile', uploadID: start.uploadID });
+
+    expect(out).toContain('"cmd":"uploadFileChunk"');
+    for (const s of [start.uploadID, start.storage_token, metadataNonce, chunkNonce, b64(chunk), alice.hpk, bob.hpk]) {
+      expect(out.includes(s.slice(0, 9)), `log contains 9 chars of ${s.slice(0, 8)}…`).toBe(false);
+    }
+    for (const s of ['SECRET-METADATA', 'SECRET-CHUNK']) expect(out).not.toContain(s);
+    expect(out).not.toMatch(/[A-Za-z0-9+/]{32}/);
+  });
 });

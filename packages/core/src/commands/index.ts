@@ -1,11 +1,15 @@
 /** The command table: one handler per command name (a missing one does not compile). */
 import { count } from './count.js';
 import { deleteMessages } from './delete.js';
+import { deleteFile } from './delete-file.js';
 import { download } from './download.js';
-import { fileStoreDisabled } from './file-store-disabled.js';
+import { downloadFileChunk } from './download-file-chunk.js';
+import { fileStatus } from './file-status.js';
 import { getEntropy } from './get-entropy.js';
 import { messageStatus } from './message-status.js';
+import { startFileUpload } from './start-file-upload.js';
 import type { CommandHandlers } from './types.js';
+import { uploadFileChunk } from './upload-file-chunk.js';
 import { upload } from './upload.js';
 
 export const COMMAND_HANDLERS = {
@@ -15,11 +19,11 @@ export const COMMAND_HANDLERS = {
   messageStatus,
   delete: deleteMessages,
   getEntropy,
-  startFileUpload: fileStoreDisabled,
-  uploadFileChunk: fileStoreDisabled,
-  fileStatus: fileStoreDisabled,
-  downloadFileChunk: fileStoreDisabled,
-  deleteFile: fileStoreDisabled,
+  startFileUpload,
+  uploadFileChunk,
+  fileStatus,
+  downloadFileChunk,
+  deleteFile,
 } as const satisfies CommandHandlers;
 
 export type { CommandContext, CommandHandler, CommandHandlers, CommandResult } from './types.js';

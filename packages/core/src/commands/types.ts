@@ -5,7 +5,9 @@
  */
 import type { CommandName, CommandRequests, Crypto } from '@zax/protocol';
 import type { Config } from '../config.js';
+import type { FileSeed } from '../file-seed.js';
 import type { Log } from '../log.js';
+import type { StoreGuard } from '../store-guard.js';
 import type { Stores } from '../store/index.js';
 
 export interface CommandContext {
@@ -18,6 +20,10 @@ export interface CommandContext {
   readonly stores: Stores;
   readonly crypto: Crypto;
   readonly log: Log;
+  /** The uploadID seed (configured, or generated once and kept in core Redis). */
+  readonly fileSeed: FileSeed;
+  /** Write commands call it first: 503 while the store is above its high-water mark. */
+  readonly storeGuard: StoreGuard;
 }
 
 export type CommandResult =
@@ -32,4 +38,5 @@ export type CommandHandler<K extends CommandName> = (ctx: CommandContext, req: C
 export type CommandHandlers = { readonly [K in CommandName]: CommandHandler<K> };
 
 export const plain = (line: string): CommandResult => ({ kind: 'plain', line });
-export const encrypted = (json: string): CommandResult => ({ kind: 'encrypted', json });
+export const encrypted = (json: string, extraLine?: string): CommandResult =>
+  extraLine === undefined ? { kind: 'encrypted', json } : { kind: 'encrypted', json, extraLine };

@@ -1,7 +1,8 @@
 /**
  * `upload` (PROTOCOL.md §5.2): stores a message in the recipient's mailbox (replacing a live one
  * with the same nonce) and answers the plain storage token. DEVIATION D11: a full mailbox (count or
- * bytes) is 429 "Mailbox is full." with Retry-After; the reference relay has no quota.
+ * bytes) is 429 "Mailbox is full." with Retry-After; the reference relay has no quota; a store above
+ * its high-water mark is 503.
  */
 import { RelayError, b64, makeNonce } from '@zax/protocol';
 import { short } from '../log.js';
@@ -10,6 +11,7 @@ import { plain, type CommandHandler } from './types.js';
 
 export const upload: CommandHandler<'upload'> = async (ctx, req) => {
   const { config } = ctx;
+  await ctx.storeGuard.assertWritable();
   // glow.ts needs a 24-byte nonce back in `download`: make a relay nonce when the client sent none.
   const nonce = req.nonce ?? b64(makeNonce(ctx.nowSec, ctx.crypto.randomBytes));
   const outcome = await ctx.stores.mailboxes.upload(

@@ -1,6 +1,7 @@
 /** The core's stores, built once per app over one Redis connection and key prefix. */
 import type { CoreRedis } from '../redis.js';
 import type { Keys } from '../keys.js';
+import { createFileStore, type FileStore } from './files.js';
 import { createHandshakeStore, type HandshakeStore } from './handshakes.js';
 import { createMailboxStore, type MailboxStore } from './mailbox.js';
 import { createNonceStore, type NonceStore } from './nonces.js';
@@ -11,6 +12,7 @@ export interface Stores {
   readonly sessions: SessionStore;
   readonly nonces: NonceStore;
   readonly mailboxes: MailboxStore;
+  readonly files: FileStore;
 }
 
 export function createStores(redis: CoreRedis, keys: Keys, opts: { nonceCacheSec: number }): Stores {
@@ -19,6 +21,7 @@ export function createStores(redis: CoreRedis, keys: Keys, opts: { nonceCacheSec
     sessions: createSessionStore(redis, keys),
     nonces: createNonceStore(redis, keys, opts.nonceCacheSec),
     mailboxes: createMailboxStore(redis, keys),
+    files: createFileStore(redis, keys),
   };
 }
 
@@ -26,4 +29,6 @@ export { StoreUnavailableError, isStoreUnavailable, storeCall } from './errors.j
 export { storageToken, renderItem } from './mailbox.js';
 export type { HandshakeSecrets, MintInput, MintResult } from './handshakes.js';
 export type { Session } from './sessions.js';
+export { createFileStore } from './files.js';
+export type { FileStore, FileState, FileStatusName, NewFile, NewChunk, ChunkOutcome, ChunkRead, ReapResult } from './files.js';
 export type { NewMessage, Quotas, UploadOutcome, DownloadQuery, MessageKind } from './mailbox.js';

@@ -1,0 +1,70 @@
+/**
+ * The store's high-water mark (PROTOCOL.md §7 `storeHighWaterRatio`): while Redis `used_memory`
+ * exceeds ratio × `maxmemory`, every write command (upload, startFileUpload, uploadFileChunk) is
+ * refused with 503 and Retry-After, so Redis never reaches its hard limit mid-script and reads and
+ * deletes keep working. Without a `maxmemory` there is no mark. `INFO memory` is sampled at most
+ * once per `sampleMs` (concurrent requests share one sample), never per request.
+ */
+import { RelayError } from '@zax/protocol';
+import type { Redis } from 'ioredis';
+import type { Log } from './log.js';
+import { storeCall } from './store/errors.js';
+
+export interface StoreGuard {
+  /** Resolves while writes are allowed; throws RelayError 503 above the mark. */
+  assertWritable(): Promise<void>;
+}
+
+export interface StoreGuardOptions {
+  readonly ratio: number;
+  readonly retryAfterSec: number;
+  readonly log: Log;
+  /** @default 1000 */
+  readonly sampleMs?: number;
+}
+
+export interface MemorySample {
+  readonly usedBytes: number;
+  readonly maxBytes: number;
+}
+
+/** `used_memory` and `maxmemory` from an `INFO memory` reply. */
+export function parseMemoryInfo(info: string): MemorySample {
+  const num = (name: string): number => {
+    const m = new RegExp(`^${name}:(\\d+)\\r?$`, 'm').exec(info);
+    return m === null ? 0 : Number(m[1]);
+  };
+  return { usedBytes: num('used_memory'), maxBytes: num('maxmemory') };
+}
+
+export function createStoreGuard(redis: Redis, opts: StoreGuardOptions): StoreGuard {
+  const sampleMs = opts.sampleMs ?? 1000;
+  let sampledAt = -Infinity;
+  let high = false;
+  let pending: Promise<void> | null = null;
+
+  async function sample(): Promise<void> {
+    const info = await storeCall('store memory', () => redis.info('memory'));
+    const m = parseMemoryInfo(info);
+    const nowHigh = m.maxBytes > 0 && m.usedBytes > opts.ratio * m.maxBytes;
+    if (nowHigh !== high) {
+      const fields = { usedBytes: m.usedBytes, maxBytes: m.maxBytes, ratio: opts.ratio };
+      if (nowHigh) opts.log.warn(fields, 'store above its high-water mark: refusing writes');
+      else opts.log.info(fields, 'store below its high-water mark again: accepting writes');
+    }
+    high = nowHigh;
+    sampledAt = performance.now();
+  }
+
+  return {
+    async assertWritable() {
+      if (performance.now() - sampledAt >= sampleMs) {
+        pending ??= sample().finally(() => {
+          pending = null;
+        });
+        await pending;
+      }
+      if (high) throw new RelayError('busy', 'store above its high-water mark', opts.retryAfterSec);
+    },
+  };
+}

@@ -1,0 +1,173 @@
+/**
+ * Files (PROTOCOL.md §4.0 "File", §5.7–5.11): per uploadID a record, the parts' sizes and nonces,
+ * and the chunk bytes as binary hash values, all under the hash tag `{uploadID}`; plus the
+ * relay-wide registry (expiry and bytes per file) and byte total that bound and sweep them. Each
+ * operation is one Lua script (file_*.lua); fileStatus is a single-key read.
+ */
+import type { CoreRedis } from '../redis.js';
+import { KEY_TTL_MARGIN_MS, type FileKeys, type Keys } from '../keys.js';
+import { badReply, storeCall } from './errors.js';
+
+export type FileStatusName = 'START' | 'UPLOADING' | 'COMPLETE';
+
+/** What `fileStatus` reports (DEVIATION D13: never the hpks). */
+export interface FileState {
+  readonly status: FileStatusName;
+  readonly fileSize: number;
+  readonly bytesStored: number;
+  readonly totalChunks: number;
+}
+
+export interface NewFile {
+  readonly uploadID: string;
+  readonly from: string;
+  readonly to: string;
+  readonly fileSize: number;
+  readonly nowMs: number;
+  readonly expiresAtMs: number;
+}
+
+export interface NewChunk {
+  readonly uploadID: string;
+  /** The caller's hpk: either party may upload. */
+  readonly caller: string;
+  readonly part: number;
+  /** The chunk nonce (b64), kept as sent. */
+  readonly nonce: string;
+  readonly lastChunk: boolean;
+  /** The decoded chunk. */
+  readonly chunk: Buffer;
+  readonly nowMs: number;
+  /** New expiry of the whole file (DEVIATION D18). */
+  readonly expiresAtMs: number;
+  readonly maxFileBytesTotal: number;
+}
+
+/** `partOutOfRange`: part ≥ file_size; `overSize`: the D16 byte bound; `relayFull`: maxFileBytesTotal. */
+export type ChunkOutcome = 'stored' | 'notFound' | 'partOutOfRange' | 'overSize' | 'relayFull';
+
+export type ChunkRead = { readonly kind: 'chunk'; readonly nonce: string; readonly bytes: Buffer } | { readonly kind: 'notFound' } | { readonly kind: 'noPart' };
+
+export interface ReapResult {
+  readonly removed: boolean;
+  /** Bytes taken off the relay-wide total. */
+  readonly freedBytes: number;
+}
+
+export interface FileStore {
+  /** Creates the record (START), or resets an existing one and discards its chunks. */
+  start(f: NewFile): Promise<void>;
+  uploadChunk(c: NewChunk): Promise<ChunkOutcome>;
+  /** The state of a live file for one of its parties, or null (unknown to this caller). */
+  status(uploadID: string, caller: string, nowMs: number): Promise<FileState | null>;
+  downloadChunk(uploadID: string, caller: string, part: number, nowMs: number): Promise<ChunkRead>;
+  /** Deletes the file for both parties; false when it is unknown to this caller. */
+  delete(uploadID: string, caller: string, nowMs: number): Promise<boolean>;
+  /** Registry entries whose expiry has passed (at most `limit`), oldest first. */
+  expired(nowMs: number, limit: number): Promise<string[]>;
+  /** Drops one expired file (or stale registry entry) and its bytes; see file_reap.lua. */
+  reap(uploadID: string, nowMs: number): Promise<ReapResult>;
+  /** Sets the total to the registry's sum; null when the registry holds more than `limit` files. */
+  reconcile(limit: number): Promise<{ before: number; after: number } | null>;
+  /** Bytes of every stored chunk on the relay. */
+  totalBytes(): Promise<number>;
+}
+
+const CHUNK_OUTCOMES: Readonly<Record<number, ChunkOutcome>> = { 1: 'stored', 0: 'notFound', [-1]: 'partOutOfRange', [-2]: 'overSize', [-3]: 'relayFull' };
+const STATUSES: ReadonlySet<string> = new Set<FileStatusName>(['START', 'UPLOADING', 'COMPLETE']);
+
+const isIntReply = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v);
+
+export function createFileStore(redis: CoreRedis, keys: Keys): FileStore {
+  const reg = keys.fileRegistry;
+  /** The six keys of the scripts that touch a file and the registry (include/file.lua). */
+  const allKeys = (uploadID: string): string[] => {
+    const k: FileKeys = keys.file(uploadID);
+    return [k.rec, k.parts, k.chunks, reg.exp, reg.bytes, reg.total];
+  };
+
+  return {
+    async start(f) {
+      const reply = await storeCall('file start', () =>
+        redis.zaxFileStart(...allKeys(f.uploadID), f.uploadID, f.from, f.to, f.fileSize, f.nowMs, f.expiresAtMs, KEY_TTL_MARGIN_MS),
+      );
+      if (reply !== 1 && reply !== 2) throw badReply('file start', reply);
+    },
+
+    async uploadChunk(c) {
+      const reply = await storeCall('file chunk', () =>
+        redis.zaxFileChunk(
+          ...allKeys(c.uploadID),
+          c.uploadID,
+          c.caller,
+          String(c.part),
+          c.nonce,
+          c.lastChunk ? '1' : '0',
+          c.chunk,
+          c.nowMs,
+          c.expiresAtMs,
+          KEY_TTL_MARGIN_MS,
+          c.maxFileBytesTotal,
+        ),
+      );
+      const outcome = isIntReply(reply) ? CHUNK_OUTCOMES[reply] : undefined;
+      if (outcome === undefined) throw badReply('file chunk', reply);
+      return outcome;
+    },
+
+    async status(uploadID, caller, nowMs) {
+      const k = keys.file(uploadID);
+      const [from, to, size, status, bytes, total, exp] = await storeCall('file status', () =>
+        redis.hmget(k.rec, 'from', 'to', 'size', 'status', 'bytes', 'total', 'exp'),
+      );
+      if (from == null || exp == null || !(Number(exp) > nowMs)) return null;
+      if (caller !== from && caller !== to) return null;
+      if (status == null || !STATUSES.has(status)) throw badReply('file status', status);
+      return { status: status as FileStatusName, fileSize: Number(size), bytesStored: Number(bytes), totalChunks: Number(total) };
+    },
+
+    async downloadChunk(uploadID, caller, part, nowMs) {
+      const k = keys.file(uploadID);
+      // The Buffer variant: the chunk comes back as bytes, never as a (lossy) JS string.
+      const reply = await storeCall('file download', () => redis.zaxFileDownloadBuffer(k.rec, k.parts, k.chunks, caller, String(part), nowMs));
+      if (Array.isArray(reply) && reply.length === 1 && (reply[0] === 0 || reply[0] === -1)) {
+        return reply[0] === 0 ? { kind: 'notFound' } : { kind: 'noPart' };
+      }
+      if (Array.isArray(reply) && reply.length === 3 && reply[0] === 1 && Buffer.isBuffer(reply[1]) && Buffer.isBuffer(reply[2])) {
+        return { kind: 'chunk', nonce: reply[1].toString('latin1'), bytes: reply[2] };
+      }
+      throw badReply('file download', reply);
+    },
+
+    async delete(uploadID, caller, nowMs) {
+      const reply = await storeCall('file delete', () => redis.zaxFileDelete(...allKeys(uploadID), uploadID, caller, nowMs));
+      if (reply !== 0 && reply !== 1) throw badReply('file delete', reply);
+      return reply === 1;
+    },
+
+    async expired(nowMs, limit) {
+      return storeCall('file registry', () => redis.zrangebyscore(reg.exp, '-inf', nowMs, 'LIMIT', 0, limit));
+    },
+
+    async reap(uploadID, nowMs) {
+      const reply = await storeCall('file reap', () => redis.zaxFileReap(...allKeys(uploadID), uploadID, nowMs));
+      if (Array.isArray(reply) && reply.length === 2 && (reply[0] === 0 || reply[0] === 1) && isIntReply(reply[1])) {
+        return { removed: reply[0] === 1, freedBytes: reply[1] };
+      }
+      throw badReply('file reap', reply);
+    },
+
+    async reconcile(limit) {
+      const reply = await storeCall('file reconcile', () => redis.zaxFileReconcile(reg.bytes, reg.total, limit));
+      if (Array.isArray(reply) && reply.length === 2 && isIntReply(reply[0]) && isIntReply(reply[1])) {
+        return reply[0] === -1 && reply[1] === -1 ? null : { before: reply[0], after: reply[1] };
+      }
+      throw badReply('file reconcile', reply);
+    },
+
+    async totalBytes() {
+      const v = await storeCall('file total', () => redis.get(reg.total));
+      return v === null ? 0 : Number(v);
+    },
+  };
+}

@@ -1,0 +1,111 @@
+/**
+ * A large file through real processes (gatekeeper → core → Redis): more than 64 MiB in
+ * 512000-byte chunks of random bytes, uploaded and downloaded with 4 requests in flight, comes back
+ * byte-identical (SHA-256). Prints the upload and download throughput (MB/s, 10^6 bytes/s; not
+ * asserted) and asserts that neither service's peak RSS (VmHWM) passes 256 MiB.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { inject } from 'vitest';
+import { b64 } from '@zax/protocol';
+import { Relay } from '../support/relay.js';
+import * as raw from '../support/raw.js';
+
+const CHUNK = 512_000;
+const PARTS = Math.ceil((64 * 1024 * 1024) / CHUNK); // 132 parts = 67 584 000 bytes ≥ 64 MiB
+const TOTAL = PARTS * CHUNK;
+const IN_FLIGHT = 4;
+const RSS_LIMIT_BYTES = 256 * 1024 * 1024;
+
+let relay: Relay;
+
+beforeAll(async () => {
+  // Throttling off: this test sends ~270 commands from one address in a few seconds.
+  relay = await Relay.start({ redisUrl: inject('redisUrl'), env: { REQUEST_BURST_PER_IP: '0', HANDSHAKE_BURST_PER_IP: '0' } });
+});
+afterAll(async () => relay?.stop());
+
+/** Peak resident set size of a process in bytes (`VmHWM` of /proc/<pid>/status). */
+function peakRssBytes(pid: number): number {
+  const m = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (m === null) throw new Error(`no VmHWM for ${pid}`);
+  return Number(m[1]) * 1024;
+}
+
+/** Runs `task(i)` for i = 0..n−1 with at most `limit` running at once. */
+async function pool(n: number, limit: number, task: (i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: limit }, async () => {
+      while (next < n) await task(next++);
+    }),
+  );
+}
+
+const mbPerSec = (bytes: number, ms: number): number => Math.round((bytes / 1e6 / (ms / 1000)) * 10) / 10;
+
+describe('large file', () => {
+  it(`${PARTS} × ${CHUNK} bytes (≥ 64 MiB) round-trip byte-identical; peak RSS of core and gatekeeper ≤ 256 MiB`, { timeout: 120_000 }, async () => {
+    const url = relay.url;
+    const sender = await raw.connect(url);
+    const recipient = await raw.connect(url);
+
+    const start = await raw.command(sender, {
+      cmd: 'startFileUpload',
+      to: recipient.id.hpk,
+      file_size: TOTAL,
+      metadata: { nonce: b64(raw.freshNonce()), ctext: 'large-file-metadata' },
+    });
+    expect(start.status).toBe(200);
+    const { uploadID, max_chunk_size } = JSON.parse(start.plain!) as { uploadID: string; max_chunk_size: number };
+    expect(max_chunk_size).toBe(CHUNK);
+
+    // Random chunks; the expected digest is over the parts in order.
+    const chunks = Array.from({ length: PARTS }, () => randomBytes(CHUNK));
+    const expected = createHash('sha256');
+    for (const c of chunks) expected.update(c);
+    const expectedDigest = expected.digest('hex');
+
+    const upStarted = performance.now();
+    await pool(PARTS, IN_FLIGHT, async (i) => {
+      const r = await raw.command(
+        sender,
+        { cmd: 'uploadFileChunk', uploadID, part: i, nonce: b64(raw.freshNonce()), last_chunk: i === PARTS - 1 },
+        { line4: chunks[i]!.toString('base64') },
+      );
+      if (r.status !== 200 || r.plain !== '{"status":"OK"}') throw new Error(`upload part ${i}: ${r.status} ${r.plain ?? ''}`);
+    });
+    const upMs = performance.now() - upStarted;
+
+    const status = await raw.command(recipient, { cmd: 'fileStatus', uploadID });
+    expect(JSON.parse(status.plain!)).toEqual({ status: 'COMPLETE', file_size: TOTAL, bytes_stored: TOTAL, total_chunks: PARTS });
+
+    const received: Buffer[] = new Array<Buffer>(PARTS);
+    const downStarted = performance.now();
+    await pool(PARTS, IN_FLIGHT, async (i) => {
+      const r = await raw.command(recipient, { cmd: 'downloadFileChunk', uploadID, part: i });
+      if (r.status !== 200 || r.lines.length !== 3) throw new Error(`download part ${i}: ${r.status}, ${r.lines.length} lines`);
+      received[i] = Buffer.from(r.lines[2]!, 'base64');
+    });
+    const downMs = performance.now() - downStarted;
+
+    const got = createHash('sha256');
+    for (const c of received) got.update(c);
+    expect(received.reduce((a, c) => a + c.length, 0)).toBe(TOTAL);
+    expect(got.digest('hex')).toBe(expectedDigest);
+
+    const coreRss = peakRssBytes(relay.core.pid!);
+    const gkRss = peakRssBytes(relay.gatekeeper.pid!);
+    console.log(
+      `large file: ${TOTAL} bytes in ${PARTS} chunks, ${IN_FLIGHT} in flight — ` +
+        `upload ${mbPerSec(TOTAL, upMs)} MB/s (${Math.round(upMs)} ms), download ${mbPerSec(TOTAL, downMs)} MB/s (${Math.round(downMs)} ms); ` +
+        `peak RSS core ${(coreRss / 2 ** 20).toFixed(1)} MiB, gatekeeper ${(gkRss / 2 ** 20).toFixed(1)} MiB`,
+    );
+    expect(coreRss).toBeLessThanOrEqual(RSS_LIMIT_BYTES);
+    expect(gkRss).toBeLessThanOrEqual(RSS_LIMIT_BYTES);
+
+    const del = await raw.command(sender, { cmd: 'deleteFile', uploadID });
+    expect(del.plain).toBe('{"status":"OK"}');
+  });
+});
