@@ -6,7 +6,7 @@
 import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { b64, decodeFixed, h2, KEY_BYTES, tweetnaclCrypto, type Crypto } from '@zax/protocol';
+import { b64, bestCrypto, decodeFixed, h2, KEY_BYTES, type Crypto } from '@zax/protocol';
 import { IdentityError } from './errors.js';
 
 export interface Identity {
@@ -21,13 +21,13 @@ export interface Identity {
 /** The mailbox address of a public key. */
 export const hpkOf = (publicKey: Uint8Array): Buffer => h2(publicKey);
 
-export function identityFromSecretKey(secretKey: Uint8Array, crypto: Crypto = tweetnaclCrypto): Identity {
+export function identityFromSecretKey(secretKey: Uint8Array, crypto: Crypto = bestCrypto()): Identity {
   if (secretKey.length !== KEY_BYTES) throw new IdentityError(`a secret key has ${KEY_BYTES} bytes, not ${secretKey.length}`);
   const kp = crypto.keyPairFromSecretKey(secretKey);
   return { publicKey: kp.publicKey, secretKey: kp.secretKey, hpk: hpkOf(kp.publicKey) };
 }
 
-export function generateIdentity(crypto: Crypto = tweetnaclCrypto): Identity {
+export function generateIdentity(crypto: Crypto = bestCrypto()): Identity {
   const kp = crypto.keyPair();
   return { publicKey: kp.publicKey, secretKey: kp.secretKey, hpk: hpkOf(kp.publicKey) };
 }
@@ -68,7 +68,7 @@ export function serializeIdentity(id: Identity): string {
   return `${JSON.stringify(file, null, 2)}\n`;
 }
 
-export function parseIdentity(text: string, crypto: Crypto = tweetnaclCrypto): Identity {
+export function parseIdentity(text: string, crypto: Crypto = bestCrypto()): Identity {
   let obj: unknown;
   try {
     obj = JSON.parse(text);
@@ -95,7 +95,7 @@ export function defaultIdentityPath(env: NodeJS.ProcessEnv = process.env): strin
   return join(config, 'zax', 'identity.json');
 }
 
-export async function loadIdentityFile(path: string, crypto: Crypto = tweetnaclCrypto): Promise<Identity> {
+export async function loadIdentityFile(path: string, crypto: Crypto = bestCrypto()): Promise<Identity> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');

@@ -13,7 +13,7 @@ import {
   MAX_FROM_ENTRIES,
   nowSec,
   systemClock,
-  tweetnaclCrypto,
+  bestCrypto,
   type Clock,
   type Crypto,
 } from '@zax/protocol';
@@ -84,7 +84,7 @@ export interface SendResult {
 }
 
 export interface MailboxOptions {
-  /** @default tweetnaclCrypto */
+  /** @default bestCrypto() */
   crypto?: Crypto;
   /** @default systemClock */
   clock?: Clock;
@@ -103,7 +103,7 @@ export class Mailbox {
 
   constructor(relay: CommandTransport, options: MailboxOptions = {}) {
     this.relay = relay;
-    this.crypto = options.crypto ?? tweetnaclCrypto;
+    this.crypto = options.crypto ?? bestCrypto();
     this.clock = options.clock ?? systemClock;
     const crypto = this.crypto;
     this.random = options.random ?? ((n) => crypto.randomBytes(n));

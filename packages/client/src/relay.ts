@@ -20,7 +20,7 @@ import {
   splitLines,
   systemClock,
   TOKEN_BYTES,
-  tweetnaclCrypto,
+  bestCrypto,
   type Clock,
   type Crypto,
   type KeyPair,
@@ -35,7 +35,7 @@ export interface RelaySessionOptions {
   /** Base URL of the relay, e.g. `https://zax.example.com` or `http://127.0.0.1:8080/`. */
   url: string | URL;
   identity: Identity;
-  /** @default tweetnaclCrypto from @zax/protocol */
+  /** @default bestCrypto() from @zax/protocol (sodium-native when it loads, else tweetnacl) */
   crypto?: Crypto;
   /** @default globalThis.fetch */
   fetch?: FetchLike;
@@ -197,7 +197,7 @@ export class RelaySession {
   constructor(options: RelaySessionOptions) {
     this.url = normalizeBaseUrl(options.url);
     this.identity = options.identity;
-    this.crypto = options.crypto ?? tweetnaclCrypto;
+    this.crypto = options.crypto ?? bestCrypto();
     const fetchFn = options.fetch ?? (globalThis.fetch as FetchLike | undefined);
     if (fetchFn === undefined) throw new UsageError('no fetch available: pass options.fetch');
     this.fetchFn = fetchFn;

@@ -4,7 +4,7 @@
  * jobs (BullMQ), logs "listening" with the port, and on SIGTERM/SIGINT stops accepting, drains
  * in-flight requests, stops the job worker (a running job may finish), closes Redis, exits 0.
  */
-import { systemClock, tweetnaclCrypto } from '@zax/protocol';
+import { bestCrypto, systemClock } from '@zax/protocol';
 import { createApp } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { startJobs } from './jobs.js';
@@ -51,7 +51,9 @@ async function main(): Promise<void> {
     log.warn({}, 'redis not ready yet; serving 503 until it is');
   }
 
-  const app = createApp({ config, redis, clock: systemClock, crypto: tweetnaclCrypto, log });
+  const crypto = bestCrypto();
+  log.info({ crypto: crypto.name }, 'crypto backend');
+  const app = createApp({ config, redis, clock: systemClock, crypto, log });
   const keys = createKeys(config.redisPrefix);
   const jobs = startJobs({
     redisUrl: config.redisUrl,

@@ -70,10 +70,13 @@ export async function prove(deps: ProveDeps, body: string): Promise<ProveResult>
   const outerNonce = await checkNonce(stores.nonces, nonceLine, nowSec, config.nonceWindowSec, 'outer nonce');
   // 6. Outer box (a low-order a_sess_pk does not open: 400 G).
   const rSessSk = Buffer.from(hs.relaySessionSk, 'base64');
+  // The outer box's key is the session's shared key: computed once, it serves both (one scalar
+  // multiplication fewer per session).
+  const sharedKey = crypto.before(aSessPk, rSessSk);
   try {
     const outer = decodeStrict(outerLine);
-    const innerJson = outer === null ? null : crypto.boxOpen(outer, outerNonce, aSessPk, rSessSk);
-    if (innerJson === null) throw invalid('outer box does not open');
+    const innerJson = outer === null || sharedKey === null ? null : crypto.boxOpenAfter(outer, outerNonce, sharedKey);
+    if (innerJson === null || sharedKey === null) throw invalid('outer box does not open');
     // 7. Inner JSON.
     const obj = parseJsonObject(innerJson);
     const pubKeyB64 = field(obj, 'pub_key');
@@ -95,15 +98,13 @@ export async function prove(deps: ProveDeps, body: string): Promise<ProveResult>
 
     // Success: consume the handshake, then create the session for hpk = h2(pub_key).
     if (!(await stores.handshakes.consume(hsLine, hs.relayToken, nowMs))) throw unauthorized('handshake gone before consume');
-    const sharedKey = crypto.before(aSessPk, rSessSk);
-    if (sharedKey === null) throw invalid('a_sess_pk is a low-order point');
     const hpk = b64(h2(pubKey));
     await stores.sessions.set(hpk, { sharedKey, aSessPk: aSessLine, expiresAtMs: nowMs + config.sessionTtlSec * 1000 }, nowMs);
-    sharedKey.fill(0);
     const count = await stores.mailboxes.count(hpk, nowMs);
     deps.log.debug({ hpk: short(hpk) }, 'session created');
     return { body: String(count), consumedHandshake: hsLine };
   } finally {
     rSessSk.fill(0);
+    sharedKey?.fill(0);
   }
 }

@@ -42,14 +42,15 @@ export function createSodiumCrypto(sodium: Sodium): Crypto {
       sodium.randombytes_buf(b);
       return b;
     },
+    // Keys are plain Uint8Arrays, as tweetnacl gives them, so callers see one type from both backends.
     keyPair() {
-      const publicKey = Buffer.allocUnsafe(KEY);
-      const secretKey = Buffer.allocUnsafe(KEY);
+      const publicKey = new Uint8Array(KEY);
+      const secretKey = new Uint8Array(KEY);
       sodium.crypto_box_keypair(publicKey, secretKey);
       return { publicKey, secretKey };
     },
     keyPairFromSecretKey(secretKey) {
-      const publicKey = Buffer.allocUnsafe(KEY);
+      const publicKey = new Uint8Array(KEY);
       sodium.crypto_scalarmult_base(publicKey, secretKey);
       return { publicKey, secretKey: Uint8Array.from(secretKey) };
     },
