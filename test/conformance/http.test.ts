@@ -1,8 +1,9 @@
 /**
  * PROTOCOL.md §8 conformance over real HTTP against real processes (Redis, core, gatekeeper).
  * Each test names the checklist items it covers ("§8.n"). Items that need an injected clock or
- * injected keys are in vectors.test.ts; file items (88–98) and throttling/grace (17, 25, 26) belong
- * to later work.
+ * injected keys are in vectors.test.ts; the file items (88–98) are in packages/core/test/files-*
+ * and test/e2e/files.test.ts; throttling and the difficulty grace window (17, 25, 26) in
+ * packages/gatekeeper/test and test/defenses.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
