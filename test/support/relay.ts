@@ -5,6 +5,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import https from 'node:https';
 import { fileURLToPath } from 'node:url';
 import { freePort } from './redis-server.js';
 import { dropPrefix, freshPrefix } from './prefix.js';
@@ -12,6 +14,12 @@ import { dropPrefix, freshPrefix } from './prefix.js';
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const CORE_MAIN = `${ROOT}packages/core/dist/main.js`;
 export const GATEKEEPER_MAIN = `${ROOT}packages/gatekeeper/dist/main.js`;
+
+/** How the readiness probe reaches a service that serves HTTPS on its port. */
+export interface ProbeTls {
+  /** PEM of the CA that signed the service's certificate. */
+  readonly ca: string | Buffer;
+}
 
 export class ServiceProcess {
   private child: ChildProcess | null = null;
@@ -21,6 +29,8 @@ export class ServiceProcess {
     readonly main: string,
     readonly env: Record<string, string>,
     readonly port: number,
+    /** Set when the service serves HTTPS on `port`: the probe then uses https with this CA. */
+    readonly tls: ProbeTls | null = null,
   ) {}
 
   get pid(): number | undefined {
@@ -38,7 +48,12 @@ export class ServiceProcess {
     };
     child.stdout!.on('data', collect);
     child.stderr!.on('data', collect);
-    await waitReady(`http://127.0.0.1:${this.port}/readyz`, child, () => this.logs.join('\n'));
+    await waitReady(`${this.tls === null ? 'http' : 'https'}://127.0.0.1:${this.port}/readyz`, child, () => this.logs.join('\n'), this.tls);
+  }
+
+  /** Sends a signal (e.g. SIGHUP) without waiting for anything. */
+  signal(signal: NodeJS.Signals): void {
+    this.child?.kill(signal);
   }
 
   /** SIGTERM (graceful) or SIGKILL (crash); resolves with the exit code once the process is gone. */
@@ -52,13 +67,25 @@ export class ServiceProcess {
   }
 }
 
-async function waitReady(url: string, child: ChildProcess, logs: () => string): Promise<void> {
+/** GET over https trusting `ca`; resolves with the status. */
+function httpsStatus(url: string, ca: string | Buffer): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = https.get(url, { ca, agent: false, timeout: 2000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+  });
+}
+
+async function waitReady(url: string, child: ChildProcess, logs: () => string, tls: ProbeTls | null = null): Promise<void> {
   const deadline = Date.now() + 20_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`process exited with ${child.exitCode} before ready:\n${logs()}`);
     try {
-      const r = await fetch(url);
-      if (r.status === 200) return;
+      const status = tls === null ? (await fetch(url)).status : await httpsStatus(url, tls.ca);
+      if (status === 200) return;
     } catch {
       // not listening yet
     }
@@ -82,6 +109,20 @@ export interface RelayOptions {
    * @default false
    */
   throttling?: boolean;
+  /**
+   * The gatekeepers terminate TLS with these files (TLS_CERT_FILE, TLS_KEY_FILE): `url`/`urls` are
+   * then `https://127.0.0.1:…`, and the readiness probe trusts `caFile`. Admin ports stay plain HTTP.
+   */
+  tls?: TlsFiles;
+  /** The core serves HTTPS with these files (CORE_TLS_*); the gatekeepers reach it with CORE_CA_FILE = `caFile`. */
+  coreTls?: TlsFiles;
+}
+
+/** A server certificate (PEM chain), its key, and the CA that signed it (PEM files). */
+export interface TlsFiles {
+  certFile: string;
+  keyFile: string;
+  caFile: string;
 }
 
 export class Relay {
@@ -114,9 +155,19 @@ export class Relay {
       HOST: '127.0.0.1',
       LOG_LEVEL: 'info',
       ...(opts.throttling === true ? {} : { HANDSHAKE_BURST_PER_IP: '0', REQUEST_BURST_PER_IP: '0' }),
+      ...(opts.tls !== undefined ? { TLS_CERT_FILE: opts.tls.certFile, TLS_KEY_FILE: opts.tls.keyFile } : {}),
+      ...(opts.coreTls !== undefined
+        ? {
+            CORE_TLS_CERT_FILE: opts.coreTls.certFile,
+            CORE_TLS_KEY_FILE: opts.coreTls.keyFile,
+            CORE_URL: `https://127.0.0.1:${corePort}`,
+            CORE_CA_FILE: opts.coreTls.caFile,
+          }
+        : {}),
       ...opts.env,
     };
-    this.core = new ServiceProcess('core', CORE_MAIN, env, corePort);
+    const probe = (files: TlsFiles | undefined): ProbeTls | null => (files === undefined ? null : { ca: readFileSync(files.caFile) });
+    this.core = new ServiceProcess('core', CORE_MAIN, env, corePort, probe(opts.coreTls));
     this.gatekeepers = gkPorts.map(
       (port, i) =>
         new ServiceProcess(
@@ -124,10 +175,11 @@ export class Relay {
           GATEKEEPER_MAIN,
           { ...env, PORT: String(port), ...(adminPorts[i] !== undefined ? { ADMIN_PORT: String(adminPorts[i]) } : {}) },
           port,
+          probe(opts.tls),
         ),
     );
     this.gatekeeper = this.gatekeepers[0]!;
-    this.urls = gkPorts.map((p) => `http://127.0.0.1:${p}`);
+    this.urls = gkPorts.map((p) => `${opts.tls !== undefined ? 'https' : 'http'}://127.0.0.1:${p}`);
     this.adminUrls = adminPorts.map((p) => `http://127.0.0.1:${p}`);
     this.url = this.urls[0]!;
   }

@@ -7,14 +7,14 @@
  * replicas one by one); an unreadable or unusable pair is a ConfigError, so the process exits 1
  * with the reason, never the file's contents.
  */
-import { X509Certificate } from 'node:crypto';
+import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import tls from 'node:tls';
 import { ConfigError, type Config } from './config.js';
 
-/** TLS 1.0 and 1.1 are refused (RFC 8996). */
+/** TLS 1.0 and 1.1 are refused (RFC 8996). Node defaults to 1.2 too; set here so NODE_OPTIONS=--tls-min-v1.0 cannot lower it. */
 export const TLS_MIN_VERSION: tls.SecureVersion = 'TLSv1.2';
 
 export type CoreTlsOptions = tls.SecureContextOptions & { readonly minVersion: tls.SecureVersion };
@@ -36,12 +36,21 @@ export function loadCoreTls(
   };
   const cert = read('CORE_TLS_CERT_FILE', config.tlsCertFile);
   const key = read('CORE_TLS_KEY_FILE', config.tlsKeyFile);
-  if (cert === null || key === null) throw new ConfigError(problems);
-  try {
-    new X509Certificate(cert);
-  } catch {
-    throw new ConfigError(['CORE_TLS_CERT_FILE: is not a PEM certificate']);
+  if (cert !== null) {
+    try {
+      new X509Certificate(cert);
+    } catch {
+      problems.push('CORE_TLS_CERT_FILE: is not a PEM certificate');
+    }
   }
+  if (key !== null) {
+    try {
+      createPrivateKey(key);
+    } catch {
+      problems.push('CORE_TLS_KEY_FILE: is not an unencrypted PEM private key');
+    }
+  }
+  if (problems.length > 0 || cert === null || key === null) throw new ConfigError(problems);
   const options: CoreTlsOptions = { cert, key, minVersion: TLS_MIN_VERSION };
   try {
     tls.createSecureContext(options);

@@ -6,10 +6,16 @@
  * RelayError becomes its status and fixed texts; anything else is logged and answered 503, never 500
  * (the gatekeeper's only faults are unavailable dependencies), and nothing a client sends can throw
  * past here. Health and metrics are never throttled or counted as in flight.
+ *
+ * HTTPS (transport.ts): responses to HTTPS requests carry HSTS (HSTS_MAX_AGE_SEC); in production
+ * mode (REQUIRE_HTTPS) an API request over plain HTTP from the network is refused with 403 before
+ * routing, health and metrics excepted. The app does not care whether TLS is terminated by main.ts
+ * or by a trusted proxy; it reads `socket.encrypted` and the proxy's header.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   API_PATHS,
+  COMMON_HEADERS,
   BodyTooLargeError,
   RelayError,
   isRelayError,
@@ -38,6 +44,7 @@ import type { Logger } from './log.js';
 import { createMetrics, timed, type Budget, type GatekeeperMetrics, type RouteLabel, type VerifyFailure } from './metrics.js';
 import type { EdgeRedis } from './redis.js';
 import { createThrottle } from './throttle.js';
+import { transportOf } from './transport.js';
 
 export interface AppDeps {
   readonly config: Config;
@@ -54,6 +61,11 @@ export interface AppDeps {
   readonly difficulty?: DifficultyProvider;
   /** @default createMetrics() (without process metrics; main.ts turns those on) */
   readonly metrics?: GatekeeperMetrics;
+  /**
+   * PEM of an extra CA for an `https://` CORE_URL (the contents of CORE_CA_FILE, read by main.ts),
+   * trusted on top of the system roots. @default none
+   */
+  readonly coreCa?: string | Buffer;
 }
 
 export interface App {
@@ -105,6 +117,7 @@ export function createApp(deps: AppDeps): App {
     internalSecret: config.internalSecret,
     timeoutMs: config.coreTimeoutMs,
     log,
+    ...(deps.coreCa !== undefined ? { ca: deps.coreCa } : {}),
   });
 
   let difficulty = deps.difficulty;
@@ -151,6 +164,8 @@ export function createApp(deps: AppDeps): App {
     metrics.redis('throttle'),
   );
   const identify = clientIdentity(config);
+  const transport = transportOf(config);
+  const hsts = config.hstsMaxAgeSec > 0 ? `max-age=${config.hstsMaxAgeSec}` : null;
   const pingTimer = metrics.redis('ping');
 
   const bodyLimit: Readonly<Record<ApiPath, number>> = {
@@ -295,10 +310,29 @@ export function createApp(deps: AppDeps): App {
 
   const metricsOnMain = config.adminPort === null;
 
+  /**
+   * REQUIRE_HTTPS refusal: 403 with an empty body, the common headers and a short reason, and the
+   * connection closed. Not a redirect: the request (tokens, a session box) has already crossed the
+   * network in the clear, POST redirects are followed inconsistently, and a silently followed
+   * redirect would hide a misconfigured client instead of failing it. Not 426 Upgrade Required: that
+   * asks for an in-connection upgrade (RFC 2817) which no client here performs. 403 is final and not
+   * retried by glow.ts or @zax/client.
+   */
+  function refuseInsecure(res: ServerResponse): void {
+    metrics.insecureRefused();
+    res.writeHead(403, { ...COMMON_HEADERS, 'content-length': 0, 'x-error-details': 'HTTPS required', connection: 'close' });
+    res.end();
+  }
+
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = req.url ?? '/';
     const method = req.method ?? '';
+    const via = transport(req);
+    // HSTS only where the client's own connection was HTTPS (RFC 6797 §7.2: never over plain HTTP).
+    if (hsts !== null && (via === 'tls' || via === 'proxied-https')) res.setHeader('strict-transport-security', hsts);
     if (await handleOps(normalizePath(url), method, res, metricsOnMain)) return;
+    // Production mode: everything but health and metrics (answered above) needs HTTPS.
+    if (config.requireHttps && via === 'insecure') return refuseInsecure(res);
     const route = routeApi(method, url);
     switch (route.kind) {
       case 'notFound':

@@ -85,6 +85,24 @@ export interface Config {
   readonly adminPort: number | null;
   /** Client addresses in logs. @default false */
   readonly logClientIps: boolean;
+
+  /**
+   * PEM certificate chain and key for TLS on `PORT` (`TLS_CERT_FILE`, `TLS_KEY_FILE`: both or
+   * neither). Read at start, and again on SIGHUP or when either file changes. @default null (plain HTTP)
+   */
+  readonly tlsCertFile: string | null;
+  readonly tlsKeyFile: string | null;
+  /** Poll period of the watch on those two files; 0 = reload on SIGHUP only. @default 1000 */
+  readonly tlsWatchIntervalMs: number;
+  /** `Strict-Transport-Security: max-age=…` on responses to HTTPS requests; 0 = no header. @default 31536000 */
+  readonly hstsMaxAgeSec: number;
+  /**
+   * Production mode: API requests over plain HTTP are refused (403) unless they come from loopback
+   * or from a trusted proxy that says the client used HTTPS. Health and metrics are exempt. @default false
+   */
+  readonly requireHttps: boolean;
+  /** Extra CA (PEM file) trusted for an `https://` CORE_URL, on top of the system roots. @default null */
+  readonly coreCaFile: string | null;
 }
 
 /** A parsed CIDR: `address` is canonical, `prefix` its length. */
@@ -189,7 +207,7 @@ const MIN_HANDSHAKE_BODY_BYTES = 384;
 const schema = z.object({
   PORT: int(8080, 0, 65535),
   HOST: opt.transform((s) => s ?? '0.0.0.0'),
-  CORE_URL: url(['http:']).transform((s) => (s ?? 'http://127.0.0.1:8081').replace(/\/+$/, '')),
+  CORE_URL: url(['http:', 'https:']).transform((s) => (s ?? 'http://127.0.0.1:8081').replace(/\/+$/, '')),
   REDIS_URL: url(['redis:', 'rediss:']),
   EDGE_REDIS_URL: url(['redis:', 'rediss:']),
   REDIS_PREFIX: opt.transform((s) => s ?? 'zax:'),
@@ -241,6 +259,13 @@ const schema = z.object({
     return n;
   }),
   LOG_CLIENT_IPS: bool(false),
+  TLS_CERT_FILE: opt,
+  TLS_KEY_FILE: opt,
+  TLS_WATCH_INTERVAL_MS: int(1000, 0, 3_600_000),
+  // Up to two years (the HSTS preload list asks for at least one).
+  HSTS_MAX_AGE_SEC: int(31_536_000, 0, 63_072_000),
+  REQUIRE_HTTPS: bool(false),
+  CORE_CA_FILE: opt,
   LOG_LEVEL: opt.transform((s, ctx): LogLevel => {
     if (s === undefined) return 'info';
     if ((LOG_LEVELS as readonly string[]).includes(s)) return s as LogLevel;
@@ -268,6 +293,14 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
   }
   if (e.ADMIN_PORT !== null && e.ADMIN_PORT !== 0 && e.ADMIN_PORT === e.PORT) {
     problems.push('ADMIN_PORT: must differ from PORT');
+  }
+  if ((e.TLS_CERT_FILE === undefined) !== (e.TLS_KEY_FILE === undefined)) {
+    problems.push(`${e.TLS_CERT_FILE === undefined ? 'TLS_CERT_FILE' : 'TLS_KEY_FILE'}: must be set together with ${e.TLS_CERT_FILE === undefined ? 'TLS_KEY_FILE' : 'TLS_CERT_FILE'}`);
+  }
+  // An extra CA with a plain-HTTP core is a half-done switch to TLS: the secret would still travel
+  // in the clear. Refuse it rather than guess.
+  if (e.CORE_CA_FILE !== undefined && new URL(e.CORE_URL).protocol !== 'https:') {
+    problems.push('CORE_CA_FILE: is only used with an https:// CORE_URL');
   }
   if (problems.length > 0 || edgeRedisUrl === undefined) throw new ConfigError(problems);
   return Object.freeze({
@@ -307,5 +340,11 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     difficultyCacheMs: e.DIFFICULTY_CACHE_MS,
     adminPort: e.ADMIN_PORT,
     logClientIps: e.LOG_CLIENT_IPS,
+    tlsCertFile: e.TLS_CERT_FILE ?? null,
+    tlsKeyFile: e.TLS_KEY_FILE ?? null,
+    tlsWatchIntervalMs: e.TLS_WATCH_INTERVAL_MS,
+    hstsMaxAgeSec: e.HSTS_MAX_AGE_SEC,
+    requireHttps: e.REQUIRE_HTTPS,
+    coreCaFile: e.CORE_CA_FILE ?? null,
   });
 }

@@ -2,8 +2,16 @@
  * The gatekeeper's only way to the core: POSTs over one keep-alive agent with the internal secret.
  * Every failure to reach the core (refused, reset, timeout, 5xx, 403) becomes RelayError('busy'),
  * which the app answers with 503 + Retry-After (docs/CONTRACT.md); never 500, never a hang.
+ *
+ * An `https://` CORE_URL runs the same requests over TLS (≥ 1.2) through an https.Agent with the
+ * same keep-alive rules, verifying the core's certificate against the system roots plus the extra
+ * CA of CORE_CA_FILE. The shared secret is sent all the same: TLS protects it on the wire, the
+ * secret is what the core checks. A certificate the gatekeeper cannot verify is a failure to reach
+ * the core like any other (503).
  */
 import http, { type IncomingMessage } from 'node:http';
+import https from 'node:https';
+import { rootCertificates } from 'node:tls';
 import {
   INTERNAL_LOAD_PATH,
   INTERNAL_SECRET_HEADER,
@@ -60,19 +68,31 @@ export interface CoreClientOptions {
   /** Deadline for the core's response headers, from the start of the request. */
   timeoutMs: number;
   log: Logger;
+  /** PEM of an extra CA trusted for an https:// coreUrl (CORE_CA_FILE), added to the system roots. */
+  ca?: string | Buffer;
 }
 
 const errCode = (err: unknown): string =>
   typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string' ? err.code : 'unknown';
 
 export function createCoreClient(opts: CoreClientOptions): CoreClient {
-  const agent = new http.Agent({
+  const agentOptions: http.AgentOptions = {
     keepAlive: true,
     timeout: AGENT_IDLE_TIMEOUT_MS,
     maxSockets: 512,
     maxFreeSockets: 64,
     scheduling: 'lifo',
-  });
+  };
+  const overTls = new URL(opts.coreUrl).protocol === 'https:';
+  const agent = overTls
+    ? new https.Agent({
+        ...agentOptions,
+        minVersion: 'TLSv1.2',
+        // `ca` replaces the default trust store, so the system roots go in with the extra CA.
+        ...(opts.ca !== undefined ? { ca: [...rootCertificates, opts.ca.toString()] } : {}),
+      })
+    : new http.Agent(agentOptions);
+  const request = overTls ? https.request : http.request;
   const warnUnreachable = (reason: string) =>
     everyInterval(5000, (skipped) => opts.log.warn({ reason, skipped }, 'core unavailable'));
   const warners = new Map<string, () => void>();
@@ -92,7 +112,7 @@ export function createCoreClient(opts: CoreClientOptions): CoreClient {
   /** One attempt; `retry` allows one more after a reset on a reused keep-alive socket. */
   const attempt = (path: string, body: Buffer, contentType: string, deadlineMs: number, retry: boolean): Promise<IncomingMessage> =>
     new Promise((resolve, reject) => {
-      const req = http.request(`${opts.coreUrl}${path}`, {
+      const req = request(`${opts.coreUrl}${path}`, {
         method: 'POST',
         agent,
         timeout: opts.timeoutMs,
@@ -183,7 +203,7 @@ export function createCoreClient(opts: CoreClientOptions): CoreClient {
     load() {
       const deadlineMs = Date.now() + opts.timeoutMs;
       return new Promise<LoadReport | null>((resolve) => {
-        const req = http.request(`${opts.coreUrl}${INTERNAL_LOAD_PATH}`, {
+        const req = request(`${opts.coreUrl}${INTERNAL_LOAD_PATH}`, {
           method: 'GET',
           agent,
           timeout: opts.timeoutMs,

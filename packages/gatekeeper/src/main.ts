@@ -3,14 +3,21 @@
  * a readable list on stderr and exit 1. With ADMIN_PORT, a second server answers /livez, /readyz and
  * /metrics there (and /metrics leaves the public port). SIGTERM/SIGINT: stop accepting, drain
  * in-flight requests (bounded), hand over the difficulty lease, close the edge Redis, exit 0.
+ *
+ * With TLS_CERT_FILE/TLS_KEY_FILE the public port serves HTTPS (TLS ≥ 1.2), and SIGHUP or a change
+ * of either file reloads the pair (a bad new pair is logged and the old one kept). The admin port
+ * always stays plain HTTP, so probes never need TLS. An unreadable or unusable pair, or CORE_CA_FILE,
+ * at start-up → exit 1 with the reason.
  */
 import http from 'node:http';
+import https from 'node:https';
 import { randomBytes, systemClock } from '@zax/protocol';
 import { createApp } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { createLogger } from './log.js';
 import { createMetrics } from './metrics.js';
 import { connectRedis } from './redis.js';
+import { TlsPairError, readCaFile, readTlsPair, tlsReloader, type TlsPair, type TlsReloader } from './tls.js';
 
 /** In-flight requests get this long to finish after SIGTERM; then their sockets are closed. */
 const DRAIN_TIMEOUT_MS = 10_000;
@@ -24,14 +31,73 @@ try {
   process.exit(1);
 }
 
+/** The certificate files, read before anything connects: a bad one stops the process here. */
+function readFiles(c: Config): { tls: TlsPair | null; coreCa: Buffer | undefined } {
+  const problems: string[] = [];
+  const attempt = <T>(f: () => T): T | undefined => {
+    try {
+      return f();
+    } catch (err) {
+      if (!(err instanceof TlsPairError)) throw err;
+      problems.push(...err.problems);
+      return undefined;
+    }
+  };
+  const { tlsCertFile: certFile, tlsKeyFile: keyFile, coreCaFile: caFile } = c;
+  const tls = certFile !== null && keyFile !== null ? attempt(() => readTlsPair(certFile, keyFile)) : null;
+  const coreCa = caFile !== null ? attempt(() => readCaFile(caFile)) : undefined;
+  if (problems.length > 0) throw new ConfigError(problems);
+  return { tls: tls ?? null, coreCa };
+}
+
+let files: ReturnType<typeof readFiles>;
+try {
+  files = readFiles(config);
+} catch (err) {
+  if (!(err instanceof ConfigError)) throw err;
+  process.stderr.write(`gatekeeper: ${err.message}\n`);
+  process.exit(1);
+}
+const { tls, coreCa } = files;
+
 const log = createLogger(config.logLevel, { logClientIps: config.logClientIps });
 const redis = connectRedis(config.edgeRedisUrl, { commandTimeoutMs: config.redisCommandTimeoutMs, log });
 const metrics = createMetrics({ collectDefault: true });
-const app = createApp({ config, redis, clock: systemClock, random: randomBytes, log, metrics });
-const server = http.createServer(app.handler);
+const app = createApp({ config, redis, clock: systemClock, random: randomBytes, log, metrics, ...(coreCa !== undefined ? { coreCa } : {}) });
+const server: http.Server =
+  tls === null
+    ? http.createServer(app.handler)
+    : // A TLS handshake gets as long as request headers do (slow-loris bound; Node's default is 120 s).
+      https.createServer({ ...tls.options, handshakeTimeout: 10_000 }, app.handler);
 // Slow-loris bounds: glow.ts gives up after 5 s anyway.
 server.headersTimeout = 10_000;
 server.requestTimeout = 30_000;
+
+let reloader: TlsReloader | null = null;
+if (tls !== null && config.tlsCertFile !== null && config.tlsKeyFile !== null) {
+  const httpsServer = server as https.Server;
+  metrics.tlsLoad('ok', tls.info.validToMs);
+  log.info({ fingerprint256: tls.info.fingerprint256, validTo: new Date(tls.info.validToMs).toISOString() }, 'tls certificate loaded');
+  reloader = tlsReloader({
+    certFile: config.tlsCertFile,
+    keyFile: config.tlsKeyFile,
+    initial: tls,
+    apply: (options) => httpsServer.setSecureContext(options),
+    log,
+    onReload: (outcome, info) => metrics.tlsLoad(outcome, info.validToMs),
+    watchIntervalMs: config.tlsWatchIntervalMs,
+  });
+  const r = reloader;
+  process.on('SIGHUP', () => r.reload('SIGHUP'));
+  // A failed handshake (a scanner, a client without the CA) is the client's problem: no log line each.
+  httpsServer.on('tlsClientError', (err: NodeJS.ErrnoException, socket) => {
+    log.debug({ code: err.code ?? 'unknown' }, 'tls handshake failed');
+    socket.destroy();
+  });
+}
+if (config.requireHttps && tls === null && config.trustedProxies.length === 0) {
+  log.warn({}, 'REQUIRE_HTTPS without TLS_CERT_FILE or TRUSTED_PROXIES: only loopback clients can use the API');
+}
 const admin = config.adminPort === null ? null : http.createServer(app.adminHandler);
 
 process.on('unhandledRejection', (reason) => {
@@ -69,6 +135,9 @@ listenAdmin(() =>
         host: config.host,
         difficulty: config.difficulty,
         adaptiveDifficulty: config.difficultyPeriodMin > 0,
+        tls: tls !== null,
+        requireHttps: config.requireHttps,
+        coreTls: new URL(config.coreUrl).protocol === 'https:',
         metricsOn: config.adminPort === null ? 'port' : 'adminPort',
       },
       'listening',
@@ -81,6 +150,7 @@ function shutdown(signal: string): void {
   if (stopping) return;
   stopping = true;
   log.info({ signal }, 'draining');
+  reloader?.close();
   const idle = setInterval(() => server.closeIdleConnections(), 100);
   const force = setTimeout(() => server.closeAllConnections(), DRAIN_TIMEOUT_MS);
   // Last resort if closing Redis hangs: the drain is over, exit all the same.

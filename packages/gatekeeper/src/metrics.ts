@@ -63,6 +63,10 @@ export interface GatekeeperMetrics {
   coreLoadPoll(outcome: 'ok' | 'unavailable'): void;
   /** The core's figures from the last successful poll (leader only). */
   coreLoad(latencyP99Ms: number, eventLoopUtilization: number, memoryRatio: number): void;
+  /** An API request refused for coming over plain HTTP (REQUIRE_HTTPS). */
+  insecureRefused(): void;
+  /** A TLS certificate load (start-up or reload) and the end of validity of the certificate in use. */
+  tlsLoad(outcome: 'ok' | 'failed', validToMs: number): void;
 }
 
 export function createMetrics(opts: MetricsOptions = {}): GatekeeperMetrics {
@@ -141,6 +145,23 @@ export function createMetrics(opts: MetricsOptions = {}): GatekeeperMetrics {
   const coreElu = new Gauge({ name: `${METRIC_PREFIX}core_event_loop_utilization`, help: "The core's worst event-loop utilisation at the last poll", registers });
   const coreMem = new Gauge({ name: `${METRIC_PREFIX}core_redis_memory_ratio`, help: "Core Redis used/max memory at the last poll (0 without a limit)", registers });
 
+  const insecure = new Counter({
+    name: `${METRIC_PREFIX}insecure_requests_refused_total`,
+    help: 'API requests refused with 403 for coming over plain HTTP (REQUIRE_HTTPS)',
+    registers,
+  });
+  const tlsLoads = new Counter({
+    name: `${METRIC_PREFIX}tls_certificate_loads_total`,
+    help: 'TLS certificate loads (start-up, SIGHUP, file change), by outcome; a failed reload keeps the certificate in use',
+    labelNames: ['outcome'] as const,
+    registers,
+  });
+  const tlsValidTo = new Gauge({
+    name: `${METRIC_PREFIX}tls_certificate_not_after_seconds`,
+    help: 'End of validity (Unix time) of the TLS certificate being served; 0 without TLS',
+    registers,
+  });
+
   // Children resolved once: the hot path then only adds numbers.
   const durationChildren = new Map<number, Histogram.Internal<'route' | 'status'>>();
   const routeIndex = new Map<RouteLabel, number>(ROUTES.map((r, i) => [r, i]));
@@ -194,6 +215,11 @@ export function createMetrics(opts: MetricsOptions = {}): GatekeeperMetrics {
       coreP99.set(latencyP99Ms / 1000);
       coreElu.set(elu);
       coreMem.set(memoryRatio);
+    },
+    insecureRefused: () => insecure.inc(),
+    tlsLoad(outcome, validToMs) {
+      tlsLoads.labels(outcome).inc();
+      tlsValidTo.set(Math.floor(validToMs / 1000));
     },
   };
 }

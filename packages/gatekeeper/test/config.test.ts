@@ -54,6 +54,12 @@ describe('loadConfig', () => {
       difficultyCacheMs: 1000,
       adminPort: null,
       logClientIps: false,
+      tlsCertFile: null,
+      tlsKeyFile: null,
+      tlsWatchIntervalMs: 1000,
+      hstsMaxAgeSec: 31536000,
+      requireHttps: false,
+      coreCaFile: null,
     });
     expect(Object.isFrozen(c)).toBe(true);
   });
@@ -170,6 +176,44 @@ describe('loadConfig', () => {
       'MAX_COMMAND_BODY_BYTES: must be at least 4·⌈MAX_CHUNK_SIZE/3⌉ + 4096 = 686764',
     ]);
     expect(loadConfig({ ...BASE, MAX_COMMAND_BODY_BYTES: '100000', MAX_CHUNK_SIZE: '60000' }).maxCommandBodyBytes).toBe(100000);
+  });
+
+  it('reads the HTTPS settings', () => {
+    const c = loadConfig({
+      ...BASE,
+      TLS_CERT_FILE: '/tls/tls.crt',
+      TLS_KEY_FILE: '/tls/tls.key',
+      TLS_WATCH_INTERVAL_MS: '0',
+      HSTS_MAX_AGE_SEC: '0',
+      REQUIRE_HTTPS: 'true',
+      CORE_URL: 'https://core.internal:8443/',
+      CORE_CA_FILE: '/tls/core-ca.pem',
+    });
+    expect(c).toMatchObject({
+      tlsCertFile: '/tls/tls.crt',
+      tlsKeyFile: '/tls/tls.key',
+      tlsWatchIntervalMs: 0,
+      hstsMaxAgeSec: 0,
+      requireHttps: true,
+      coreUrl: 'https://core.internal:8443',
+      coreCaFile: '/tls/core-ca.pem',
+    });
+    expect(loadConfig({ ...BASE, REQUIRE_HTTPS: '1', HSTS_MAX_AGE_SEC: '63072000' })).toMatchObject({ requireHttps: true, hstsMaxAgeSec: 63072000 });
+    // an https core without an extra CA: the system roots (a public or mesh CA) are enough
+    expect(loadConfig({ ...BASE, CORE_URL: 'https://core' }).coreCaFile).toBeNull();
+  });
+
+  it('refuses half a TLS pair, a CA for a plain-HTTP core, and bad HTTPS values', () => {
+    expect(problems({ ...BASE, TLS_CERT_FILE: '/tls/tls.crt' })).toEqual(['TLS_KEY_FILE: must be set together with TLS_CERT_FILE']);
+    expect(problems({ ...BASE, TLS_KEY_FILE: '/tls/tls.key' })).toEqual(['TLS_CERT_FILE: must be set together with TLS_KEY_FILE']);
+    // an empty variable is unset, so this is half a pair too
+    expect(problems({ ...BASE, TLS_CERT_FILE: '/tls/tls.crt', TLS_KEY_FILE: '' })).toEqual(['TLS_KEY_FILE: must be set together with TLS_CERT_FILE']);
+    expect(problems({ ...BASE, CORE_CA_FILE: '/tls/ca.pem' })).toEqual(['CORE_CA_FILE: is only used with an https:// CORE_URL']);
+    expect(problems({ ...BASE, CORE_URL: 'HTTP://core:8081', CORE_CA_FILE: '/tls/ca.pem' })).toEqual(['CORE_CA_FILE: is only used with an https:// CORE_URL']);
+    expect(loadConfig({ ...BASE, CORE_URL: 'HTTPS://core:8443', CORE_CA_FILE: '/tls/ca.pem' }).coreCaFile).toBe('/tls/ca.pem');
+    const list = problems({ ...BASE, REQUIRE_HTTPS: 'yes', HSTS_MAX_AGE_SEC: '63072001', TLS_WATCH_INTERVAL_MS: '-1', CORE_URL: 'ftp://core' }).join('\n');
+    for (const name of ['REQUIRE_HTTPS', 'HSTS_MAX_AGE_SEC', 'TLS_WATCH_INTERVAL_MS']) expect(list).toMatch(new RegExp(`^${name}: `, 'm'));
+    expect(list).toMatch(/^CORE_URL: must start with http:\/\/ or https:\/\//m);
   });
 
   it('treats an empty variable as unset and strips a trailing slash from CORE_URL', () => {

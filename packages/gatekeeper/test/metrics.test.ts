@@ -62,6 +62,9 @@ describe('/metrics', () => {
       'zax_gatekeeper_difficulty',
       'zax_gatekeeper_difficulty_leader',
       'zax_gatekeeper_core_load_polls_total',
+      'zax_gatekeeper_insecure_requests_refused_total',
+      'zax_gatekeeper_tls_certificate_loads_total',
+      'zax_gatekeeper_tls_certificate_not_after_seconds',
       // default process metrics, under the same prefix
       'zax_gatekeeper_process_cpu_user_seconds_total',
       'zax_gatekeeper_process_resident_memory_bytes',
