@@ -11,6 +11,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -120,9 +121,14 @@ function redisPing(port: number): Promise<boolean> {
   });
 }
 
+/**
+ * GET → 200? Over https the certificate is not verified: this is a readiness probe of a process
+ * this launcher just started on this machine, whose certificate may well be self-signed.
+ */
 function httpOk(url: string): Promise<boolean> {
   return new Promise((resolve) => {
-    const req = http.get(url, { timeout: 2000, agent: false }, (res) => {
+    const get = url.startsWith('https:') ? https.get : http.get;
+    const req = get(url, { timeout: 2000, agent: false, rejectUnauthorized: false }, (res) => {
       res.resume();
       resolve(res.statusCode === 200);
     });
@@ -142,11 +148,11 @@ async function waitUntil(what: string, child: Child, check: () => Promise<boolea
 }
 
 /** Waits for GET /readyz = 200 on the port the child reported (or the configured one). */
-function waitHttpReady(child: Child, host: string, configuredPort: number): Promise<number> {
+function waitHttpReady(child: Child, host: string, configuredPort: number, scheme: 'http' | 'https'): Promise<number> {
   let port = 0;
   return waitUntil(`${child.name} /readyz`, child, async () => {
     port = child.listeningPort ?? configuredPort;
-    return port !== 0 && httpOk(`http://${urlHost(host)}:${port}/readyz`);
+    return port !== 0 && httpOk(`${scheme}://${urlHost(host)}:${port}/readyz`);
   }).then(() => port);
 }
 
@@ -224,14 +230,18 @@ async function main(): Promise<void> {
     if (!existsSync(file)) throw new Error(`${name} is not built (${file} is missing): run \`pnpm build\` first`);
   }
 
+  // Either service speaks TLS on its main port when given a certificate (CORE_TLS_*, TLS_*).
+  const coreScheme = env.CORE_TLS_CERT_FILE ? 'https' : 'http';
+  const scheme = env.TLS_CERT_FILE ? 'https' : 'http';
+
   const core = await launch('core', process.execPath, [CORE_MAIN], env);
-  const coreListening = await waitHttpReady(core, coreHost, corePort);
-  if (!env.CORE_URL) env.CORE_URL = `http://${urlHost(coreHost)}:${coreListening}`;
+  const coreListening = await waitHttpReady(core, coreHost, corePort, coreScheme);
+  if (!env.CORE_URL) env.CORE_URL = `${coreScheme}://${urlHost(coreHost)}:${coreListening}`;
 
   const gatekeeper = await launch('gatekeeper', process.execPath, [GATEKEEPER_MAIN], env);
-  const gatekeeperListening = await waitHttpReady(gatekeeper, host, port);
+  const gatekeeperListening = await waitHttpReady(gatekeeper, host, port, scheme);
 
-  process.stdout.write(`\nZax relay ready: http://${urlHost(host)}:${gatekeeperListening}\n\n`);
+  process.stdout.write(`\nZax relay ready: ${scheme}://${urlHost(host)}:${gatekeeperListening}\n\n`);
 }
 
 main().catch((err: unknown) => {
