@@ -9,12 +9,12 @@
   ARGV[2]     caller hpk (b64)
   ARGV[3]     now (ms), the service clock
 
-  Returns  1  deleted
-           0  unknown file: none, expired (then dropped anyway) or the caller is not a party
+  Returns  {1, chunk bytes freed}  deleted
+           {0, 0}  unknown file: none, expired (then dropped anyway) or the caller is not a party
 ]]
 -- @include file
 
 local fk = file_keys(1)
-if not live_record(fk, ARGV[1], ARGV[2], tonumber(ARGV[3]), true) then return 0 end
-drop_file(fk, ARGV[1])
-return 1
+if not live_record(fk, ARGV[1], ARGV[2], tonumber(ARGV[3]), true) then return { 0, 0 } end
+local _, bytes = drop_file(fk, ARGV[1])
+return { 1, bytes }

@@ -9,10 +9,10 @@
   ARGV[1]  now (ms), the service clock
   ARGV[2]  compaction limit (expired messages removed per call)
 
-  Returns  the live message count (integer ≥ 0)
+  Returns  {the live message count (integer ≥ 0), expired messages removed, their data bytes}
 ]]
 -- @include mailbox
 
 local mk = mailbox_keys(1)
 if compact(mk, ARGV[1], tonumber(ARGV[2])) > 0 then drop_meta_if_empty(mk) end
-return live_count(mk, ARGV[1])
+return { live_count(mk, ARGV[1]), expired_n, expired_bytes }

@@ -13,17 +13,22 @@
   ARGV[2]      compaction limit (expired messages removed per call)
   ARGV[2 + i]  the i-th message nonce (b64)
 
-  Returns  the live message count afterwards
+  Returns  {the live message count afterwards, messages deleted, their data bytes,
+            expired messages removed, their data bytes}
 ]]
 -- @include mailbox
 
 local mk = mailbox_keys(1)
 local now_s = ARGV[1]
+local deleted_n, deleted_bytes = 0, 0
 for i = 3, #ARGV do
-  if remove_message(mk, ARGV[i]) then
+  local bytes = remove_message(mk, ARGV[i])
+  if bytes then
     redis.call('DEL', KEYS[i + 2])
+    deleted_n = deleted_n + 1
+    deleted_bytes = deleted_bytes + bytes
   end
 end
 compact(mk, now_s, tonumber(ARGV[2]))
 drop_meta_if_empty(mk)
-return live_count(mk, now_s)
+return { live_count(mk, now_s), deleted_n, deleted_bytes, expired_n, expired_bytes }

@@ -13,7 +13,8 @@
   ARGV[4]      compaction limit (expired messages removed per call)
   ARGV[5..]    sender hpks (b64) to keep; none = every sender
 
-  Returns  an array of rendered download items (JSON object texts), in receipt order
+  Returns  {items, expired messages removed, their data bytes}; items: an array of rendered
+           download items (JSON object texts), in receipt order
 ]]
 -- @include mailbox
 
@@ -35,12 +36,12 @@ local out = {}
 -- Fast path: nothing to filter, every stored message is live, so positions are exact.
 if senders == nil and expired_count(mk, now_s) == 0 then
   local nonces = redis.call('ZRANGE', mk.order, start, start + count - 1)
-  if #nonces == 0 then return out end
+  if #nonces == 0 then return { out, expired_n, expired_bytes } end
   local recs = redis.call('HMGET', mk.msgs, unpack(nonces))
   for i = 1, #nonces do
     if recs[i] then out[#out + 1] = record_item(recs[i]) end
   end
-  return out
+  return { out, expired_n, expired_bytes }
 end
 
 -- Walk the order in batches, keeping live messages that pass the filter.
@@ -65,4 +66,4 @@ while #out < count do
     end
   end
 end
-return out
+return { out, expired_n, expired_bytes }

@@ -19,7 +19,8 @@
   ARGV[8]  Redis TTL margin (ms)
   ARGV[9]  compaction limit (expired messages removed per call)
 
-  Returns   1  stored as a new message (appended to the receipt order)
+  Returns  {outcome, expired messages removed, their data bytes}, outcome:
+            1  stored as a new message (appended to the receipt order)
             2  replaced the live message with this nonce (keeps its place; count quota not applied)
            -1  mailbox full: mailboxQuota live messages already; nothing stored
            -2  mailbox full: mailboxQuotaBytes would be exceeded; nothing stored
@@ -38,6 +39,10 @@ local quota = tonumber(ARGV[6])
 local quota_bytes = tonumber(ARGV[7])
 local margin = tonumber(ARGV[8])
 local limit = tonumber(ARGV[9])
+
+local function reply(outcome)
+  return { outcome, expired_n, expired_bytes }
+end
 
 compact(mk, now_s, limit)
 
@@ -59,16 +64,16 @@ local cur = redis.call('ZSCORE', mk.exp, nonce)
 if cur and tonumber(cur) > now then
   local old = redis.call('HGET', mk.msgs, nonce)
   local delta = bytes - (old and record_bytes(old) or 0)
-  if not bytes_fit(delta) then return -2 end
+  if not bytes_fit(delta) then return reply(-2) end
   redis.call('HSET', mk.msgs, nonce, record)
   redis.call('ZADD', mk.exp, ARGV[5], nonce)
   redis.call('HINCRBY', mk.meta, 'bytes', delta)
   result = 2
 else
   -- An expired leftover with this nonce is gone for good: the upload is a new message.
-  if cur then remove_message(mk, nonce) end
-  if live_count(mk, now_s) >= quota then return -1 end
-  if not bytes_fit(bytes) then return -2 end
+  if cur then remove_expired(mk, nonce) end
+  if live_count(mk, now_s) >= quota then return reply(-1) end
+  if not bytes_fit(bytes) then return reply(-2) end
   local seq = redis.call('HINCRBY', mk.meta, 'seq', 1)
   redis.call('ZADD', mk.order, seq, nonce)
   redis.call('ZADD', mk.exp, ARGV[5], nonce)
@@ -86,4 +91,4 @@ redis.call('PEXPIRE', mk.msgs, ttl)
 redis.call('PEXPIRE', mk.order, ttl)
 redis.call('PEXPIRE', mk.exp, ttl)
 redis.call('PEXPIRE', mk.meta, ttl)
-return result
+return reply(result)

@@ -1,7 +1,14 @@
 /**
- * The core's HTTP application (node:http, no framework): health routes, the internal-secret gate,
- * `/internal/sessions`, and the proxied `/prove` and `/command`. `createApp` builds it from its
- * dependencies without listening, so tests mount it on their own server with a fake clock.
+ * The core's HTTP application (node:http, no framework): health and metrics routes, the
+ * internal-secret gate, `/internal/sessions`, `/internal/load`, and the proxied `/prove` and
+ * `/command`. `createApp` builds it from its dependencies without listening, so tests mount it on
+ * their own server with a fake clock. It owns the replica's load meter (load.ts) and metrics
+ * (metrics.ts); the request path only adds numbers to them.
+ *
+ * `/livez` and `/readyz` need no secret, on the main port and on the admin port (`adminHandler`,
+ * CORE_ADMIN_PORT). `/metrics` needs none either (DESIGN.md: every core route except health and
+ * metrics needs the secret; the core is on a private network): it is served on the admin port when
+ * CORE_ADMIN_PORT is set, and then not on the main port; otherwise on the main port.
  *
  * `fail` is the one place that turns errors into responses: RelayError → its status and texts,
  * a store failure → 503 with Retry-After, anything else → 500 I and a log line.
@@ -12,6 +19,7 @@ import {
   BodyTooLargeError,
   COMMON_HEADERS,
   CONSUMED_HANDSHAKE_HEADER,
+  INTERNAL_LOAD_PATH,
   INTERNAL_SECRET_HEADER,
   INTERNAL_SESSIONS_PATH,
   TEXT_CONTENT_TYPE,
@@ -24,17 +32,21 @@ import {
   sendPreflight,
   type Clock,
   type Crypto,
+  type LoadReport,
 } from '@zax/protocol';
-import { runCommand } from './command.js';
+import { runCommand, type CommandDeps } from './command.js';
 import type { Config } from './config.js';
 import { createFileSeed } from './file-seed.js';
-import { mintSession } from './internal-sessions.js';
+import { mintSession, type MintDeps } from './internal-sessions.js';
 import { createKeys } from './keys.js';
+import { createLoadMeter, loadReport, loadTiming, type LoadMeter, type LoadTiming } from './load.js';
 import type { Log } from './log.js';
-import { prove } from './prove.js';
+import { createMetrics, errorStatus, type CoreMetrics, type RouteLabel } from './metrics.js';
+import { prove, type ProveDeps, type ProveResult } from './prove.js';
 import type { CoreRedis } from './redis.js';
 import { createStoreGuard } from './store-guard.js';
 import { createStores, isStoreUnavailable, storeCall } from './store/index.js';
+import { createLoadStore, type LoadStore } from './store/load.js';
 
 export interface AppDeps {
   readonly config: Config;
@@ -42,31 +54,76 @@ export interface AppDeps {
   readonly clock: Clock;
   readonly crypto: Crypto;
   readonly log: Log;
+  /** @default createMetrics() (without process metrics; main.ts turns those on) */
+  readonly metrics?: CoreMetrics;
+  /** This replica's id in the load figures. @default random */
+  readonly replicaId?: string;
 }
 
 export interface App {
   /** A node:http request listener. */
   readonly handler: (req: IncomingMessage, res: ServerResponse) => void;
-  /** Stops taking requests (503 from now on) and resolves once in-flight requests have finished. */
+  /** The admin port's listener (CORE_ADMIN_PORT): `/livez`, `/readyz`, `/metrics`; 404 for anything else. */
+  readonly adminHandler: (req: IncomingMessage, res: ServerResponse) => void;
+  readonly metrics: CoreMetrics;
+  /** This replica's load meter (its background loop runs from createApp to close). */
+  readonly load: LoadMeter;
+  readonly loadStore: LoadStore;
+  readonly loadTiming: LoadTiming;
+  /** What `GET /internal/load` serves. */
+  loadReport(): Promise<LoadReport>;
+  /** Stops taking requests (503 from now on), resolves once in-flight requests have finished and the last load counts are flushed. */
   close(): Promise<void>;
 }
 
 const LIVEZ = '/livez';
 const READYZ = '/readyz';
+const METRICS = '/metrics';
 
-/** A log label for a path: the known routes, or "other" (raw paths are never logged). */
-function routeLabel(path: string): string {
-  return path === LIVEZ || path === READYZ || path === INTERNAL_SESSIONS_PATH || path === '/prove' || path === '/command' ? path : 'other';
+/** The metrics and log label of a path: the known routes, or "other" (raw paths are never logged). */
+function routeLabel(path: string): RouteLabel {
+  switch (path) {
+    case '/prove':
+      return 'prove';
+    case '/command':
+      return 'command';
+    case INTERNAL_SESSIONS_PATH:
+      return 'internal_sessions';
+    case INTERNAL_LOAD_PATH:
+      return 'internal_load';
+    case LIVEZ:
+      return 'livez';
+    case READYZ:
+      return 'readyz';
+    case METRICS:
+      return 'metrics';
+    default:
+      return 'other';
+  }
 }
+
+/** Routes whose durations make up the replica's latency p99 (the API work, not health or metrics). */
+const TIMED: ReadonlySet<RouteLabel> = new Set<RouteLabel>(['prove', 'command', 'internal_sessions']);
 
 const digest = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest();
 
 export function createApp(deps: AppDeps): App {
   const { config, redis, clock, crypto, log } = deps;
+  const metrics = deps.metrics ?? createMetrics();
   const keys = createKeys(config.redisPrefix);
-  const stores = createStores(redis, keys, config);
+  const stores = createStores(redis, keys, config, metrics);
   const fileSeed = createFileSeed({ configured: config.fileSeed, redis, key: keys.fileSeed, randomBytes: crypto.randomBytes });
-  const storeGuard = createStoreGuard(redis, { ratio: config.storeHighWaterRatio, retryAfterSec: config.busyRetryAfterSec, log });
+  const storeGuard = createStoreGuard(redis, { ratio: config.storeHighWaterRatio, retryAfterSec: config.busyRetryAfterSec, log, observer: metrics });
+  const timing = loadTiming(config.loadPeriodSec);
+  const loadStore = createLoadStore(redis, keys, metrics);
+  const meter = createLoadMeter({ store: loadStore, clock, timing, log, ...(deps.replicaId !== undefined ? { replicaId: deps.replicaId } : {}) });
+  meter.start();
+  metrics.localLoad(() => meter.local());
+  const reportDeps = { store: loadStore, timing, clock, memory: () => storeGuard.memory() };
+  // Built once: the request path passes these along instead of allocating them per request.
+  const mintDeps: MintDeps = { stores, crypto, clock, log };
+  const proveDeps: ProveDeps = { config, stores, crypto, clock, log };
+  const commandDeps: CommandDeps = { config, stores, crypto, clock, log, fileSeed, storeGuard, metrics };
   const secretDigests = [config.internalSecret, config.internalSecretPrevious].filter((s): s is string => s !== null).map(digest);
 
   /** Constant-time against every accepted secret (digests make the lengths equal). */
@@ -125,16 +182,39 @@ export function createApp(deps: AppDeps): App {
     }
   }
 
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = req.url ?? '/';
-    const path = normalizePath(url);
-    const method = req.method ?? '';
+  async function serveMetrics(res: ServerResponse): Promise<void> {
+    // The deployment's load figures (gauges) as /internal/load would serve them now; a Redis
+    // failure leaves the last values and never fails the scrape.
+    try {
+      metrics.load(await loadReport(reportDeps));
+    } catch {
+      // keep the previous figures
+    }
+    const text = await metrics.registry.metrics();
+    res.writeHead(200, { 'content-type': metrics.registry.contentType, 'cache-control': 'no-store', 'content-length': Buffer.byteLength(text) });
+    res.end(text);
+  }
 
+  /** Whether `path` is /livez, /readyz or (where served) /metrics. */
+  const isOps = (path: string, withMetrics: boolean): boolean => path === LIVEZ || path === READYZ || (withMetrics && path === METRICS);
+
+  /** Answers a path for which `isOps` holds. */
+  async function handleOps(path: string, res: ServerResponse): Promise<void> {
     if (path === LIVEZ) return sendPlain(res, 200, 'ok');
     if (path === READYZ) {
-      await storeCall('ping', () => redis.ping());
+      await storeCall('ping', () => redis.ping(), metrics);
       return sendPlain(res, 200, 'ok');
     }
+    return serveMetrics(res);
+  }
+
+  const metricsOnMain = config.adminPort === null;
+
+  async function handle(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+    const url = req.url ?? '/';
+    const method = req.method ?? '';
+
+    if (isOps(path, metricsOnMain)) return handleOps(path, res);
 
     if (!secretOk(req.headers[INTERNAL_SECRET_HEADER])) {
       req.resume();
@@ -149,8 +229,26 @@ export function createApp(deps: AppDeps): App {
         res.end();
         return;
       }
-      const reply = await mintSession({ stores, crypto, clock, log }, await readBody(req, config.maxHandshakeBodyBytes));
+      const reply = await mintSession(mintDeps, await readBody(req, config.maxHandshakeBodyBytes));
+      if (reply.status === 200) {
+        meter.mint(clock.nowMs());
+        metrics.mint('ok');
+      } else {
+        metrics.mint('proven');
+      }
       return sendJson(res, reply.status, reply.body);
+    }
+
+    if (path === INTERNAL_LOAD_PATH) {
+      req.resume();
+      if (method !== 'GET' && method !== 'HEAD') {
+        res.writeHead(405, { ...COMMON_HEADERS, allow: 'GET, HEAD', 'content-length': 0 });
+        res.end();
+        return;
+      }
+      const report = await loadReport(reportDeps);
+      metrics.load(report);
+      return sendJson(res, 200, report);
     }
 
     const route = routeApi(method, url);
@@ -166,15 +264,24 @@ export function createApp(deps: AppDeps): App {
     }
     switch (route.path) {
       case '/prove': {
+        meter.command(clock.nowMs());
         const body = await readBody(req, config.maxHandshakeBodyBytes);
-        // latin1: one char per byte, so line lengths are byte lengths and nothing is lost.
-        const result = await prove({ config, stores, crypto, clock, log }, body.toString('latin1'));
+        let result: ProveResult;
+        try {
+          // latin1: one char per byte, so line lengths are byte lengths and nothing is lost.
+          result = await prove(proveDeps, body.toString('latin1'));
+        } catch (e) {
+          metrics.proof(errorStatus(e) >= 500 ? 'error' : 'failed');
+          throw e;
+        }
+        metrics.proof('ok');
         res.setHeader(CONSUMED_HANDSHAKE_HEADER, result.consumedHandshake);
         return sendOk(res, result.body);
       }
       case '/command': {
+        meter.command(clock.nowMs());
         const body = await readBody(req, config.maxCommandBodyBytes);
-        return sendOk(res, await runCommand({ config, stores, crypto, clock, log, fileSeed, storeGuard }, body.toString('latin1')));
+        return sendOk(res, await runCommand(commandDeps, body.toString('latin1')));
       }
       case '/start_session':
       case '/verify_session':
@@ -188,37 +295,57 @@ export function createApp(deps: AppDeps): App {
   let closing = false;
   const drained: (() => void)[] = [];
 
-  const handler = (req: IncomingMessage, res: ServerResponse): void => {
-    const started = performance.now();
-    if (closing) {
-      req.resume();
-      res.setHeader('connection', 'close');
-      sendError(res, 'busy', config.busyRetryAfterSec);
-      return;
-    }
-    inFlight++;
-    handle(req, res)
-      .catch((err: unknown) => fail(req, res, err))
-      .catch((err: unknown) => {
-        log.error({ err: err instanceof Error ? err.message : String(err) }, 'error while answering an error');
-        res.destroy();
-      })
-      .finally(() => {
-        log.debug(
-          { method: req.method, route: routeLabel(normalizePath(req.url ?? '/')), status: res.statusCode, ms: Math.round(performance.now() - started) },
-          'request',
-        );
-        inFlight--;
-        if (inFlight === 0) drained.splice(0).forEach((f) => f());
-      });
-  };
+  /** Wraps a route handler: in-flight accounting for close(), errors, metrics, the debug log. */
+  const serve =
+    (inner: (req: IncomingMessage, res: ServerResponse, path: string) => Promise<void>) =>
+    (req: IncomingMessage, res: ServerResponse): void => {
+      const started = performance.now();
+      const path = normalizePath(req.url ?? '/');
+      const route = routeLabel(path);
+      if (closing) {
+        req.resume();
+        res.setHeader('connection', 'close');
+        sendError(res, 'busy', config.busyRetryAfterSec);
+        metrics.request(route, res.statusCode, (performance.now() - started) / 1000);
+        return;
+      }
+      inFlight++;
+      inner(req, res, path)
+        .catch((err: unknown) => fail(req, res, err))
+        .catch((err: unknown) => {
+          log.error({ err: err instanceof Error ? err.message : String(err) }, 'error while answering an error');
+          res.destroy();
+        })
+        .finally(() => {
+          const ms = performance.now() - started;
+          metrics.request(route, res.statusCode, ms / 1000);
+          if (TIMED.has(route)) meter.latency(ms);
+          log.debug({ method: req.method, route, status: res.statusCode, ms: Math.round(ms) }, 'request');
+          inFlight--;
+          if (inFlight === 0) drained.splice(0).forEach((f) => f());
+        });
+    };
 
+  const handler = serve(handle);
+  const adminHandler = serve(async (req, res, path) => {
+    req.resume();
+    if (isOps(path, true)) return handleOps(path, res);
+    sendError(res, 'notFound', config.busyRetryAfterSec);
+  });
+
+  let stopped: Promise<void> | null = null;
   return {
     handler,
+    adminHandler,
+    metrics,
+    load: meter,
+    loadStore,
+    loadTiming: timing,
+    loadReport: () => loadReport(reportDeps),
     close() {
       closing = true;
-      if (inFlight === 0) return Promise.resolve();
-      return new Promise((resolve) => drained.push(resolve));
+      const idle = inFlight === 0 ? Promise.resolve() : new Promise<void>((resolve) => drained.push(resolve));
+      return (stopped ??= idle.then(() => meter.stop()));
     },
   };
 }

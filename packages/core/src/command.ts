@@ -12,7 +12,9 @@ import {
   b64,
   decodeFixed,
   decodeStrict,
+  field,
   frame,
+  isCommandName,
   isStrictBase64,
   joinLines,
   makeNonce,
@@ -26,6 +28,7 @@ import { COMMAND_HANDLERS, type CommandHandler } from './commands/index.js';
 import type { Config } from './config.js';
 import type { FileSeed } from './file-seed.js';
 import { short, type Log } from './log.js';
+import { errorStatus, type CoreMetrics } from './metrics.js';
 import { checkNonce } from './nonce-check.js';
 import type { StoreGuard } from './store-guard.js';
 import type { Stores } from './store/index.js';
@@ -38,48 +41,66 @@ export interface CommandDeps {
   readonly log: Log;
   readonly fileSeed: FileSeed;
   readonly storeGuard: StoreGuard;
+  /** Counts each command by name and status. */
+  readonly metrics?: CoreMetrics;
 }
 
-/** Runs one `/command` body and returns the response body (lines joined by CRLF). */
+/**
+ * Runs one `/command` body and returns the response body (lines joined by CRLF). Every outcome is
+ * counted by command name (`unknown` until the box is open) and the status it will be answered with.
+ */
 export async function runCommand(deps: CommandDeps, body: string): Promise<string> {
   const { config, stores, crypto, clock } = deps;
   const nowMs = clock.nowMs();
   const nowSec = Math.floor(nowMs / 1000);
-
-  // 1. 3 or 4 lines: 44, 32, non-empty, optional non-empty.
-  const lines = frame(body, [B64_32_CHARS, B64_NONCE_CHARS, null], 1);
-  const [hpk, nonceLine, boxLine] = lines as [string, string, string];
-  const line4 = lines[3] ?? null;
-  // 2. hpk. DEVIATION D2: a bad hpk line is 400 (the reference relay answers 500).
-  if (decodeFixed(hpk, HASH_BYTES) === null) throw new RelayError('invalid', 'hpk line: not 32 bytes');
-  // 3. Nonce (recorded even if the request fails later).
-  const nonce = await checkNonce(stores.nonces, nonceLine, nowSec, config.nonceWindowSec, 'command nonce');
-  // 4. Lines 3 and 4 strict base64.
-  const box = decodeStrict(boxLine);
-  if (box === null || (line4 !== null && !isStrictBase64(line4))) throw new RelayError('invalid', 'box line: not strict base64');
-  // 5. A live session.
-  const session = await stores.sessions.get(hpk, nowMs);
-  if (session === null) throw new RelayError('unauthorized', 'no live session');
+  let name: CommandName | 'unknown' = 'unknown';
   try {
-    // 6. DEVIATION D5: a box that does not open under the live session is 401 (reference: 400), so
-    // glow.ts drops its stale session and reconnects.
-    const plaintext = crypto.boxOpenAfter(box, nonce, session.sharedKey);
-    if (plaintext === null) throw new RelayError('unauthorized', 'command box does not open');
-    // 7–8. JSON object, known cmd, per-command validation (400 G or 413).
-    const req = validateCommand(parseJsonObject(plaintext), config, line4);
-    // 9. File commands while the file store is disabled: 405, empty body.
-    if (FILE_COMMANDS.has(req.cmd) && !config.fileStoreEnabled) throw new RelayError('fileStoreDisabled', `${req.cmd}: file store disabled`);
-    // 10. Execution.
-    const handler = COMMAND_HANDLERS[req.cmd] as CommandHandler<CommandName>;
-    const result = await handler({ hpk, nowMs, nowSec, config, stores, crypto, log: deps.log, fileSeed: deps.fileSeed, storeGuard: deps.storeGuard }, req);
-    deps.log.debug({ cmd: req.cmd, hpk: short(hpk) }, 'command');
-    if (result.kind === 'plain') return result.line;
-    const rspNonce = makeNonce(nowSec, crypto.randomBytes);
-    const sealed = crypto.boxAfter(Buffer.from(result.json, 'utf8'), rspNonce, session.sharedKey);
-    const out = [b64(rspNonce), b64(sealed)];
-    if (result.extraLine !== undefined) out.push(result.extraLine);
-    return joinLines(out);
-  } finally {
-    session.sharedKey.fill(0);
+    // 1. 3 or 4 lines: 44, 32, non-empty, optional non-empty.
+    const lines = frame(body, [B64_32_CHARS, B64_NONCE_CHARS, null], 1);
+    const [hpk, nonceLine, boxLine] = lines as [string, string, string];
+    const line4 = lines[3] ?? null;
+    // 2. hpk. DEVIATION D2: a bad hpk line is 400 (the reference relay answers 500).
+    if (decodeFixed(hpk, HASH_BYTES) === null) throw new RelayError('invalid', 'hpk line: not 32 bytes');
+    // 3. Nonce (recorded even if the request fails later).
+    const nonce = await checkNonce(stores.nonces, nonceLine, nowSec, config.nonceWindowSec, 'command nonce');
+    // 4. Lines 3 and 4 strict base64.
+    const box = decodeStrict(boxLine);
+    if (box === null || (line4 !== null && !isStrictBase64(line4))) throw new RelayError('invalid', 'box line: not strict base64');
+    // 5. A live session.
+    const session = await stores.sessions.get(hpk, nowMs);
+    if (session === null) throw new RelayError('unauthorized', 'no live session');
+    try {
+      // 6. DEVIATION D5: a box that does not open under the live session is 401 (reference: 400), so
+      // glow.ts drops its stale session and reconnects.
+      const plaintext = crypto.boxOpenAfter(box, nonce, session.sharedKey);
+      if (plaintext === null) throw new RelayError('unauthorized', 'command box does not open');
+      // 7–8. JSON object, known cmd, per-command validation (400 G or 413).
+      const obj = parseJsonObject(plaintext);
+      const cmd = field(obj, 'cmd');
+      if (isCommandName(cmd)) name = cmd; // counted under its name even when its fields are refused
+      const req = validateCommand(obj, config, line4);
+      // 9. File commands while the file store is disabled: 405, empty body.
+      if (FILE_COMMANDS.has(req.cmd) && !config.fileStoreEnabled) throw new RelayError('fileStoreDisabled', `${req.cmd}: file store disabled`);
+      // 10. Execution.
+      const handler = COMMAND_HANDLERS[req.cmd] as CommandHandler<CommandName>;
+      const result = await handler({ hpk, nowMs, nowSec, config, stores, crypto, log: deps.log, fileSeed: deps.fileSeed, storeGuard: deps.storeGuard }, req);
+      deps.log.debug({ cmd: req.cmd, hpk: short(hpk) }, 'command');
+      let out: string;
+      if (result.kind === 'plain') out = result.line;
+      else {
+        const rspNonce = makeNonce(nowSec, crypto.randomBytes);
+        const sealed = crypto.boxAfter(Buffer.from(result.json, 'utf8'), rspNonce, session.sharedKey);
+        const parts = [b64(rspNonce), b64(sealed)];
+        if (result.extraLine !== undefined) parts.push(result.extraLine);
+        out = joinLines(parts);
+      }
+      deps.metrics?.command(name, 200);
+      return out;
+    } finally {
+      session.sharedKey.fill(0);
+    }
+  } catch (e) {
+    deps.metrics?.command(name, errorStatus(e));
+    throw e;
   }
 }

@@ -71,6 +71,17 @@ export interface Config {
   readonly fileSeed: string | null;
   /** @default 60 (`FILE_SWEEP_INTERVAL_SEC`): period of the job that removes expired files. */
   readonly fileSweepIntervalSec: number;
+  /**
+   * @default 60 (`LOAD_PERIOD_SEC`, 1..3600): the period over which the load served on
+   * `GET /internal/load` is counted (src/load.ts). Set it to the gatekeeper's
+   * DIFFICULTY_PERIOD_MIN × 60 (or a divisor of it): both count in epoch-aligned periods.
+   */
+  readonly loadPeriodSec: number;
+  /**
+   * `CORE_ADMIN_PORT`: a second, plain-HTTP server on CORE_HOST answering `/livez`, `/readyz` and
+   * `/metrics`; `/metrics` then leaves CORE_PORT. null (unset) = everything on CORE_PORT. 0 = any free port.
+   */
+  readonly adminPort: number | null;
   // --- TLS on the core link (tls.ts reads the files) ---
   /** `CORE_TLS_CERT_FILE` + `CORE_TLS_KEY_FILE` (both or neither): serve HTTPS on CORE_PORT. @default null */
   readonly tlsCertFile: string | null;
@@ -161,6 +172,16 @@ const ENV_SHAPE = {
   FILE_SEED: z.preprocess(orDefault(undefined), z.string().regex(SEED_RE, SEED_RULE).optional()),
   FILE_SEED_FILE: z.preprocess(orDefault(undefined), z.string().optional()),
   FILE_SWEEP_INTERVAL_SEC: int(60, 1, 86_400),
+  LOAD_PERIOD_SEC: int(60, 1, 3600),
+  CORE_ADMIN_PORT: z.preprocess(
+    orDefault(undefined),
+    z
+      .string()
+      .regex(/^[0-9]{1,5}$/, 'must be a port number (0..65535)')
+      .transform((s) => Number(s))
+      .pipe(z.number().max(65535, 'must be ≤ 65535'))
+      .optional(),
+  ),
   // --- TLS on the core link ---
   CORE_TLS_CERT_FILE: z.preprocess(orDefault(undefined), z.string().optional()),
   CORE_TLS_KEY_FILE: z.preprocess(orDefault(undefined), z.string().optional()),
@@ -175,6 +196,9 @@ function crossProblems(e: Partial<ParsedEnv>): string[] {
   const out: string[] = [];
   if (e.NONCE_CACHE_SEC !== undefined && e.NONCE_WINDOW_SEC !== undefined && e.NONCE_CACHE_SEC < 2 * e.NONCE_WINDOW_SEC) {
     out.push('NONCE_CACHE_SEC: must be ≥ 2 × NONCE_WINDOW_SEC');
+  }
+  if (e.CORE_ADMIN_PORT !== undefined && e.CORE_ADMIN_PORT !== 0 && e.CORE_ADMIN_PORT === e.CORE_PORT) {
+    out.push('CORE_ADMIN_PORT: must differ from CORE_PORT');
   }
   if (e.MAX_CHUNK_SIZE !== undefined && e.MAX_COMMAND_BODY_BYTES !== undefined) {
     const min = 4 * Math.ceil(e.MAX_CHUNK_SIZE / 3) + 4096;
@@ -259,6 +283,8 @@ export function loadConfig(env: Env, opts: LoadOptions = {}): Config {
     storeHighWaterRatio: e.STORE_HIGH_WATER_RATIO,
     fileSeed: seed,
     fileSweepIntervalSec: e.FILE_SWEEP_INTERVAL_SEC,
+    loadPeriodSec: e.LOAD_PERIOD_SEC,
+    adminPort: e.CORE_ADMIN_PORT ?? null,
     tlsCertFile: e.CORE_TLS_CERT_FILE ?? null, // TLS on the core link
     tlsKeyFile: e.CORE_TLS_KEY_FILE ?? null, // TLS on the core link
   });

@@ -9,5 +9,21 @@ export { uploadId, storageId, storageName } from './file-ids.js';
 export { createFileSeed, type FileSeed } from './file-seed.js';
 export { createStoreGuard, parseMemoryInfo, type StoreGuard } from './store-guard.js';
 export { sweepFiles, type SweepOptions, type SweepResult } from './file-sweep.js';
-export { startJobs, JOBS_QUEUE, FILE_SWEEP_JOB, type Jobs, type JobsDeps } from './jobs.js';
+export { startJobs, JOBS_QUEUE, FILE_SWEEP_JOB, LOAD_AGGREGATE_JOB, type Jobs, type JobsDeps } from './jobs.js';
+export { createMetrics, errorStatus, METRIC_PREFIX, ROUTES, type CoreMetrics, type MetricsOptions, type RouteLabel } from './metrics.js';
+export {
+  aggregatePeriod,
+  createLoadMeter,
+  lastSettledPeriod,
+  loadReport,
+  loadTiming,
+  periodOf,
+  REPLICA_TTL_MS,
+  type LoadMeter,
+  type LoadTiming,
+  type LocalLoad,
+} from './load.js';
+export { createLoadStore, type LoadStore, type PeriodLoad, type ReplicaFigures, type ReplicaRecord } from './store/load.js';
+export { NO_OBSERVER, type StoreObserver, type MessageChange, type FileChange } from './store/observer.js';
+export { LatencyHistogram } from './latency-histogram.js';
 export { COMMAND_HANDLERS, type CommandContext, type CommandHandler, type CommandResult } from './commands/index.js';

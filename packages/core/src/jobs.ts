@@ -4,20 +4,29 @@
  * slot), one job scheduler per job — upserted by id, so however many core replicas start, the
  * deployment has one schedule and each run goes to one worker — and one worker per core process.
  *
- * Jobs: `file-sweep` every `FILE_SWEEP_INTERVAL_SEC` (see file-sweep.ts). Outcomes are logged
- * (counts and bytes only, never identifiers); a later metrics change can count them from the same
- * events. BullMQ gets its own ioredis connection (no key prefix, `maxRetriesPerRequest: null`, offline
- * queue on), separate from the request path's fail-fast connection.
+ * Jobs: `file-sweep` every `FILE_SWEEP_INTERVAL_SEC` (see file-sweep.ts); `load-aggregate` once
+ * per load period, `settleMs` after each period ends (BullMQ aligns `every` + `offset` to the epoch),
+ * which sums the finished period over every replica into the summary key (load.ts). The worker runs
+ * two jobs at a time, so a long sweep never holds up the load summary. Outcomes are logged (counts
+ * and bytes only, never identifiers) and counted (`zax_core_jobs_total{job,outcome}`) from the
+ * worker's events. BullMQ gets its own ioredis connection (no key prefix, `maxRetriesPerRequest:
+ * null`, offline queue on), separate from the request path's fail-fast connection.
  */
 import { Queue, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Clock } from '@zax/protocol';
 import { sweepFiles, type SweepOptions, type SweepResult } from './file-sweep.js';
+import { aggregatePeriod, lastSettledPeriod, type LoadTiming } from './load.js';
 import type { Log } from './log.js';
+import type { CoreMetrics } from './metrics.js';
 import type { FileStore } from './store/files.js';
+import type { LoadStore, PeriodLoad } from './store/load.js';
 
 export const JOBS_QUEUE = 'maintenance';
 export const FILE_SWEEP_JOB = 'file-sweep';
+export const LOAD_AGGREGATE_JOB = 'load-aggregate';
+/** The load job runs this long after `settleMs`, so BullMQ's timer never fires before it. */
+const LOAD_JOB_SLACK_MS = 20;
 
 /** Finished jobs kept for inspection; older ones are removed by BullMQ. */
 const KEEP_COMPLETED = { count: 20 };
@@ -36,7 +45,13 @@ export interface JobsDeps {
   readonly log: Log;
   readonly sweepIntervalSec: number;
   readonly sweep?: SweepOptions;
+  /** The load job's store and periods (load.ts); without it, no load job is scheduled. */
+  readonly load?: { readonly store: LoadStore; readonly timing: LoadTiming };
+  /** Job results by name and outcome. */
+  readonly metrics?: CoreMetrics;
 }
+
+type JobResult = (SweepResult & { ms: number }) | { load: PeriodLoad; written: boolean; ms: number };
 
 export interface Jobs {
   /** Resolves once the schedule is in Redis (retried until Redis answers, or until close). */
@@ -81,21 +96,47 @@ export function startJobs(deps: JobsDeps): Jobs {
 
   const worker = new Worker(
     JOBS_QUEUE,
-    async (job: Job): Promise<SweepResult & { ms: number }> => {
+    async (job: Job): Promise<JobResult> => {
       const started = performance.now();
-      if (job.name !== FILE_SWEEP_JOB) throw new Error(`unknown job ${job.name}`);
-      const result = await sweepFiles(deps.files, deps.clock.nowMs(), deps.sweep);
-      return { ...result, ms: Math.round(performance.now() - started) };
+      const nowMs = deps.clock.nowMs();
+      switch (job.name) {
+        case FILE_SWEEP_JOB: {
+          const result = await sweepFiles(deps.files, nowMs, deps.sweep);
+          return { ...result, ms: Math.round(performance.now() - started) };
+        }
+        case LOAD_AGGREGATE_JOB: {
+          if (deps.load === undefined) throw new Error('load job without a load store');
+          const { store, timing } = deps.load;
+          const load = await aggregatePeriod(store, lastSettledPeriod(nowMs, timing), timing, nowMs);
+          const written = await store.writeSummary(load, timing.summaryTtlMs);
+          return { load, written, ms: Math.round(performance.now() - started) };
+        }
+        default:
+          throw new Error(`unknown job ${job.name}`);
+      }
     },
-    { connection, prefix: deps.prefix, concurrency: 1, removeOnComplete: KEEP_COMPLETED, removeOnFail: KEEP_FAILED },
+    { connection, prefix: deps.prefix, concurrency: 2, removeOnComplete: KEEP_COMPLETED, removeOnFail: KEEP_FAILED },
   );
   worker.on('error', onError);
-  worker.on('completed', (job: Job, result: SweepResult & { ms: number }) => {
+  worker.on('completed', (job: Job, result: JobResult) => {
+    deps.metrics?.job(job.name, 'completed');
+    if ('load' in result) {
+      const l = result.load;
+      log.debug(
+        { job: job.name, period: l.period, replicas: l.replicas, mints: l.mints, commands: l.commands, written: result.written, ms: result.ms },
+        'job done',
+      );
+      return;
+    }
     const fields = { job: job.name, ...result };
     if (result.removed > 0 || (result.drift !== null && result.drift !== 0)) log.info(fields, 'job done');
     else log.debug(fields, 'job done');
   });
-  worker.on('failed', (job: Job | undefined, err: Error) => log.warn({ job: job?.name ?? 'unknown', err: err.message }, 'job failed'));
+  worker.on('failed', (job: Job | undefined, err: Error) => {
+    const name = job?.name === FILE_SWEEP_JOB || job?.name === LOAD_AGGREGATE_JOB ? job.name : 'unknown';
+    deps.metrics?.job(name, 'failed');
+    log.warn({ job: name, err: err.message }, 'job failed');
+  });
 
   let closed = false;
   const wake = new AbortController();
@@ -112,20 +153,24 @@ export function startJobs(deps: JobsDeps): Jobs {
       );
     });
 
+  const jobOpts = { removeOnComplete: KEEP_COMPLETED, removeOnFail: KEEP_FAILED };
+  const schedules: { name: string; repeat: { every: number; offset?: number } }[] = [{ name: FILE_SWEEP_JOB, repeat: { every: deps.sweepIntervalSec * 1000 } }];
+  if (deps.load !== undefined) {
+    const t = deps.load.timing;
+    schedules.push({ name: LOAD_AGGREGATE_JOB, repeat: { every: t.periodMs, offset: t.settleMs + LOAD_JOB_SLACK_MS } });
+  }
   const scheduled = (async () => {
-    for (let attempt = 0; !closed; attempt++) {
-      try {
-        await queue.upsertJobScheduler(
-          FILE_SWEEP_JOB,
-          { every: deps.sweepIntervalSec * 1000 },
-          { name: FILE_SWEEP_JOB, data: {}, opts: { removeOnComplete: KEEP_COMPLETED, removeOnFail: KEEP_FAILED } },
-        );
-        log.info({ job: FILE_SWEEP_JOB, everySec: deps.sweepIntervalSec }, 'job scheduled');
-        return;
-      } catch (e) {
-        if (closed) return;
-        log.warn({ job: FILE_SWEEP_JOB, err: e instanceof Error ? e.message : String(e) }, 'jobs: cannot schedule yet; retrying');
-        await sleep(Math.min(500 * 2 ** Math.min(attempt, 6), 30_000));
+    for (const s of schedules) {
+      for (let attempt = 0; !closed; attempt++) {
+        try {
+          await queue.upsertJobScheduler(s.name, s.repeat, { name: s.name, data: {}, opts: jobOpts });
+          log.info({ job: s.name, everyMs: s.repeat.every }, 'job scheduled');
+          break;
+        } catch (e) {
+          if (closed) return;
+          log.warn({ job: s.name, err: e instanceof Error ? e.message : String(e) }, 'jobs: cannot schedule yet; retrying');
+          await sleep(Math.min(500 * 2 ** Math.min(attempt, 6), 30_000));
+        }
       }
     }
   })();

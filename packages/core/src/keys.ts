@@ -4,7 +4,8 @@
  * handshake carry `{handshake id}`, and the three keys of one file carry `{uploadID}`, so each of
  * those scripts touches a single Redis Cluster slot. Storage tokens and nonces are relay-wide, one
  * key each; the file registry (expiry and bytes per uploadID, the relay-wide byte total) shares the
- * tag `{files}`; BullMQ's keys start with `jobsPrefix` and share the tag `{jobs}`.
+ * tag `{files}`; BullMQ's keys start with `jobsPrefix` and share the tag `{jobs}`; the load
+ * measurement's keys (per-period counters, replica figures, the summary) share the tag `{load}`.
  */
 
 export interface MailboxKeys {
@@ -43,6 +44,18 @@ export interface FileRegistryKeys {
   readonly total: string;
 }
 
+/** The load measurement (src/load.ts), all under the hash tag `{load}`. */
+export interface LoadKeys {
+  /** HASH mints, commands: one period's counts, summed over every replica (HINCRBY). */
+  counts(period: number): string;
+  /** STRING (JSON): one replica's figures, with a short TTL. */
+  replica(replicaId: string): string;
+  /** ZSET replica id → absolute expiry (ms) of its record: the live replicas, without SCAN. */
+  readonly replicas: string;
+  /** HASH period, report (JSON): the last period aggregated by the load job. */
+  readonly summary: string;
+}
+
 export interface Keys {
   readonly prefix: string;
   /** BullMQ's `prefix` option: starts with the relay prefix, braced for Redis Cluster. */
@@ -59,6 +72,7 @@ export interface Keys {
   nonce(nonceB64: string): string;
   /** STRING: the expiry (ms) of the message the storage token names. */
   storageToken(tokenB64: string): string;
+  readonly load: LoadKeys;
 }
 
 export function createKeys(prefix: string): Keys {
@@ -83,6 +97,12 @@ export function createKeys(prefix: string): Keys {
     },
     nonce: (nonceB64) => `${prefix}nonce:${nonceB64}`,
     storageToken: (tokenB64) => `${prefix}tok:${tokenB64}`,
+    load: {
+      counts: (period) => `${prefix}{load}:n:${period}`,
+      replica: (replicaId) => `${prefix}{load}:r:${replicaId}`,
+      replicas: `${prefix}{load}:replicas`,
+      summary: `${prefix}{load}:summary`,
+    },
   };
 }
 

@@ -3,13 +3,17 @@
  * one exits 1 with the list of problems), connects to Redis, serves the app, starts the maintenance
  * jobs (BullMQ), logs "listening" with the port, and on SIGTERM/SIGINT stops accepting, drains
  * in-flight requests, stops the job worker (a running job may finish), closes Redis, exits 0.
+ * With CORE_ADMIN_PORT, a second plain-HTTP server on CORE_HOST answers /livez, /readyz and
+ * /metrics (which then leaves CORE_PORT); it listens first, so "listening" means both are up.
  */
+import http from 'node:http';
 import { bestCrypto, systemClock } from '@zax/protocol';
 import { createApp } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { startJobs } from './jobs.js';
 import { createKeys } from './keys.js';
 import { createLogger } from './log.js';
+import { createMetrics } from './metrics.js';
 import { createRedis, waitReady } from './redis.js';
 import { createFileStore } from './store/files.js';
 import { createCoreServer, loadCoreTls, type CoreTlsOptions } from './tls.js';
@@ -53,15 +57,18 @@ async function main(): Promise<void> {
 
   const crypto = bestCrypto();
   log.info({ crypto: crypto.name }, 'crypto backend');
-  const app = createApp({ config, redis, clock: systemClock, crypto, log });
+  const metrics = createMetrics({ collectDefault: true });
+  const app = createApp({ config, redis, clock: systemClock, crypto, log, metrics });
   const keys = createKeys(config.redisPrefix);
   const jobs = startJobs({
     redisUrl: config.redisUrl,
     prefix: keys.jobsPrefix,
-    files: createFileStore(redis, keys),
+    files: createFileStore(redis, keys, metrics),
     clock: systemClock,
     log,
     sweepIntervalSec: config.fileSweepIntervalSec,
+    load: { store: app.loadStore, timing: app.loadTiming },
+    metrics,
   });
   const server = createCoreServer(tlsOptions, app.handler); // HTTPS when CORE_TLS_* are set (tls.ts)
   // Longer than the gatekeeper's keep-alive idle time, so it never reuses a socket we just closed.
@@ -69,11 +76,32 @@ async function main(): Promise<void> {
   server.headersTimeout = 66_000;
   server.requestTimeout = 30_000;
   server.on('clientError', (_err, socket) => socket.destroy());
-
-  server.listen(config.port, config.host, () => {
-    const addr = server.address();
-    log.info({ port: typeof addr === 'object' && addr !== null ? addr.port : config.port, host: config.host }, 'listening');
+  const admin = config.adminPort === null ? null : http.createServer(app.adminHandler);
+  admin?.on('clientError', (_err, socket) => socket.destroy());
+  admin?.on('error', (err: NodeJS.ErrnoException) => {
+    log.error({ code: err.code }, 'cannot listen on the admin port');
+    process.exit(1);
   });
+
+  const portOf = (s: http.Server, fallback: number): number => {
+    const addr = s.address();
+    return typeof addr === 'object' && addr !== null ? addr.port : fallback;
+  };
+  const listenMain = (): void => {
+    server.listen(config.port, config.host, () => {
+      log.info(
+        { port: portOf(server, config.port), host: config.host, metricsOn: admin === null ? 'port' : 'adminPort', loadPeriodSec: config.loadPeriodSec },
+        'listening',
+      );
+    });
+  };
+  if (admin === null) listenMain();
+  else {
+    admin.listen(config.adminPort ?? 0, config.host, () => {
+      log.info({ adminPort: portOf(admin, config.adminPort ?? 0), host: config.host }, 'admin listening');
+      listenMain();
+    });
+  }
 
   let stopping = false;
   const shutdown = (signal: string): void => {
@@ -86,6 +114,8 @@ async function main(): Promise<void> {
     }, DRAIN_TIMEOUT_MS);
     force.unref();
     const idle = setInterval(() => server.closeIdleConnections(), 200);
+    admin?.close();
+    admin?.closeAllConnections();
     server.close(() => {
       clearInterval(idle);
       void app

@@ -23,6 +23,8 @@ const SCRIPTS = {
   zaxFileDelete: { file: 'file_delete.lua', keys: 6 },
   zaxFileReap: { file: 'file_reap.lua', keys: 6 },
   zaxFileReconcile: { file: 'file_reconcile.lua', keys: 2 },
+  zaxLoadFlush: { file: 'load_flush.lua', keys: undefined },
+  zaxLoadSummary: { file: 'load_summary.lua', keys: 1 },
 } as const satisfies Record<string, { file: string; keys: number | undefined }>;
 
 export type ScriptName = keyof typeof SCRIPTS;

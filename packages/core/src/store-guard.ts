@@ -3,16 +3,22 @@
  * exceeds ratio × `maxmemory`, every write command (upload, startFileUpload, uploadFileChunk) is
  * refused with 503 and Retry-After, so Redis never reaches its hard limit mid-script and reads and
  * deletes keep working. Without a `maxmemory` there is no mark. `INFO memory` is sampled at most
- * once per `sampleMs` (concurrent requests share one sample), never per request.
+ * once per `sampleMs` (concurrent requests share one sample), never per request. The same sample
+ * gives the memory figures of the load report and the metrics (`memory`, `lastMemory`).
  */
 import { RelayError } from '@zax/protocol';
 import type { Redis } from 'ioredis';
 import type { Log } from './log.js';
 import { storeCall } from './store/errors.js';
+import type { StoreObserver } from './store/observer.js';
 
 export interface StoreGuard {
   /** Resolves while writes are allowed; throws RelayError 503 above the mark. */
   assertWritable(): Promise<void>;
+  /** Redis memory, sampled at most once per `sampleMs`; throws StoreUnavailableError. */
+  memory(): Promise<MemorySample>;
+  /** The last sample taken, without I/O; null before the first. */
+  lastMemory(): MemorySample | null;
 }
 
 export interface StoreGuardOptions {
@@ -21,6 +27,8 @@ export interface StoreGuardOptions {
   readonly log: Log;
   /** @default 1000 */
   readonly sampleMs?: number;
+  /** Times the INFO call. */
+  readonly observer?: StoreObserver;
 }
 
 export interface MemorySample {
@@ -41,11 +49,13 @@ export function createStoreGuard(redis: Redis, opts: StoreGuardOptions): StoreGu
   const sampleMs = opts.sampleMs ?? 1000;
   let sampledAt = -Infinity;
   let high = false;
+  let last: MemorySample | null = null;
   let pending: Promise<void> | null = null;
 
   async function sample(): Promise<void> {
-    const info = await storeCall('store memory', () => redis.info('memory'));
+    const info = await storeCall('store memory', () => redis.info('memory'), opts.observer);
     const m = parseMemoryInfo(info);
+    last = m;
     const nowHigh = m.maxBytes > 0 && m.usedBytes > opts.ratio * m.maxBytes;
     if (nowHigh !== high) {
       const fields = { usedBytes: m.usedBytes, maxBytes: m.maxBytes, ratio: opts.ratio };
@@ -56,15 +66,24 @@ export function createStoreGuard(redis: Redis, opts: StoreGuardOptions): StoreGu
     sampledAt = performance.now();
   }
 
+  async function fresh(): Promise<void> {
+    if (performance.now() - sampledAt >= sampleMs) {
+      pending ??= sample().finally(() => {
+        pending = null;
+      });
+      await pending;
+    }
+  }
+
   return {
     async assertWritable() {
-      if (performance.now() - sampledAt >= sampleMs) {
-        pending ??= sample().finally(() => {
-          pending = null;
-        });
-        await pending;
-      }
+      await fresh();
       if (high) throw new RelayError('busy', 'store above its high-water mark', opts.retryAfterSec);
     },
+    async memory() {
+      await fresh();
+      return last!;
+    },
+    lastMemory: () => last,
   };
 }

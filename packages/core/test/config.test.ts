@@ -126,4 +126,17 @@ describe('loadConfig', () => {
       expect(problems({ [k]: v }).join(), `${k}=${v}`).toContain(k);
     }
   });
+
+  it('load period and admin port: defaults, range, distinct ports', () => {
+    expect(loadConfig(BASE)).toMatchObject({ loadPeriodSec: 60, adminPort: null });
+    expect(loadConfig({ ...BASE, LOAD_PERIOD_SEC: '2', CORE_ADMIN_PORT: '9091' })).toMatchObject({ loadPeriodSec: 2, adminPort: 9091 });
+    expect(loadConfig({ ...BASE, CORE_ADMIN_PORT: '0', CORE_PORT: '0' }).adminPort).toBe(0);
+    expect(loadConfig({ ...BASE, CORE_ADMIN_PORT: '' }).adminPort).toBeNull();
+    expect(problems({ LOAD_PERIOD_SEC: '0' })).toEqual(['LOAD_PERIOD_SEC: must be ≥ 1']);
+    expect(problems({ LOAD_PERIOD_SEC: '1.5' })).toEqual(['LOAD_PERIOD_SEC: must be a non-negative decimal integer']);
+    expect(problems({ LOAD_PERIOD_SEC: '3601' })).toEqual(['LOAD_PERIOD_SEC: must be ≤ 3600']);
+    expect(problems({ CORE_ADMIN_PORT: 'x' })).toEqual(['CORE_ADMIN_PORT: must be a port number (0..65535)']);
+    expect(problems({ CORE_ADMIN_PORT: '65536' })).toEqual(['CORE_ADMIN_PORT: must be ≤ 65535']);
+    expect(problems({ CORE_ADMIN_PORT: '8081' })).toEqual(['CORE_ADMIN_PORT: must differ from CORE_PORT']);
+  });
 });

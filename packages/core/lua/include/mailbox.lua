@@ -6,7 +6,11 @@
     mk.exp    ZSET  msg nonce -> absolute expiry (ms)
     mk.meta   HASH  seq (last sequence number), bytes (data bytes of the stored messages)
   A message is live while now < expiry; `now` always comes from ARGV (the service clock).
+  `expired_n` / `expired_bytes` count the messages (and their data bytes) this script call removed
+  because they had expired; the scripts return them for the core's metrics.
 ]]
+
+local expired_n, expired_bytes = 0, 0
 
 local function mailbox_keys(first)
   return { msgs = KEYS[first], order = KEYS[first + 1], exp = KEYS[first + 2], meta = KEYS[first + 3] }
@@ -32,15 +36,26 @@ local function record_item(rec)
   return string.sub(rec, s2 + 1)
 end
 
--- Removes one message and its bytes. Returns true if a record existed.
+-- Removes one message and its bytes. Returns its data bytes (a number, so truthy) if a record
+-- existed, else false.
 local function remove_message(mk, nonce)
   redis.call('ZREM', mk.order, nonce)
   redis.call('ZREM', mk.exp, nonce)
   local rec = redis.call('HGET', mk.msgs, nonce)
   if not rec then return false end
+  local bytes = record_bytes(rec)
   redis.call('HDEL', mk.msgs, nonce)
-  redis.call('HINCRBY', mk.meta, 'bytes', -record_bytes(rec))
-  return true
+  redis.call('HINCRBY', mk.meta, 'bytes', -bytes)
+  return bytes
+end
+
+-- Removes one message that has expired, counting it in expired_n / expired_bytes.
+local function remove_expired(mk, nonce)
+  local bytes = remove_message(mk, nonce)
+  if bytes then
+    expired_n = expired_n + 1
+    expired_bytes = expired_bytes + bytes
+  end
 end
 
 -- Removes messages with expiry <= now: at most `limit` of them, or all when limit < 0.
@@ -53,7 +68,7 @@ local function compact(mk, now, limit)
   else
     expired = redis.call('ZRANGEBYSCORE', mk.exp, '-inf', now, 'LIMIT', 0, limit)
   end
-  for _, nonce in ipairs(expired) do remove_message(mk, nonce) end
+  for _, nonce in ipairs(expired) do remove_expired(mk, nonce) end
   return #expired
 end
 

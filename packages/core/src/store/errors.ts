@@ -3,6 +3,7 @@
  * connection, a timeout, a disconnect or any error reply becomes one `StoreUnavailableError`, which
  * the app answers with 503 and Retry-After (PROTOCOL.md §6.3), never 500 or a misleading 401.
  */
+import type { StoreObserver } from './observer.js';
 
 export class StoreUnavailableError extends Error {
   override readonly name = 'StoreUnavailableError';
@@ -16,12 +17,18 @@ export class StoreUnavailableError extends Error {
 
 export const isStoreUnavailable = (e: unknown): e is StoreUnavailableError => e instanceof StoreUnavailableError;
 
-/** Runs one Redis operation; any failure of it is a StoreUnavailableError naming `op`. */
-export async function storeCall<T>(op: string, fn: () => Promise<T>): Promise<T> {
+/**
+ * Runs one Redis operation; any failure of it is a StoreUnavailableError naming `op`. With an
+ * observer, its duration (failures included) is reported under `op`.
+ */
+export async function storeCall<T>(op: string, fn: () => Promise<T>, observer?: StoreObserver): Promise<T> {
+  const t0 = observer === undefined ? 0 : performance.now();
   try {
     return await fn();
   } catch (e) {
     throw new StoreUnavailableError(op, e);
+  } finally {
+    if (observer !== undefined) observer.redisCall(op, (performance.now() - t0) / 1000);
   }
 }
 

@@ -7,6 +7,7 @@
 import type { CoreRedis } from '../redis.js';
 import { KEY_TTL_MARGIN_MS, type FileKeys, type Keys } from '../keys.js';
 import { badReply, storeCall } from './errors.js';
+import { NO_OBSERVER, type StoreObserver } from './observer.js';
 
 export type FileStatusName = 'START' | 'UPLOADING' | 'COMPLETE';
 
@@ -78,7 +79,7 @@ const STATUSES: ReadonlySet<string> = new Set<FileStatusName>(['START', 'UPLOADI
 
 const isIntReply = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v);
 
-export function createFileStore(redis: CoreRedis, keys: Keys): FileStore {
+export function createFileStore(redis: CoreRedis, keys: Keys, obs: StoreObserver = NO_OBSERVER): FileStore {
   const reg = keys.fileRegistry;
   /** The six keys of the scripts that touch a file and the registry (include/file.lua). */
   const allKeys = (uploadID: string): string[] => {
@@ -90,6 +91,7 @@ export function createFileStore(redis: CoreRedis, keys: Keys): FileStore {
     async start(f) {
       const reply = await storeCall('file start', () =>
         redis.zaxFileStart(...allKeys(f.uploadID), f.uploadID, f.from, f.to, f.fileSize, f.nowMs, f.expiresAtMs, KEY_TTL_MARGIN_MS),
+        obs,
       );
       if (reply !== 1 && reply !== 2) throw badReply('file start', reply);
     },
@@ -109,9 +111,11 @@ export function createFileStore(redis: CoreRedis, keys: Keys): FileStore {
           KEY_TTL_MARGIN_MS,
           c.maxFileBytesTotal,
         ),
+        obs,
       );
       const outcome = isIntReply(reply) ? CHUNK_OUTCOMES[reply] : undefined;
       if (outcome === undefined) throw badReply('file chunk', reply);
+      if (outcome === 'stored') obs.files('stored', 1, c.chunk.length);
       return outcome;
     },
 
@@ -119,6 +123,7 @@ export function createFileStore(redis: CoreRedis, keys: Keys): FileStore {
       const k = keys.file(uploadID);
       const [from, to, size, status, bytes, total, exp] = await storeCall('file status', () =>
         redis.hmget(k.rec, 'from', 'to', 'size', 'status', 'bytes', 'total', 'exp'),
+        obs,
       );
       if (from == null || exp == null || !(Number(exp) > nowMs)) return null;
       if (caller !== from && caller !== to) return null;
@@ -129,7 +134,11 @@ export function createFileStore(redis: CoreRedis, keys: Keys): FileStore {
     async downloadChunk(uploadID, caller, part, nowMs) {
       const k = keys.file(uploadID);
       // The Buffer variant: the chunk comes back as bytes, never as a (lossy) JS string.
-      const reply = await storeCall('file download', () => redis.zaxFileDownloadBuffer(k.rec, k.parts, k.chunks, caller, String(part), nowMs));
+      const reply = await storeCall(
+        'file download',
+        () => redis.zaxFileDownloadBuffer(k.rec, k.parts, k.chunks, caller, String(part), nowMs),
+        obs,
+      );
       if (Array.isArray(reply) && reply.length === 1 && (reply[0] === 0 || reply[0] === -1)) {
         return reply[0] === 0 ? { kind: 'notFound' } : { kind: 'noPart' };
       }
@@ -140,25 +149,27 @@ export function createFileStore(redis: CoreRedis, keys: Keys): FileStore {
     },
 
     async delete(uploadID, caller, nowMs) {
-      const reply = await storeCall('file delete', () => redis.zaxFileDelete(...allKeys(uploadID), uploadID, caller, nowMs));
-      if (reply !== 0 && reply !== 1) throw badReply('file delete', reply);
-      return reply === 1;
+      const reply = await storeCall('file delete', () => redis.zaxFileDelete(...allKeys(uploadID), uploadID, caller, nowMs), obs);
+      if (!Array.isArray(reply) || reply.length !== 2 || (reply[0] !== 0 && reply[0] !== 1) || !isIntReply(reply[1])) throw badReply('file delete', reply);
+      if (reply[0] === 1) obs.files('deleted', 1, reply[1]);
+      return reply[0] === 1;
     },
 
     async expired(nowMs, limit) {
-      return storeCall('file registry', () => redis.zrangebyscore(reg.exp, '-inf', nowMs, 'LIMIT', 0, limit));
+      return storeCall('file registry', () => redis.zrangebyscore(reg.exp, '-inf', nowMs, 'LIMIT', 0, limit), obs);
     },
 
     async reap(uploadID, nowMs) {
-      const reply = await storeCall('file reap', () => redis.zaxFileReap(...allKeys(uploadID), uploadID, nowMs));
+      const reply = await storeCall('file reap', () => redis.zaxFileReap(...allKeys(uploadID), uploadID, nowMs), obs);
       if (Array.isArray(reply) && reply.length === 2 && (reply[0] === 0 || reply[0] === 1) && isIntReply(reply[1])) {
+        if (reply[0] === 1) obs.files('expired', 1, reply[1]);
         return { removed: reply[0] === 1, freedBytes: reply[1] };
       }
       throw badReply('file reap', reply);
     },
 
     async reconcile(limit) {
-      const reply = await storeCall('file reconcile', () => redis.zaxFileReconcile(reg.bytes, reg.total, limit));
+      const reply = await storeCall('file reconcile', () => redis.zaxFileReconcile(reg.bytes, reg.total, limit), obs);
       if (Array.isArray(reply) && reply.length === 2 && isIntReply(reply[0]) && isIntReply(reply[1])) {
         return reply[0] === -1 && reply[1] === -1 ? null : { before: reply[0], after: reply[1] };
       }
@@ -166,7 +177,7 @@ export function createFileStore(redis: CoreRedis, keys: Keys): FileStore {
     },
 
     async totalBytes() {
-      const v = await storeCall('file total', () => redis.get(reg.total));
+      const v = await storeCall('file total', () => redis.get(reg.total), obs);
       return v === null ? 0 : Number(v);
     },
   };

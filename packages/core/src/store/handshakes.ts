@@ -6,6 +6,7 @@
 import type { CoreRedis } from '../redis.js';
 import { KEY_TTL_MARGIN_MS, type Keys } from '../keys.js';
 import { badReply, storeCall } from './errors.js';
+import { NO_OBSERVER, type StoreObserver } from './observer.js';
 
 export interface HandshakeSecrets {
   readonly clientToken: string;
@@ -30,7 +31,7 @@ export interface HandshakeStore {
   consume(handshakeId: string, relayToken: string, nowMs: number): Promise<boolean>;
 }
 
-export function createHandshakeStore(redis: CoreRedis, keys: Keys): HandshakeStore {
+export function createHandshakeStore(redis: CoreRedis, keys: Keys, obs: StoreObserver = NO_OBSERVER): HandshakeStore {
   return {
     async mint(input, nowMs) {
       const k = keys.handshake(input.handshakeId);
@@ -46,6 +47,7 @@ export function createHandshakeStore(redis: CoreRedis, keys: Keys): HandshakeSto
           nowMs,
           KEY_TTL_MARGIN_MS,
         ),
+        obs,
       );
       if (Array.isArray(reply) && reply[0] === 'proven') return { status: 'proven' };
       if (Array.isArray(reply) && reply[0] === 'ok' && typeof reply[1] === 'string') return { status: 'ok', relaySessionPk: reply[1] };
@@ -54,7 +56,11 @@ export function createHandshakeStore(redis: CoreRedis, keys: Keys): HandshakeSto
 
     async load(handshakeId, nowMs) {
       const k = keys.handshake(handshakeId);
-      const [ct, rt, pk, sk, exp] = await storeCall('handshake load', () => redis.hmget(k.secrets, 'ct', 'rt', 'pk', 'sk', 'exp'));
+      const [ct, rt, pk, sk, exp] = await storeCall(
+        'handshake load',
+        () => redis.hmget(k.secrets, 'ct', 'rt', 'pk', 'sk', 'exp'),
+        obs,
+      );
       if (ct == null || rt == null || pk == null || sk == null || exp == null) return null;
       const expiresAtMs = Number(exp);
       if (!(expiresAtMs > nowMs)) return null;
@@ -63,7 +69,7 @@ export function createHandshakeStore(redis: CoreRedis, keys: Keys): HandshakeSto
 
     async consume(handshakeId, relayToken, nowMs) {
       const k = keys.handshake(handshakeId);
-      const reply = await storeCall('consume', () => redis.zaxConsume(k.secrets, k.proven, relayToken, nowMs, KEY_TTL_MARGIN_MS));
+      const reply = await storeCall('consume', () => redis.zaxConsume(k.secrets, k.proven, relayToken, nowMs, KEY_TTL_MARGIN_MS), obs);
       if (reply === 1 || reply === 0) return reply === 1;
       throw badReply('consume', reply);
     },

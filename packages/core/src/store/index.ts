@@ -5,6 +5,7 @@ import { createFileStore, type FileStore } from './files.js';
 import { createHandshakeStore, type HandshakeStore } from './handshakes.js';
 import { createMailboxStore, type MailboxStore } from './mailbox.js';
 import { createNonceStore, type NonceStore } from './nonces.js';
+import { NO_OBSERVER, type StoreObserver } from './observer.js';
 import { createSessionStore, type SessionStore } from './sessions.js';
 
 export interface Stores {
@@ -15,17 +16,19 @@ export interface Stores {
   readonly files: FileStore;
 }
 
-export function createStores(redis: CoreRedis, keys: Keys, opts: { nonceCacheSec: number }): Stores {
+/** `observer` gets every Redis round trip's duration and the messages and file bytes that come and go. */
+export function createStores(redis: CoreRedis, keys: Keys, opts: { nonceCacheSec: number }, observer: StoreObserver = NO_OBSERVER): Stores {
   return {
-    handshakes: createHandshakeStore(redis, keys),
-    sessions: createSessionStore(redis, keys),
-    nonces: createNonceStore(redis, keys, opts.nonceCacheSec),
-    mailboxes: createMailboxStore(redis, keys),
-    files: createFileStore(redis, keys),
+    handshakes: createHandshakeStore(redis, keys, observer),
+    sessions: createSessionStore(redis, keys, observer),
+    nonces: createNonceStore(redis, keys, opts.nonceCacheSec, observer),
+    mailboxes: createMailboxStore(redis, keys, observer),
+    files: createFileStore(redis, keys, observer),
   };
 }
 
 export { StoreUnavailableError, isStoreUnavailable, storeCall } from './errors.js';
+export { NO_OBSERVER, type StoreObserver, type MessageChange, type FileChange } from './observer.js';
 export { storageToken, renderItem } from './mailbox.js';
 export type { HandshakeSecrets, MintInput, MintResult } from './handshakes.js';
 export type { Session } from './sessions.js';

@@ -10,6 +10,7 @@ import { b64, h2 } from '@zax/protocol';
 import type { CoreRedis } from '../redis.js';
 import { COMPACT_LIMIT, KEY_TTL_MARGIN_MS, type Keys } from '../keys.js';
 import { badReply, storeCall } from './errors.js';
+import { NO_OBSERVER, type StoreObserver } from './observer.js';
 
 export type MessageKind = 'message' | 'file';
 
@@ -74,7 +75,17 @@ function asCount(op: string, reply: unknown): number {
   throw badReply(op, reply);
 }
 
-export function createMailboxStore(redis: CoreRedis, keys: Keys): MailboxStore {
+const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0;
+
+export function createMailboxStore(redis: CoreRedis, keys: Keys, obs: StoreObserver = NO_OBSERVER): MailboxStore {
+  /** The expiry tally `[…, n, bytes]` at `at` of a script reply (include/mailbox.lua). */
+  const expired = (op: string, reply: readonly unknown[], at: number): void => {
+    const n = reply[at];
+    const bytes = reply[at + 1];
+    if (!isCount(n) || !isCount(bytes)) throw badReply(op, reply);
+    if (n > 0) obs.messages('expired', n, bytes);
+  };
+
   return {
     async upload(m, q) {
       const record = `${m.dataBytes}|${m.from}|${renderItem(m)}`;
@@ -93,22 +104,32 @@ export function createMailboxStore(redis: CoreRedis, keys: Keys): MailboxStore {
           KEY_TTL_MARGIN_MS,
           COMPACT_LIMIT,
         ),
+        obs,
       );
-      const outcome = typeof reply === 'number' ? UPLOAD_OUTCOMES[reply] : undefined;
+      const outcome = Array.isArray(reply) && reply.length === 3 && typeof reply[0] === 'number' ? UPLOAD_OUTCOMES[reply[0]] : undefined;
       if (outcome === undefined) throw badReply('upload', reply);
+      expired('upload', reply as unknown[], 1);
+      if (outcome === 'stored' || outcome === 'replaced') obs.messages('stored', 1, m.dataBytes);
       return outcome;
     },
 
     async download(hpk, q, nowMs) {
       const reply = await storeCall('download', () =>
         redis.zaxDownload(...mailboxArgs(keys, hpk), nowMs, Math.min(q.start, MAX_START), q.count, COMPACT_LIMIT, ...(q.from ?? [])),
+        obs,
       );
-      if (Array.isArray(reply) && reply.every((x): x is string => typeof x === 'string')) return reply;
+      if (Array.isArray(reply) && reply.length === 3 && Array.isArray(reply[0]) && reply[0].every((x): x is string => typeof x === 'string')) {
+        expired('download', reply, 1);
+        return reply[0];
+      }
       throw badReply('download', reply);
     },
 
     async count(hpk, nowMs) {
-      return asCount('count', await storeCall('count', () => redis.zaxCount(...mailboxArgs(keys, hpk), nowMs, COMPACT_LIMIT)));
+      const reply = await storeCall('count', () => redis.zaxCount(...mailboxArgs(keys, hpk), nowMs, COMPACT_LIMIT), obs);
+      if (!Array.isArray(reply) || reply.length !== 3) throw badReply('count', reply);
+      expired('count', reply, 1);
+      return asCount('count', reply[0]);
     },
 
     async delete(hpk, nonces, nowMs) {
@@ -116,12 +137,16 @@ export function createMailboxStore(redis: CoreRedis, keys: Keys): MailboxStore {
       const tokenKeys = unique.map((n) => keys.storageToken(storageToken(hpk, n)));
       const reply = await storeCall('delete', () =>
         redis.zaxDelete(4 + tokenKeys.length, ...mailboxArgs(keys, hpk), ...tokenKeys, nowMs, COMPACT_LIMIT, ...unique),
+        obs,
       );
-      return asCount('delete', reply);
+      if (!Array.isArray(reply) || reply.length !== 5 || !isCount(reply[1]) || !isCount(reply[2])) throw badReply('delete', reply);
+      if (reply[1] > 0) obs.messages('deleted', reply[1], reply[2]);
+      expired('delete', reply, 3);
+      return asCount('delete', reply[0]);
     },
 
     async tokenExpiry(tokenB64) {
-      const v = await storeCall('message status', () => redis.get(keys.storageToken(tokenB64)));
+      const v = await storeCall('message status', () => redis.get(keys.storageToken(tokenB64)), obs);
       if (v === null) return null;
       const ms = Number(v);
       if (!Number.isFinite(ms)) throw badReply('message status', v);

@@ -6,16 +6,17 @@
 import type { CoreRedis } from '../redis.js';
 import type { Keys } from '../keys.js';
 import { storeCall } from './errors.js';
+import { NO_OBSERVER, type StoreObserver } from './observer.js';
 
 export interface NonceStore {
   /** Records the nonce; true if it was not in the cache (first use), false for a replay. */
   record(nonceB64: string): Promise<boolean>;
 }
 
-export function createNonceStore(redis: CoreRedis, keys: Keys, cacheSec: number): NonceStore {
+export function createNonceStore(redis: CoreRedis, keys: Keys, cacheSec: number, obs: StoreObserver = NO_OBSERVER): NonceStore {
   return {
     async record(nonceB64) {
-      const reply = await storeCall('nonce record', () => redis.set(keys.nonce(nonceB64), '1', 'EX', cacheSec, 'NX'));
+      const reply = await storeCall('nonce record', () => redis.set(keys.nonce(nonceB64), '1', 'EX', cacheSec, 'NX'), obs);
       return reply === 'OK';
     },
   };

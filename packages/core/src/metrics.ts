@@ -1,0 +1,206 @@
+/**
+ * The core's Prometheus metrics (prom-client), all named `zax_core_*`, in one registry per app (no
+ * global registry: tests run several apps in one process). Labels hold only fixed, low-cardinality
+ * values — route names, status codes, command names, store operation names, job names — never an
+ * hpk, an IP, a token or a nonce (STYLE.md). Hot-path children are resolved once and cached, so
+ * recording a request or a command allocates nothing. It is also the stores' observer
+ * (store/observer.ts): Redis latency by operation, messages and file bytes stored, deleted, expired.
+ */
+import { BodyTooLargeError, COMMAND_NAMES, ERRORS, isRelayError, type CommandName, type LoadReport } from '@zax/protocol';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { isStoreUnavailable } from './store/errors.js';
+import type { FileChange, MessageChange, StoreObserver } from './store/observer.js';
+
+export const METRIC_PREFIX = 'zax_core_';
+
+/** Route label values of the request histogram. */
+export const ROUTES = ['prove', 'command', 'internal_sessions', 'internal_load', 'livez', 'readyz', 'metrics', 'other'] as const;
+export type RouteLabel = (typeof ROUTES)[number];
+
+/** `failed`: the proof was refused (4xx); `error`: the relay could not check it (5xx). */
+export type ProofOutcome = 'ok' | 'failed' | 'error';
+/** `ok`: a key pair minted (or the same one returned again); `proven`: 409, the handshake was already used. */
+export type MintOutcome = 'ok' | 'proven';
+export type JobOutcome = 'completed' | 'failed';
+
+export interface MetricsOptions {
+  /** Process metrics (CPU, memory, event-loop lag, GC) under the same prefix. @default false */
+  collectDefault?: boolean;
+}
+
+export interface CoreMetrics extends StoreObserver {
+  readonly registry: Registry;
+  /** One finished request. */
+  request(route: RouteLabel, status: number, seconds: number): void;
+  /** One `/command` by name (`unknown` before the box is opened) and the status it was answered with. */
+  command(cmd: CommandName | 'unknown', status: number): void;
+  mint(outcome: MintOutcome): void;
+  proof(outcome: ProofOutcome): void;
+  /** A BullMQ job finished (from the worker's events). */
+  job(name: string, outcome: JobOutcome): void;
+  /** This replica's event-loop utilisation and p99, read at scrape time. */
+  localLoad(read: () => { eventLoopUtilization: number; latencyP99Ms: number }): void;
+  /** The deployment's load as served on /internal/load (last settled period, all replicas). */
+  load(report: LoadReport): void;
+}
+
+const statusLabel = (status: number): string => String(status);
+
+/** The status the app answers an error with (app.ts `fail`), for labels only. */
+export function errorStatus(err: unknown): number {
+  if (isRelayError(err)) return ERRORS[err.code].status;
+  if (err instanceof BodyTooLargeError) return ERRORS.tooLarge.status;
+  if (isStoreUnavailable(err)) return ERRORS.busy.status;
+  return ERRORS.internal.status;
+}
+
+export function createMetrics(opts: MetricsOptions = {}): CoreMetrics {
+  const registry = new Registry();
+  if (opts.collectDefault === true) collectDefaultMetrics({ register: registry, prefix: METRIC_PREFIX });
+  const registers = [registry];
+  const p = METRIC_PREFIX;
+
+  const duration = new Histogram({
+    name: `${p}http_request_duration_seconds`,
+    help: 'Time from request to response, by route and status',
+    labelNames: ['route', 'status'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers,
+  });
+  const commands = new Counter({
+    name: `${p}commands_total`,
+    help: '/command requests by command name ("unknown" when refused before the box was opened) and response status',
+    labelNames: ['cmd', 'status'] as const,
+    registers,
+  });
+  const minted = new Counter({
+    name: `${p}handshakes_minted_total`,
+    help: 'POST /internal/sessions answers: ok = session key pair minted for a verified handshake, proven = 409 (already used)',
+    labelNames: ['outcome'] as const,
+    registers,
+  });
+  const proofs = new Counter({
+    name: `${p}proofs_total`,
+    help: '/prove requests by outcome: ok, failed (refused, 4xx), error (could not be checked, 5xx)',
+    labelNames: ['outcome'] as const,
+    registers,
+  });
+  const counter = (name: string, help: string): Counter => new Counter({ name: `${p}${name}`, help, registers });
+  const messages: Record<MessageChange, Counter> = {
+    stored: counter('messages_stored_total', 'Messages stored by upload (new or replacing one with the same nonce), file messages included'),
+    deleted: counter('messages_deleted_total', 'Messages removed by a delete command'),
+    expired: counter('messages_expired_total', 'Messages removed after their lifetime ended'),
+  };
+  const messageBytes: Record<MessageChange, Counter> = {
+    stored: counter('message_bytes_stored_total', 'Data bytes of the messages stored'),
+    deleted: counter('message_bytes_deleted_total', 'Data bytes of the messages removed by delete'),
+    expired: counter('message_bytes_expired_total', 'Data bytes of the messages removed after expiry'),
+  };
+  const files: Record<FileChange, Counter> = {
+    stored: counter('file_chunks_stored_total', 'File chunks stored (uploadFileChunk answered OK)'),
+    deleted: counter('files_deleted_total', 'Files removed by deleteFile'),
+    expired: counter('files_expired_total', 'Files removed by the sweep job after their lifetime ended'),
+  };
+  const fileBytes: Record<FileChange, Counter> = {
+    stored: counter('file_bytes_stored_total', 'Chunk bytes stored'),
+    deleted: counter('file_bytes_deleted_total', 'Chunk bytes freed by deleteFile'),
+    expired: counter('file_bytes_expired_total', 'Chunk bytes freed by the sweep job'),
+  };
+  const redisLatency = new Histogram({
+    name: `${p}redis_command_duration_seconds`,
+    help: 'Core Redis round trips by store operation, failures included',
+    labelNames: ['op'] as const,
+    buckets: [0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1],
+    registers,
+  });
+  const jobs = new Counter({
+    name: `${p}jobs_total`,
+    help: 'BullMQ maintenance jobs run by this replica, by job name and outcome',
+    labelNames: ['job', 'outcome'] as const,
+    registers,
+  });
+
+  let readLocal = (): { eventLoopUtilization: number; latencyP99Ms: number } => ({ eventLoopUtilization: 0, latencyP99Ms: 0 });
+  new Gauge({
+    name: `${p}event_loop_utilization`,
+    help: "This replica's event-loop utilisation over the last second (0..1)",
+    registers,
+    collect() {
+      this.set(readLocal().eventLoopUtilization);
+    },
+  });
+  new Gauge({
+    name: `${p}latency_p99_seconds`,
+    help: "This replica's p99 API request duration over the load period in progress",
+    registers,
+    collect() {
+      this.set(readLocal().latencyP99Ms / 1000);
+    },
+  });
+  const gauge = (name: string, help: string): Gauge => new Gauge({ name: `${p}${name}`, help, registers });
+  const load = {
+    mints: gauge('load_mints', 'Session key pairs minted in the last load period, all replicas (as on /internal/load)'),
+    commands: gauge('load_commands', '/prove and /command requests in the last load period, all replicas'),
+    replicas: gauge('load_replicas', 'Core replicas that reported figures for the last load period'),
+    elu: gauge('load_event_loop_utilization', 'Worst event-loop utilisation of any replica over the last load period'),
+    p99: gauge('load_latency_p99_seconds', 'Worst p99 request duration of any replica over the last load period'),
+    periodEnd: gauge('load_period_end_seconds', 'End (Unix time) of the load period the load_* gauges describe'),
+    used: gauge('redis_used_memory_bytes', 'Core Redis used_memory'),
+    max: gauge('redis_max_memory_bytes', 'Core Redis maxmemory (0 = no limit)'),
+  };
+
+  // Children resolved once: the hot path then only adds numbers.
+  const routeIndex = new Map<RouteLabel, number>(ROUTES.map((r, i) => [r, i]));
+  const durationChildren = new Map<number, Histogram.Internal<'route' | 'status'>>();
+  const cmdIndex = new Map<string, number>([...COMMAND_NAMES, 'unknown'].map((c, i) => [c, i]));
+  const commandChildren = new Map<number, Counter.Internal>();
+  const mintChildren: Record<MintOutcome, Counter.Internal> = { ok: minted.labels('ok'), proven: minted.labels('proven') };
+  const proofChildren: Record<ProofOutcome, Counter.Internal> = { ok: proofs.labels('ok'), failed: proofs.labels('failed'), error: proofs.labels('error') };
+  const redisChildren = new Map<string, Histogram.Internal<'op'>>();
+
+  return {
+    registry,
+    request(route, status, seconds) {
+      const key = routeIndex.get(route)! * 1000 + status;
+      let child = durationChildren.get(key);
+      if (child === undefined) durationChildren.set(key, (child = duration.labels(route, statusLabel(status))));
+      child.observe(seconds);
+    },
+    command(cmd, status) {
+      const key = cmdIndex.get(cmd)! * 1000 + status;
+      let child = commandChildren.get(key);
+      if (child === undefined) commandChildren.set(key, (child = commands.labels(cmd, statusLabel(status))));
+      child.inc();
+    },
+    mint: (outcome) => mintChildren[outcome].inc(),
+    proof: (outcome) => proofChildren[outcome].inc(),
+    job: (name, outcome) => jobs.labels(name, outcome).inc(),
+    localLoad(read) {
+      readLocal = read;
+    },
+    load(r) {
+      load.mints.set(r.mints);
+      load.commands.set(r.commands);
+      load.replicas.set(r.replicas);
+      load.elu.set(r.eventLoopUtilization);
+      load.p99.set(r.latencyP99Ms / 1000);
+      load.periodEnd.set(Math.floor(r.periodEndMs / 1000));
+      load.used.set(r.redisUsedMemoryBytes);
+      load.max.set(r.redisMaxMemoryBytes);
+    },
+    // ---- StoreObserver ----
+    redisCall(op, seconds) {
+      let child = redisChildren.get(op);
+      if (child === undefined) redisChildren.set(op, (child = redisLatency.labels(op.replace(/ /g, '_'))));
+      child.observe(seconds);
+    },
+    messages(change, count, bytes) {
+      messages[change].inc(count);
+      messageBytes[change].inc(bytes);
+    },
+    files(change, count, bytes) {
+      files[change].inc(count);
+      fileBytes[change].inc(bytes);
+    },
+  };
+}
