@@ -93,6 +93,15 @@ export function createCoreClient(opts: CoreClientOptions): CoreClient {
       })
     : new http.Agent(agentOptions);
   const request = overTls ? https.request : http.request;
+  // Parsed once: a URL string per request costs a WHATWG URL parse on the hot path.
+  const base = new URL(opts.coreUrl);
+  const pathPrefix = base.pathname.replace(/\/+$/, '');
+  const target = {
+    protocol: base.protocol,
+    hostname: base.hostname.startsWith('[') ? base.hostname.slice(1, -1) : base.hostname,
+    port: base.port === '' ? (overTls ? 443 : 80) : Number(base.port),
+    ...(base.username !== '' ? { auth: `${decodeURIComponent(base.username)}:${decodeURIComponent(base.password)}` } : {}),
+  };
   const warnUnreachable = (reason: string) =>
     everyInterval(5000, (skipped) => opts.log.warn({ reason, skipped }, 'core unavailable'));
   const warners = new Map<string, () => void>();
@@ -112,7 +121,9 @@ export function createCoreClient(opts: CoreClientOptions): CoreClient {
   /** One attempt; `retry` allows one more after a reset on a reused keep-alive socket. */
   const attempt = (path: string, body: Buffer, contentType: string, deadlineMs: number, retry: boolean): Promise<IncomingMessage> =>
     new Promise((resolve, reject) => {
-      const req = request(`${opts.coreUrl}${path}`, {
+      const req = request({
+        ...target,
+        path: `${pathPrefix}${path}`,
         method: 'POST',
         agent,
         timeout: opts.timeoutMs,

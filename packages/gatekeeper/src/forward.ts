@@ -3,7 +3,7 @@
  * status, body and protocol headers come back unchanged. The one internal header the core adds
  * (the handshake a successful /prove consumed) is acted on here and never reaches the client.
  */
-import type { ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream';
 import { COMMON_HEADERS, CONSUMED_HANDSHAKE_HEADER, TOKEN_BYTES, decodeFixed, type ApiPath } from '@zax/protocol';
 import type { CoreClient } from './core-client.js';
@@ -12,6 +12,10 @@ import { short, type Logger } from './log.js';
 
 /** Headers of the core's answer that belong to the wire protocol (PROTOCOL.md §2.4). */
 const COPIED_HEADERS = ['content-type', 'content-length', 'x-error-details', 'retry-after', 'allow'] as const;
+
+/** Answers up to this size are buffered and sent in one write; larger ones (file chunks) stream. */
+const SMALL_BODY_BYTES = 64 * 1024;
+const EMPTY = Buffer.alloc(0);
 
 export interface ForwardDeps {
   readonly core: CoreClient;
@@ -46,9 +50,48 @@ export async function forward(deps: ForwardDeps, path: ApiPath, body: Buffer, re
     }
   }
 
+  const declared = Number(upstream.headers['content-length']);
+  if (declared >= 0 && declared <= SMALL_BODY_BYTES) {
+    // Small answers (every command but a file chunk download): read them whole and send headers
+    // and body in one write, without a pipeline's stream plumbing and AbortController per request.
+    readWhole(upstream, declared, (buf) => {
+      if (buf === null) {
+        deps.log.debug({ path }, 'forwarded response broke off');
+        res.destroy();
+        return;
+      }
+      res.writeHead(status, headers);
+      res.end(buf);
+    });
+    return status;
+  }
   res.writeHead(status, headers);
   pipeline(upstream, res, (err) => {
     if (err) deps.log.debug({ path, reason: err.message.slice(0, 80) }, 'forwarded response broke off');
   });
   return status;
+}
+
+/** Reads a response of `size` declared bytes whole; `done(null)` when it breaks off. */
+function readWhole(upstream: IncomingMessage, size: number, done: (buf: Buffer | null) => void): void {
+  let first: Buffer | null = null;
+  let chunks: Buffer[] | null = null;
+  let got = 0;
+  let settled = false;
+  upstream.on('data', (c: Buffer) => {
+    got += c.length;
+    if (first === null) first = c;
+    else (chunks ??= [first]).push(c);
+  });
+  upstream.on('end', () => {
+    if (settled) return;
+    settled = true;
+    if (got !== size) return done(null);
+    done(chunks !== null ? Buffer.concat(chunks, got) : (first ?? EMPTY));
+  });
+  upstream.on('close', () => {
+    if (settled) return;
+    settled = true;
+    done(null);
+  });
 }
