@@ -150,7 +150,7 @@ describe('certificate reload', () => {
     renameSync(join(dir, '..data_tmp'), join(dir, '..data'));
 
     await eventually(async () => (await served(port)).fingerprint256 === v2.fingerprint256, 'the swapped certificate', 8000);
-    expect(gk.logs.join('\n')).toMatch(/"reason":"file changed"[^\n]*"msg":"tls certificate loaded"/);
+    await eventually(() => /"reason":"file changed"[^\n]*"msg":"tls certificate loaded"/.test(gk.logs.join('\n')), 'the file-change reload log line');
     expect(await connects(`https://127.0.0.1:${port}`)).toBe(true);
   });
 });
