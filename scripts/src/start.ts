@@ -86,7 +86,10 @@ function relayOutput(child: Child): void {
 /** Spawns a child; resolves once it is running, rejects with the spawn error (e.g. ENOENT). */
 function launch(name: string, command: string, args: readonly string[], env: NodeJS.ProcessEnv): Promise<Child> {
   return new Promise((resolve, reject) => {
-    const proc = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    // Node children get an IPC channel: it closes when this launcher dies, however it dies, and
+    // they drain and exit on that (redis-server has no such hook; it is stopped on a normal exit).
+    const stdio: ('ignore' | 'pipe' | 'ipc')[] = command === process.execPath ? ['ignore', 'pipe', 'pipe', 'ipc'] : ['ignore', 'pipe', 'pipe'];
+    const proc = spawn(command, args, { env, stdio, detached: true });
     const child: Child = { name, proc, listeningPort: null, exited: false };
     proc.once('error', reject);
     proc.once('spawn', () => {

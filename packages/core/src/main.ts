@@ -132,6 +132,9 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
+  // Started by `pnpm start` with an IPC channel: if the launcher dies, even by SIGKILL, the channel
+  // closes and the core drains instead of running on as an orphan.
+  if (process.connected) process.on('disconnect', () => shutdown('launcher gone'));
 }
 
 main().catch((e: unknown) => {

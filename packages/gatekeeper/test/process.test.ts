@@ -68,8 +68,11 @@ function run(file: string, env: NodeJS.ProcessEnv): Proc {
 afterEach(async () => {
   for (const p of running.splice(0)) {
     if (p.child.exitCode === null && p.child.signalCode === null) {
-      p.child.kill('SIGKILL');
+      // Gracefully first, so a launcher stops its children; SIGKILL only if it does not exit.
+      p.child.kill('SIGTERM');
+      const timer = setTimeout(() => p.child.kill('SIGKILL'), 10_000);
       await p.exit;
+      clearTimeout(timer);
     }
   }
   for (const prefix of prefixes.splice(0)) await dropPrefix(inject('redisUrl'), prefix);
