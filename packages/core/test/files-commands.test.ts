@@ -3,7 +3,7 @@
  * rule, D13–D16, and the chunk bookkeeping (re-uploads counted once, out-of-order parts, the last
  * chunk first, parallel uploads of one file). Vectors: `vectors/files.json`.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { TEXT_MAILBOX_FULL, TEXT_TOO_LARGE, b64, h2, tweetnaclCrypto as C } from '@zax/protocol';
 import { hex, loadVector } from '../../../test/support/vectors.js';
 import { storageId, storageName, uploadId } from '../src/file-ids.js';
@@ -11,6 +11,7 @@ import {
   command,
   commandBody,
   commandJson,
+  coresWithThreeSessions,
   establishSession,
   openResponse,
   randomHpk,
@@ -36,17 +37,7 @@ import {
 const V = loadVector('files.json');
 const P = loadVector('prove.json');
 
-let cores: Core[] = [];
-afterEach(async () => {
-  await Promise.all(cores.map((c) => c.close()));
-  cores = [];
-});
-
-async function setup(env: Record<string, string> = {}): Promise<{ core: Core; alice: Session; bob: Session; carol: Session }> {
-  const core = await startCore({ env });
-  cores.push(core);
-  return { core, alice: await establishSession(core), bob: await establishSession(core), carol: await establishSession(core) };
-}
+const { setup, track } = coresWithThreeSessions();
 
 interface Item {
   data: string;
@@ -78,8 +69,7 @@ describe('file ids (vectors/files.json)', () => {
 describe('startFileUpload', () => {
   it('vector: uploadID with the configured seed, storage token, response JSON, recipient file message (88, 89)', async () => {
     const v = V.start_file_upload_vector;
-    const core = await startCore({ env: { FILE_SEED: v.seed } });
-    cores.push(core);
+    const core = track(await startCore({ env: { FILE_SEED: v.seed } }));
     const sender = await establishSession(core, C.keyPairFromSecretKey(hex(P.keys.a_comm_sk_hex)));
     const recipient = await establishSession(core, C.keyPairFromSecretKey(hex(v.to_comm_sk_hex)));
     expect(sender.hpk).toBe(v.hpk_from_b64);

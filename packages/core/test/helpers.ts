@@ -5,7 +5,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { inject } from 'vitest';
+import { afterEach, inject } from 'vitest';
 import {
   CONSUMED_HANDSHAKE_HEADER,
   INTERNAL_SECRET_HEADER,
@@ -283,3 +283,29 @@ export async function commandPlain(core: Core, s: Session, cmd: unknown): Promis
 export const CONSUMED = CONSUMED_HANDSHAKE_HEADER;
 export const randomHpk = (): string => b64(randomBytes(32));
 export const randomNonceB64 = (sec = T0): string => b64(nonceAt(sec));
+
+/**
+ * For a test file whose tests each want a fresh core and three sessions on it: `setup` starts one,
+ * `track` adds a core started otherwise, and an afterEach closes every core of the test.
+ */
+export function coresWithThreeSessions(): {
+  setup: (env?: Record<string, string>) => Promise<{ core: Core; alice: Session; bob: Session; carol: Session }>;
+  track: (core: Core) => Core;
+} {
+  let cores: Core[] = [];
+  afterEach(async () => {
+    await Promise.all(cores.map((c) => c.close()));
+    cores = [];
+  });
+  const track = (core: Core): Core => {
+    cores.push(core);
+    return core;
+  };
+  return {
+    track,
+    async setup(env = {}) {
+      const core = track(await startCore({ env }));
+      return { core, alice: await establishSession(core), bob: await establishSession(core), carol: await establishSession(core) };
+    },
+  };
+}

@@ -1,13 +1,12 @@
 /** The message commands over HTTP (PROTOCOL.md §5.1–5.6): checklist items 66–87 and 99. */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { TEXT_G, TEXT_MAILBOX_FULL, TEXT_TOO_LARGE, b64, h2, randomBytes } from '@zax/protocol';
 import {
   command,
   commandJson,
+  coresWithThreeSessions,
   commandPlain,
-  establishSession,
   randomNonceB64,
-  startCore,
   type Core,
   type HttpReply,
   type Session,
@@ -21,17 +20,7 @@ interface Item {
   kind: string;
 }
 
-let cores: Core[] = [];
-afterEach(async () => {
-  await Promise.all(cores.map((c) => c.close()));
-  cores = [];
-});
-
-async function setup(env: Record<string, string> = {}): Promise<{ core: Core; alice: Session; bob: Session; carol: Session }> {
-  const core = await startCore({ env });
-  cores.push(core);
-  return { core, alice: await establishSession(core), bob: await establishSession(core), carol: await establishSession(core) };
-}
+const { setup } = coresWithThreeSessions();
 
 function expectG(r: HttpReply): void {
   expect(r.status).toBe(400);
