@@ -3,10 +3,10 @@
  * status, body and protocol headers come back unchanged. The one internal header the core adds
  * (the handshake a successful /prove consumed) is acted on here and never reaches the client.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { pipeline } from 'node:stream';
+import type { ServerResponse } from 'node:http';
+import { pipeline, type Readable } from 'node:stream';
 import { COMMON_HEADERS, CONSUMED_HANDSHAKE_HEADER, TOKEN_BYTES, decodeFixed, type ApiPath } from '@zax/protocol';
-import type { CoreClient } from './core-client.js';
+import type { CoreClient, CoreResponse } from './core-client.js';
 import type { HandshakeStore } from './handshake/store.js';
 import { short, type Logger } from './log.js';
 
@@ -29,8 +29,8 @@ export interface ForwardDeps {
  * and returns the status it gave.
  */
 export async function forward(deps: ForwardDeps, path: ApiPath, body: Buffer, res: ServerResponse): Promise<number> {
-  const upstream = await deps.core.send(path, body, 'text/plain; charset=utf-8');
-  const status = upstream.statusCode ?? 502;
+  const upstream: CoreResponse = await deps.core.send(path, body, 'text/plain; charset=utf-8');
+  const status = upstream.statusCode;
 
   const headers: Record<string, string> = {};
   for (const name of COPIED_HEADERS) {
@@ -54,7 +54,7 @@ export async function forward(deps: ForwardDeps, path: ApiPath, body: Buffer, re
   if (declared >= 0 && declared <= SMALL_BODY_BYTES) {
     // Small answers (every command but a file chunk download): read them whole and send headers
     // and body in one write, without a pipeline's stream plumbing and AbortController per request.
-    readWhole(upstream, declared, (buf) => {
+    readWhole(upstream.body, declared, (buf) => {
       if (buf === null) {
         deps.log.debug({ path }, 'forwarded response broke off');
         res.destroy();
@@ -66,14 +66,14 @@ export async function forward(deps: ForwardDeps, path: ApiPath, body: Buffer, re
     return status;
   }
   res.writeHead(status, headers);
-  pipeline(upstream, res, (err) => {
+  pipeline(upstream.body, res, (err) => {
     if (err) deps.log.debug({ path, reason: err.message.slice(0, 80) }, 'forwarded response broke off');
   });
   return status;
 }
 
 /** Reads a response of `size` declared bytes whole; `done(null)` when it breaks off. */
-function readWhole(upstream: IncomingMessage, size: number, done: (buf: Buffer | null) => void): void {
+function readWhole(upstream: Readable, size: number, done: (buf: Buffer | null) => void): void {
   let first: Buffer | null = null;
   let chunks: Buffer[] | null = null;
   let got = 0;

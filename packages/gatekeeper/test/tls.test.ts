@@ -260,19 +260,21 @@ describe('core client over TLS', () => {
     return s;
   }
 
-  it('trusts the extra CA, sends the secret, and keeps one TLS connection alive across requests', async () => {
+  it('trusts the extra CA, sends the secret, and keeps TLS connections alive across requests', async () => {
     const core = await tlsCore(otherCa.issue('core'));
     const client = createCoreClient({ coreUrl: `https://127.0.0.1:${core.port}`, internalSecret: SECRET, timeoutMs: 2000, log: silent, ca: readFileSync(otherCa.caFile) });
     try {
       for (let i = 0; i < 5; i++) {
         const res = await client.send('/command', Buffer.from('x'), 'text/plain');
         expect(res.statusCode).toBe(200);
-        res.resume();
-        await new Promise((r) => res.on('end', r));
+        res.body.resume();
+        await new Promise((r) => res.body.on('end', r));
       }
       const mint = await client.mint({ v: 1, handshakeId: b64(Buffer.alloc(32, 1)), clientToken: b64(Buffer.alloc(32, 2)), relayToken: b64(Buffer.alloc(32, 3)), expiresAtMs: Date.now() + 60_000 });
       expect(mint.status).toBe('ok');
-      expect(core.handshakes()).toBe(1);
+      // Six requests, kept alive: undici's pool may open a second connection when a request follows
+      // the previous body's end in the same tick, but never one per request.
+      expect(core.handshakes()).toBeLessThanOrEqual(2);
     } finally {
       client.close();
     }
