@@ -13,7 +13,7 @@
  * `fail` is the one place that turns errors into responses: RelayError → its status and texts,
  * a store failure → 503 with Retry-After, anything else → 500 I and a log line.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { hash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   BodyTooLargeError,
@@ -105,7 +105,8 @@ function routeLabel(path: string): RouteLabel {
 /** Routes whose durations make up the replica's latency p99 (the API work, not health or metrics). */
 const TIMED: ReadonlySet<RouteLabel> = new Set<RouteLabel>(['prove', 'command', 'internal_sessions']);
 
-const digest = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest();
+/** One-shot SHA-256 (no Hash object per request). */
+const digest = (s: string): Buffer => hash('sha256', s, 'buffer');
 
 export function createApp(deps: AppDeps): App {
   const { config, redis, clock, crypto, log } = deps;

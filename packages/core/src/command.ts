@@ -61,13 +61,25 @@ export async function runCommand(deps: CommandDeps, body: string): Promise<strin
     const line4 = lines[3] ?? null;
     // 2. hpk. DEVIATION D2: a bad hpk line is 400 (the reference relay answers 500).
     if (decodeFixed(hpk, HASH_BYTES) === null) throw new RelayError('invalid', 'hpk line: not 32 bytes');
-    // 3. Nonce (recorded even if the request fails later).
-    const nonce = await checkNonce(stores.nonces, nonceLine, nowSec, config.nonceWindowSec, 'command nonce');
-    // 4. Lines 3 and 4 strict base64.
-    const box = decodeStrict(boxLine);
-    if (box === null || (line4 !== null && !isStrictBase64(line4))) throw new RelayError('invalid', 'box line: not strict base64');
+    // 3. Nonce (recorded even if the request fails later). Its record and the session lookup of
+    // step 5 go to Redis together (one round trip, auto-pipelined); their results are used in
+    // the protocol's order, so a bad nonce is 400 whatever the session.
+    const nonceChecked = checkNonce(stores.nonces, nonceLine, nowSec, config.nonceWindowSec, 'command nonce');
+    const sessionLookup = stores.sessions.get(hpk, nowMs);
+    let nonce: Buffer;
+    let box: Buffer | null;
+    try {
+      nonce = await nonceChecked;
+      // 4. Lines 3 and 4 strict base64.
+      box = decodeStrict(boxLine);
+      if (box === null || (line4 !== null && !isStrictBase64(line4))) throw new RelayError('invalid', 'box line: not strict base64');
+    } catch (e) {
+      // The session is not used: wipe its key when the lookup lands.
+      sessionLookup.then((s) => s?.sharedKey.fill(0), () => {});
+      throw e;
+    }
     // 5. A live session.
-    const session = await stores.sessions.get(hpk, nowMs);
+    const session = await sessionLookup;
     if (session === null) throw new RelayError('unauthorized', 'no live session');
     try {
       // 6. DEVIATION D5: a box that does not open under the live session is 401 (reference: 400), so

@@ -60,14 +60,20 @@ export async function prove(deps: ProveDeps, body: string): Promise<ProveResult>
   ];
   // 2. Handshake id.
   if (decodeFixed(hsLine, TOKEN_BYTES) === null) throw invalid('handshake id: not 32 bytes');
+  // Steps 3 and 5 both go to Redis: when every local check of steps 4–5 passes, the outer nonce is
+  // checked and recorded in the same round trip as the handshake lookup (auto-pipelined). The
+  // answers keep the protocol's order: no live handshake is 401 whatever the rest of the body.
+  const hsLookup = stores.handshakes.load(hsLine, nowMs);
+  const aSessPk = decodeFixed(aSessLine, KEY_BYTES);
+  const outerChecked = aSessPk !== null ? checkNonce(stores.nonces, nonceLine, nowSec, config.nonceWindowSec, 'outer nonce') : null;
+  outerChecked?.catch(() => {}); // awaited below once the handshake is there
   // 3. A live, verified handshake.
-  const hs = await stores.handshakes.load(hsLine, nowMs);
+  const hs = await hsLookup;
   if (hs === null) throw unauthorized('no live handshake');
   // 4. a_sess_pk.
-  const aSessPk = decodeFixed(aSessLine, KEY_BYTES);
-  if (aSessPk === null) throw invalid('a_sess_pk: not 32 bytes');
+  if (aSessPk === null || outerChecked === null) throw invalid('a_sess_pk: not 32 bytes');
   // 5. Outer nonce.
-  const outerNonce = await checkNonce(stores.nonces, nonceLine, nowSec, config.nonceWindowSec, 'outer nonce');
+  const outerNonce = await outerChecked;
   // 6. Outer box (a low-order a_sess_pk does not open: 400 G).
   const rSessSk = Buffer.from(hs.relaySessionSk, 'base64');
   // The outer box's key is the session's shared key: computed once, it serves both (one scalar
@@ -99,8 +105,11 @@ export async function prove(deps: ProveDeps, body: string): Promise<ProveResult>
     // Success: consume the handshake, then create the session for hpk = h2(pub_key).
     if (!(await stores.handshakes.consume(hsLine, hs.relayToken, nowMs))) throw unauthorized('handshake gone before consume');
     const hpk = b64(h2(pubKey));
-    await stores.sessions.set(hpk, { sharedKey, aSessPk: aSessLine, expiresAtMs: nowMs + config.sessionTtlSec * 1000 }, nowMs);
-    const count = await stores.mailboxes.count(hpk, nowMs);
+    // The session write and the count are independent: one round trip (auto-pipelined).
+    const [, count] = await Promise.all([
+      stores.sessions.set(hpk, { sharedKey, aSessPk: aSessLine, expiresAtMs: nowMs + config.sessionTtlSec * 1000 }, nowMs),
+      stores.mailboxes.count(hpk, nowMs),
+    ]);
     deps.log.debug({ hpk: short(hpk) }, 'session created');
     return { body: String(count), consumedHandshake: hsLine };
   } finally {
