@@ -17,6 +17,7 @@ import { platformByName } from './platform-node.js';
 import { RedisInfo } from './redis-info.js';
 import { DEFAULT_OPTIONS, SCENARIOS, type ScenarioName, type ScenarioOptions } from './shared/wire.js';
 import { pidAlive } from './cpu.js';
+import { printSummary, profilesIn, summarize } from './profile.js';
 import { fetchTransport, httpTransport, type Transport } from './transport.js';
 
 const USAGE = `usage: pnpm bench [options]
@@ -38,6 +39,8 @@ const USAGE = `usage: pnpm bench [options]
   --messages N          memory: messages per pass (default 2000)
   --per-mailbox L       memory: messages per fresh mailbox, one pass each (default 1,100)
   --timeout MS          per-request timeout (default 10000)
+  --profile DIR         run the relay it starts under node --cpu-prof (profiles in DIR/core,
+                        DIR/gatekeeper) and print where each service's CPU went
   --json                print one JSON document on stdout instead of tables`;
 
 function size(s: string): number {
@@ -159,6 +162,7 @@ async function main(): Promise<number> {
         'per-mailbox': { type: 'string', default: '1,100' },
         timeout: { type: 'string', default: '10000' },
         json: { type: 'boolean', default: false },
+        profile: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
       strict: true,
@@ -215,9 +219,11 @@ async function main(): Promise<number> {
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
 
+  const profileDir = str('profile');
+  if (profileDir !== undefined && url !== undefined) throw new Error('--profile needs a relay the tool starts (no --url)');
   if (url === undefined) {
-    out('starting redis-server, core and gatekeeper (throttling off) …');
-    relay = await LocalRelay.start({ env: relayEnv, ...(redisUrl !== undefined ? { redisUrl } : {}) });
+    out(`starting redis-server, core and gatekeeper (throttling off${profileDir !== undefined ? ', under --cpu-prof' : ''}) …`);
+    relay = await LocalRelay.start({ env: relayEnv, ...(redisUrl !== undefined ? { redisUrl } : {}), ...(profileDir !== undefined ? { profileDir } : {}) });
     url = relay.url;
     redisUrl = relay.redisUrl;
     const p = relay.pids;
@@ -273,6 +279,13 @@ async function main(): Promise<number> {
     transport?.close();
     redisInfo?.close();
     if (relay !== null) await relay.stop();
+  }
+  if (profileDir !== undefined) {
+    for (const service of ['core', 'gatekeeper']) {
+      const files = profilesIn(`${profileDir}/${service}`);
+      if (files.length === 0) out(`\nprofile ${service}: none written (did it exit cleanly?)`);
+      for (const f of files) printSummary(service, summarize(f), out);
+    }
   }
   if (json) {
     const meta = { url: relay !== null ? 'local' : url, http: transport?.name ?? null, crypto: platform.name, node: process.version, options, relayEnv };

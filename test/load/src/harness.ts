@@ -78,6 +78,8 @@ export interface LocalRelayOptions {
   env?: Record<string, string>;
   /** Use this Redis instead of starting one (its CPU is then only seen through INFO). */
   redisUrl?: string;
+  /** Run the services under `node --cpu-prof`, writing to `<dir>/core` and `<dir>/gatekeeper` (profile.ts). */
+  profileDir?: string;
 }
 
 export class LocalRelay {
@@ -148,7 +150,9 @@ export class LocalRelay {
         ...opts.env,
       };
       const launch = (name: string, main: string): Child => {
-        const c = new Child(name, spawn(process.execPath, [main], { env, stdio: ['ignore', 'pipe', 'pipe'] }));
+        // V8 writes the profile when the process exits normally (SIGTERM → drain → exit 0).
+        const nodeArgs = opts.profileDir !== undefined ? ['--cpu-prof', `--cpu-prof-dir=${opts.profileDir}/${name}`] : [];
+        const c = new Child(name, spawn(process.execPath, [...nodeArgs, main], { env, stdio: ['ignore', 'pipe', 'pipe'] }));
         started.push(c);
         return c;
       };
