@@ -1,8 +1,9 @@
 /**
  * A large file through real processes (gatekeeper → core → Redis): more than 64 MiB in
  * 512000-byte chunks of random bytes, uploaded and downloaded with 4 requests in flight, comes back
- * byte-identical (SHA-256). Prints the upload and download throughput (MB/s, 10^6 bytes/s; not
- * asserted) and asserts that neither service's peak RSS (VmHWM) passes 256 MiB.
+ * byte-identical (SHA-256). Prints the upload and download throughput (MB/s, 10^6 bytes/s) and the
+ * CPU time per MB of the core, the gatekeeper and this test's client side (neither is asserted:
+ * the machine is shared), and asserts that neither service's peak RSS (VmHWM) passes 256 MiB.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -43,6 +44,24 @@ async function pool(n: number, limit: number, task: (i: number) => Promise<void>
   );
 }
 
+/** CPU time (user + system, ms) a process has used so far (`utime + stime` of /proc/<pid>/stat). */
+function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // USER_HZ = 100 on Linux
+}
+
+/** CPU ms so far of the core, the gatekeeper and this process (the client side of the test). */
+function cpuSnapshot(): { core: number; gk: number; client: number } {
+  const u = process.cpuUsage();
+  return { core: cpuMs(relay.core.pid!), gk: cpuMs(relay.gatekeeper.pid!), client: (u.user + u.system) / 1000 };
+}
+
+/** "core a, gatekeeper b, client c" in CPU ms per MB (10^6 bytes) between two snapshots. */
+function cpuPerMb(a: ReturnType<typeof cpuSnapshot>, b: ReturnType<typeof cpuSnapshot>, bytes: number): string {
+  const per = (x: number): string => (x / (bytes / 1e6)).toFixed(1);
+  return `CPU ms/MB core ${per(b.core - a.core)}, gatekeeper ${per(b.gk - a.gk)}, client ${per(b.client - a.client)}`;
+}
+
 const mbPerSec = (bytes: number, ms: number): number => Math.round((bytes / 1e6 / (ms / 1000)) * 10) / 10;
 
 describe('large file', () => {
@@ -67,6 +86,7 @@ describe('large file', () => {
     for (const c of chunks) expected.update(c);
     const expectedDigest = expected.digest('hex');
 
+    const upCpu = cpuSnapshot();
     const upStarted = performance.now();
     await pool(PARTS, IN_FLIGHT, async (i) => {
       const r = await raw.command(
@@ -77,11 +97,13 @@ describe('large file', () => {
       if (r.status !== 200 || r.plain !== '{"status":"OK"}') throw new Error(`upload part ${i}: ${r.status} ${r.plain ?? ''}`);
     });
     const upMs = performance.now() - upStarted;
+    const upCpuPerMb = cpuPerMb(upCpu, cpuSnapshot(), TOTAL);
 
     const status = await raw.command(recipient, { cmd: 'fileStatus', uploadID });
     expect(JSON.parse(status.plain!)).toEqual({ status: 'COMPLETE', file_size: TOTAL, bytes_stored: TOTAL, total_chunks: PARTS });
 
     const received: Buffer[] = new Array<Buffer>(PARTS);
+    const downCpu = cpuSnapshot();
     const downStarted = performance.now();
     await pool(PARTS, IN_FLIGHT, async (i) => {
       const r = await raw.command(recipient, { cmd: 'downloadFileChunk', uploadID, part: i });
@@ -89,6 +111,7 @@ describe('large file', () => {
       received[i] = Buffer.from(r.lines[2]!, 'base64');
     });
     const downMs = performance.now() - downStarted;
+    const downCpuPerMb = cpuPerMb(downCpu, cpuSnapshot(), TOTAL);
 
     const got = createHash('sha256');
     for (const c of received) got.update(c);
@@ -99,7 +122,8 @@ describe('large file', () => {
     const gkRss = peakRssBytes(relay.gatekeeper.pid!);
     console.log(
       `large file: ${TOTAL} bytes in ${PARTS} chunks, ${IN_FLIGHT} in flight — ` +
-        `upload ${mbPerSec(TOTAL, upMs)} MB/s (${Math.round(upMs)} ms), download ${mbPerSec(TOTAL, downMs)} MB/s (${Math.round(downMs)} ms); ` +
+        `upload ${mbPerSec(TOTAL, upMs)} MB/s (${Math.round(upMs)} ms; ${upCpuPerMb}), ` +
+        `download ${mbPerSec(TOTAL, downMs)} MB/s (${Math.round(downMs)} ms; ${downCpuPerMb}); ` +
         `peak RSS core ${(coreRss / 2 ** 20).toFixed(1)} MiB, gatekeeper ${(gkRss / 2 ** 20).toFixed(1)} MiB`,
     );
     expect(coreRss).toBeLessThanOrEqual(RSS_LIMIT_BYTES);

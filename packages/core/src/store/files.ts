@@ -2,11 +2,12 @@
  * Files (PROTOCOL.md §4.0 "File", §5.7–5.11): per uploadID a record, the parts' sizes and nonces,
  * and the chunk bytes as binary hash values, all under the hash tag `{uploadID}`; plus the
  * relay-wide registry (expiry and bytes per file) and byte total that bound and sweep them. Each
- * operation is one Lua script (file_*.lua); fileStatus is a single-key read.
+ * operation is one Lua script (file_*.lua), a chunk upload one transaction around its script (the
+ * bytes go in by a plain HSET, see file_chunk.lua); fileStatus is a single-key read.
  */
-import type { CoreRedis } from '../redis.js';
+import { loadLua, type CoreRedis, type RedisArg } from '../redis.js';
 import { KEY_TTL_MARGIN_MS, type FileKeys, type Keys } from '../keys.js';
-import { badReply, storeCall } from './errors.js';
+import { StoreUnavailableError, badReply, storeCall } from './errors.js';
 import { NO_OBSERVER, type StoreObserver } from './observer.js';
 
 export type FileStatusName = 'START' | 'UPLOADING' | 'COMPLETE';
@@ -79,6 +80,25 @@ const STATUSES: ReadonlySet<string> = new Set<FileStatusName>(['START', 'UPLOADI
 
 const isIntReply = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v);
 
+/**
+ * file_chunk.lua, sent whole (EVAL) inside the chunk transaction: an EVALSHA there that met
+ * NOSCRIPT (after a SCRIPT FLUSH) would be re-sent by ioredis on its own, outside the transaction.
+ * Redis caches the script by its digest, so this costs the ~4 KB text on the wire and one SHA-1.
+ */
+const FILE_CHUNK_LUA = loadLua('file_chunk.lua');
+
+/**
+ * The replies of a MULTI/EXEC of `n` commands. An error reply of any of them (the transaction ran,
+ * but a command in it failed) is a store failure, like an error reply outside a transaction.
+ */
+function execReplies(op: string, replies: [Error | null, unknown][] | null, n: number): unknown[] {
+  if (replies === null || replies.length !== n) throw badReply(op, replies);
+  return replies.map(([err, reply]) => {
+    if (err !== null) throw new StoreUnavailableError(op, err);
+    return reply;
+  });
+}
+
 export function createFileStore(redis: CoreRedis, keys: Keys, obs: StoreObserver = NO_OBSERVER): FileStore {
   const reg = keys.fileRegistry;
   /** The six keys of the scripts that touch a file and the registry (include/file.lua). */
@@ -97,24 +117,37 @@ export function createFileStore(redis: CoreRedis, keys: Keys, obs: StoreObserver
     },
 
     async uploadChunk(c) {
-      const reply = await storeCall('file chunk', () =>
-        redis.zaxFileChunk(
-          ...allKeys(c.uploadID),
-          c.uploadID,
-          c.caller,
-          String(c.part),
-          c.nonce,
-          c.lastChunk ? '1' : '0',
-          c.chunk,
-          c.nowMs,
-          c.expiresAtMs,
-          KEY_TTL_MARGIN_MS,
-          c.maxFileBytesTotal,
-        ),
+      const k = keys.file(c.uploadID);
+      const args = (mode: 'check' | 'settle'): RedisArg[] => [
+        ...allKeys(c.uploadID),
+        c.uploadID,
+        c.caller,
+        String(c.part),
+        c.nonce,
+        c.lastChunk ? '1' : '0',
+        String(c.chunk.length),
+        c.nowMs,
+        c.expiresAtMs,
+        KEY_TTL_MARGIN_MS,
+        c.maxFileBytesTotal,
+        mode,
+      ];
+      // One transaction (see file_chunk.lua): the checks and the record, the bytes as a plain
+      // HSET (never copied into Lua), then the script again to keep or take back the bytes.
+      const replies = await storeCall(
+        'file chunk',
+        () =>
+          redis
+            .multi()
+            .eval(FILE_CHUNK_LUA, 6, ...args('check'))
+            .hset(k.chunks, String(c.part), c.chunk)
+            .eval(FILE_CHUNK_LUA, 6, ...args('settle'))
+            .exec(),
         obs,
       );
-      const outcome = isIntReply(reply) ? CHUNK_OUTCOMES[reply] : undefined;
-      if (outcome === undefined) throw badReply('file chunk', reply);
+      const [check, write, settle] = execReplies('file chunk', replies, 3);
+      const outcome = isIntReply(check) ? CHUNK_OUTCOMES[check] : undefined;
+      if (outcome === undefined || !isIntReply(write) || settle !== (outcome === 'stored' ? 1 : 0)) throw badReply('file chunk', replies);
       if (outcome === 'stored') obs.files('stored', 1, c.chunk.length);
       return outcome;
     },
