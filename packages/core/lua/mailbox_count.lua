@@ -2,10 +2,9 @@
   mailbox_count: the number of live messages in a mailbox (PROTOCOL.md §5.1, and the /prove
   response), compacting expired messages on the way.
 
-  KEYS[1]  msgs HASH     ({hpk} slot)
+  KEYS[1]  msgs HASH     ({hpk} slot; layout in include/mailbox.lua)
   KEYS[2]  order ZSET
   KEYS[3]  exp ZSET
-  KEYS[4]  meta HASH
   ARGV[1]  now (ms), the service clock
   ARGV[2]  compaction limit (expired messages removed per call)
 
@@ -14,5 +13,5 @@
 -- @include mailbox
 
 local mk = mailbox_keys(1)
-if compact(mk, ARGV[1], tonumber(ARGV[2])) > 0 then drop_meta_if_empty(mk) end
+if compact(mk, ARGV[1], tonumber(ARGV[2])) > 0 then drop_if_empty(mk) end
 return { live_count(mk, ARGV[1]), expired_n, expired_bytes }

@@ -3,18 +3,18 @@
   DEVIATION D12): optional sender filter, then skip `start`, then at most `count`. Reads only,
   apart from compacting expired messages.
 
-  KEYS[1]      msgs HASH     ({hpk} slot)
+  KEYS[1]      msgs HASH     ({hpk} slot; layout in include/mailbox.lua)
   KEYS[2]      order ZSET
   KEYS[3]      exp ZSET
-  KEYS[4]      meta HASH
   ARGV[1]      now (ms), the service clock
   ARGV[2]      start (messages to skip, ≥ 0)
   ARGV[3]      count (most messages to return, 1..100)
   ARGV[4]      compaction limit (expired messages removed per call)
-  ARGV[5..]    sender hpks (b64) to keep; none = every sender
+  ARGV[5..]    sender hpks (raw 32 bytes) to keep; none = every sender
 
-  Returns  {items, expired messages removed, their data bytes}; items: an array of rendered
-           download items (JSON object texts), in receipt order
+  Returns  {items, expired messages removed, their data bytes}; items: a flat array
+           {nonce 1, record 1, nonce 2, record 2, …} (raw nonces, binary records) in receipt order,
+           which src/store/mailbox.ts renders into download items
 ]]
 -- @include mailbox
 
@@ -23,7 +23,7 @@ local now_s = ARGV[1]
 local now = tonumber(now_s)
 local start = tonumber(ARGV[2])
 local count = tonumber(ARGV[3])
-if compact(mk, now_s, tonumber(ARGV[4])) > 0 then drop_meta_if_empty(mk) end
+if compact(mk, now_s, tonumber(ARGV[4])) > 0 then drop_if_empty(mk) end
 
 local senders = nil
 if #ARGV > 4 then
@@ -35,11 +35,16 @@ local out = {}
 
 -- Fast path: nothing to filter, every stored message is live, so positions are exact.
 if senders == nil and expired_count(mk, now_s) == 0 then
-  local nonces = redis.call('ZRANGE', mk.order, start, start + count - 1)
-  if #nonces == 0 then return { out, expired_n, expired_bytes } end
-  local recs = redis.call('HMGET', mk.msgs, unpack(nonces))
-  for i = 1, #nonces do
-    if recs[i] then out[#out + 1] = record_item(recs[i]) end
+  local page = redis.call('ZRANGE', mk.order, start, start + count - 1, 'WITHSCORES')
+  if #page == 0 then return { out, expired_n, expired_bytes } end
+  local seqs = {}
+  for i = 2, #page, 2 do seqs[#seqs + 1] = page[i] end
+  local recs = redis.call('HMGET', mk.msgs, unpack(seqs))
+  for i = 1, #seqs do
+    if recs[i] then
+      out[#out + 1] = page[2 * i - 1]
+      out[#out + 1] = recs[i]
+    end
   end
   return { out, expired_n, expired_bytes }
 end
@@ -48,20 +53,25 @@ end
 local batch = 200
 local pos = 0
 local skipped = 0
-while #out < count do
-  local nonces = redis.call('ZRANGE', mk.order, pos, pos + batch - 1)
-  if #nonces == 0 then break end
-  pos = pos + #nonces
-  local recs = redis.call('HMGET', mk.msgs, unpack(nonces))
-  for i = 1, #nonces do
+local found = 0
+while found < count do
+  local page = redis.call('ZRANGE', mk.order, pos, pos + batch - 1, 'WITHSCORES')
+  if #page == 0 then break end
+  pos = pos + #page / 2
+  local seqs = {}
+  for i = 2, #page, 2 do seqs[#seqs + 1] = page[i] end
+  local recs = redis.call('HMGET', mk.msgs, unpack(seqs))
+  for i = 1, #seqs do
     local rec = recs[i]
-    local exp = tonumber(redis.call('ZSCORE', mk.exp, nonces[i]))
+    local exp = tonumber(redis.call('ZSCORE', mk.exp, seqs[i]))
     if rec and exp and exp > now and (senders == nil or senders[record_from(rec)]) then
       if skipped < start then
         skipped = skipped + 1
       else
-        out[#out + 1] = record_item(rec)
-        if #out >= count then break end
+        out[#out + 1] = page[2 * i - 1]
+        out[#out + 1] = rec
+        found = found + 1
+        if found >= count then break end
       end
     end
   end

@@ -8,15 +8,14 @@
  * measurement's keys (per-period counters, replica figures, the summary) share the tag `{load}`.
  */
 
+/** A mailbox's keys; the record format and the byte total are in `lua/include/mailbox.lua`. */
 export interface MailboxKeys {
-  /** HASH msg nonce → record (`<bytes>|<from hpk>|<rendered download item JSON>`). */
+  /** HASH seq → binary record (kind, sender, time, data); field `b`: data bytes stored. */
   readonly msgs: string;
-  /** ZSET msg nonce → receipt sequence number (download order). */
+  /** ZSET raw msg nonce (24 bytes) → receipt sequence number `seq` (download order). */
   readonly order: string;
-  /** ZSET msg nonce → absolute expiry (ms). */
+  /** ZSET seq → absolute expiry (ms). */
   readonly exp: string;
-  /** HASH `seq` (last sequence number), `bytes` (data bytes of stored messages). */
-  readonly meta: string;
 }
 
 export interface HandshakeKeys {
@@ -88,7 +87,10 @@ export function createKeys(prefix: string): Keys {
     fileSeed: `${prefix}files:seed`,
     mailbox(hpk) {
       const base = `${prefix}mb:{${hpk}}:`;
-      return { msgs: `${base}msgs`, order: `${base}order`, exp: `${base}exp`, meta: `${base}meta` };
+      // Layout 2 (binary records keyed by receipt number): new key names, so a mailbox written in
+      // the first layout (nonce-keyed JSON records, a meta hash) is never read as this one; its
+      // keys expire on their own TTL.
+      return { msgs: `${base}m2`, order: `${base}o2`, exp: `${base}e2` };
     },
     session: (hpk) => `${prefix}mb:{${hpk}}:sess`,
     handshake(handshakeId) {

@@ -1,6 +1,7 @@
 /** mailbox_delete.lua: own mailbox only, storage tokens removed, unknown/duplicates ignored. */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { storageToken } from '../src/store/index.js';
+import { BYTES_FIELD } from '../src/store/mailbox.js';
 import { openStores, randomHpk, randomNonceB64, type StoreFixture } from './helpers.js';
 import { NOW, QUOTAS, message } from './mailbox-fixture.js';
 
@@ -20,7 +21,7 @@ describe('delete', () => {
     expect(await f.stores.mailboxes.delete(to, [ms[0]!.nonce, ms[0]!.nonce, randomNonceB64(), ms[2]!.nonce], NOW)).toBe(1);
     expect(await f.stores.mailboxes.tokenExpiry(storageToken(to, ms[0]!.nonce))).toBeNull();
     expect(await f.stores.mailboxes.tokenExpiry(storageToken(to, ms[1]!.nonce))).not.toBeNull();
-    expect(await f.redis.hget(f.keys.mailbox(to).meta, 'bytes')).toBe(String(ms[1]!.dataBytes));
+    expect(await f.redis.hget(f.keys.mailbox(to).msgs, BYTES_FIELD)).toBe(String(ms[1]!.dataBytes));
   });
 
   it('an empty list changes nothing', async () => {
@@ -45,6 +46,6 @@ describe('delete', () => {
     await f.stores.mailboxes.upload(m, QUOTAS);
     expect(await f.stores.mailboxes.delete(to, [m.nonce], NOW)).toBe(0);
     const k = f.keys.mailbox(to);
-    expect(await f.redis.exists(k.msgs, k.order, k.exp, k.meta)).toBe(0);
+    expect(await f.redis.exists(k.msgs, k.order, k.exp)).toBe(0);
   });
 });

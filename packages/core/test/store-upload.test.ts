@@ -2,6 +2,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { KEY_TTL_MARGIN_MS } from '../src/keys.js';
 import { storageToken } from '../src/store/index.js';
+import { BYTES_FIELD } from '../src/store/mailbox.js';
 import { openStores, randomHpk, type StoreFixture } from './helpers.js';
 import { NOW, QUOTAS, TTL_MS, message, parseItems } from './mailbox-fixture.js';
 
@@ -13,7 +14,7 @@ afterEach(async () => {
   await f.close();
 });
 
-const bytesOf = async (hpk: string): Promise<number> => Number((await f.redis.hget(f.keys.mailbox(hpk).meta, 'bytes')) ?? 0);
+const bytesOf = async (hpk: string): Promise<number> => Number((await f.redis.hget(f.keys.mailbox(hpk).msgs, BYTES_FIELD)) ?? 0);
 
 describe('upload', () => {
   it('stores a new message with its rendered item and storage token', async () => {
@@ -100,12 +101,12 @@ describe('upload', () => {
     const m = message(to);
     await f.stores.mailboxes.upload(m, QUOTAS);
     const k = f.keys.mailbox(to);
-    for (const key of [k.msgs, k.order, k.exp, k.meta, f.keys.storageToken(storageToken(to, m.nonce))]) {
+    for (const key of [k.msgs, k.order, k.exp, f.keys.storageToken(storageToken(to, m.nonce))]) {
       const ttl = await f.redis.pttl(key);
       expect(ttl).toBeGreaterThan(TTL_MS + KEY_TTL_MARGIN_MS - 5000);
       expect(ttl).toBeLessThanOrEqual(TTL_MS + KEY_TTL_MARGIN_MS);
     }
-    for (const key of [k.msgs, k.order, k.exp, k.meta]) expect(key).toContain(`{${to}}`);
+    for (const key of [k.msgs, k.order, k.exp]) expect(key).toContain(`{${to}}`);
   });
 
   it('keeps data exactly, including lone surrogates and JSON-looking text', async () => {

@@ -1,12 +1,21 @@
 /**
  * Mailboxes (PROTOCOL.md §5.1–5.5): live messages per hpk in receipt order, with quotas,
  * replacement by nonce, compaction of expired messages, and storage-token records. Each operation
- * is one Lua script on the `{hpk}` keys (mailbox_*.lua); messageStatus is a single-key read.
+ * is one Lua script on the three `{hpk}` keys (mailbox_*.lua); messageStatus is a single-key read.
  *
- * A message's download item is rendered once, at upload, with `JSON.stringify`: the data string is
- * kept exactly (lone surrogates stay escaped) and download only splices stored items together.
+ * The layout is built for little Redis memory per message (include/mailbox.lua has it in full):
+ * the nonce is stored once, as raw bytes, in the order ZSET, which maps it to a short receipt
+ * sequence number; that number keys the record and the expiry. A message is one compact binary
+ * record (`encodeRecord`): flags (data format, kind), the sender's raw 32 bytes, the receipt time,
+ * then the data: raw bytes when it is canonical strict base64 (the usual ciphertext: 3/4 of its
+ * length), else its UTF-8 text, or, for a string with lone surrogates (or a byte count that is not
+ * its UTF-8 length), its JSON.stringify text after the byte count. Quotas count `dataBytes`, the
+ * UTF-8 length of the data string, which the scripts read back from the record. Download renders
+ * each item from its record with `renderItem` (`decodeItem`), byte for byte the item the message
+ * had when it was uploaded. Nonces and senders reach the store as strict base64 (validated by the
+ * commands); anything else is a bug and throws.
  */
-import { b64, h2 } from '@zax/protocol';
+import { NONCE_BYTES, b64, decodeFixed, decodeStrict, h2 } from '@zax/protocol';
 import type { CoreRedis } from '../redis.js';
 import { COMPACT_LIMIT, KEY_TTL_MARGIN_MS, type Keys } from '../keys.js';
 import { badReply, storeCall } from './errors.js';
@@ -43,7 +52,7 @@ export interface DownloadQuery {
 export interface MailboxStore {
   /** Stores or replaces a message and writes its storage token `storageToken(to, nonce)`. */
   upload(msg: NewMessage, quotas: Quotas): Promise<UploadOutcome>;
-  /** Rendered download items (JSON object texts) in receipt order. */
+  /** Download items (JSON object texts, rendered by `renderItem`) in receipt order. */
   download(hpk: string, q: DownloadQuery, nowMs: number): Promise<string[]>;
   count(hpk: string, nowMs: number): Promise<number>;
   /** Deletes the caller's own messages by nonce string; returns the live count afterwards. */
@@ -60,6 +69,73 @@ export function renderItem(m: Pick<NewMessage, 'data' | 'from' | 'nonce' | 'kind
   return JSON.stringify({ data: m.data, time: m.nowMs / 1000, from: m.from, nonce: m.nonce, kind: m.kind });
 }
 
+const HPK_BYTES = 32;
+/** Record layout (include/mailbox.lua): flags, sender hpk, receipt time (double), data. */
+const FROM_AT = 1;
+const TIME_AT = FROM_AT + HPK_BYTES;
+const DATA_AT = TIME_AT + 8;
+/** Data formats (flags bits 0–1) and the kind bit. */
+const FORMAT_UTF8 = 0;
+const FORMAT_BASE64 = 1;
+const FORMAT_JSON = 2;
+const KIND_FILE = 4;
+/** The msgs hash field with the stored data bytes (the other fields are decimal seqs). */
+export const BYTES_FIELD = 'b';
+
+/** A lone (unpaired) UTF-16 surrogate: such a string has no exact UTF-8 form. */
+const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
+
+function rawFixed(s: string, bytes: number, what: string): Buffer {
+  const b = decodeFixed(s, bytes);
+  if (b === null) throw new Error(`mailbox store: ${what} is not strict base64 of ${bytes} bytes`);
+  return b;
+}
+
+/** The binary record of a message (layout in include/mailbox.lua); `dataBytes` must be its data's UTF-8 length. */
+export function encodeRecord(m: Pick<NewMessage, 'data' | 'dataBytes' | 'from' | 'kind' | 'nowMs'>): Buffer {
+  const from = rawFixed(m.from, HPK_BYTES, 'sender');
+  let format: number;
+  let body: Buffer | null = m.data.length === m.dataBytes ? decodeStrict(m.data) : null;
+  if (body !== null) {
+    format = FORMAT_BASE64;
+  } else if (!LONE_SURROGATE.test(m.data) && Buffer.byteLength(m.data, 'utf8') === m.dataBytes) {
+    format = FORMAT_UTF8;
+    body = Buffer.from(m.data, 'utf8');
+  } else {
+    // Lone surrogates (or a byte count given otherwise): the JSON text keeps the string exactly.
+    format = FORMAT_JSON;
+    const json = Buffer.from(JSON.stringify(m.data), 'utf8');
+    body = Buffer.allocUnsafe(4 + json.length);
+    body.writeUInt32BE(m.dataBytes, 0);
+    json.copy(body, 4);
+  }
+  const rec = Buffer.allocUnsafe(DATA_AT + body.length);
+  rec[0] = format | (m.kind === 'file' ? KIND_FILE : 0);
+  from.copy(rec, FROM_AT);
+  rec.writeDoubleBE(m.nowMs, TIME_AT);
+  body.copy(rec, DATA_AT);
+  return rec;
+}
+
+/** The download item of a stored record, as `renderItem` renders the message. */
+export function decodeItem(nonce: Buffer, rec: Buffer): string {
+  if (nonce.length !== NONCE_BYTES || rec.length < DATA_AT) throw new Error('mailbox store: bad record');
+  const flags = rec[0]!;
+  const format = flags & 3;
+  let data: string;
+  if (format === FORMAT_BASE64) data = rec.toString('base64', DATA_AT);
+  else if (format === FORMAT_UTF8) data = rec.toString('utf8', DATA_AT);
+  else if (format === FORMAT_JSON && rec.length >= DATA_AT + 4) data = JSON.parse(rec.toString('utf8', DATA_AT + 4)) as string;
+  else throw new Error('mailbox store: bad record');
+  return renderItem({
+    data,
+    nowMs: rec.readDoubleBE(TIME_AT),
+    from: rec.toString('base64', FROM_AT, TIME_AT),
+    nonce: nonce.toString('base64'),
+    kind: flags & KIND_FILE ? 'file' : 'message',
+  });
+}
+
 /** Far beyond any mailbox (MAILBOX_QUOTA ≤ 1e9): keeps the index the script computes exact. */
 const MAX_START = 2_000_000_000;
 
@@ -67,7 +143,7 @@ const UPLOAD_OUTCOMES: Readonly<Record<number, UploadOutcome>> = { 1: 'stored', 
 
 function mailboxArgs(keys: Keys, hpk: string): string[] {
   const k = keys.mailbox(hpk);
-  return [k.msgs, k.order, k.exp, k.meta];
+  return [k.msgs, k.order, k.exp];
 }
 
 function asCount(op: string, reply: unknown): number {
@@ -88,15 +164,15 @@ export function createMailboxStore(redis: CoreRedis, keys: Keys, obs: StoreObser
 
   return {
     async upload(m, q) {
-      const record = `${m.dataBytes}|${m.from}|${renderItem(m)}`;
+      const record = encodeRecord(m);
+      const nonce = rawFixed(m.nonce, NONCE_BYTES, 'nonce');
       const tokenKey = keys.storageToken(storageToken(m.to, m.nonce));
       const reply = await storeCall('upload', () =>
         redis.zaxUpload(
           ...mailboxArgs(keys, m.to),
           tokenKey,
-          m.nonce,
+          nonce,
           record,
-          m.dataBytes,
           m.nowMs,
           m.expiresAtMs,
           q.mailboxQuota,
@@ -114,15 +190,29 @@ export function createMailboxStore(redis: CoreRedis, keys: Keys, obs: StoreObser
     },
 
     async download(hpk, q, nowMs) {
+      const senders = (q.from ?? []).map((h) => rawFixed(h, HPK_BYTES, 'sender filter'));
       const reply = await storeCall('download', () =>
-        redis.zaxDownload(...mailboxArgs(keys, hpk), nowMs, Math.min(q.start, MAX_START), q.count, COMPACT_LIMIT, ...(q.from ?? [])),
+        redis.zaxDownloadBuffer(...mailboxArgs(keys, hpk), nowMs, Math.min(q.start, MAX_START), q.count, COMPACT_LIMIT, ...senders),
         obs,
       );
-      if (Array.isArray(reply) && reply.length === 3 && Array.isArray(reply[0]) && reply[0].every((x): x is string => typeof x === 'string')) {
-        expired('download', reply, 1);
-        return reply[0];
+      if (
+        !Array.isArray(reply) ||
+        reply.length !== 3 ||
+        !Array.isArray(reply[0]) ||
+        reply[0].length % 2 !== 0 ||
+        !reply[0].every((x): x is Buffer => Buffer.isBuffer(x))
+      ) {
+        throw badReply('download', reply);
       }
-      throw badReply('download', reply);
+      expired('download', reply, 1);
+      const flat = reply[0];
+      const items: string[] = [];
+      try {
+        for (let i = 0; i < flat.length; i += 2) items.push(decodeItem(flat[i]!, flat[i + 1]!));
+      } catch {
+        throw badReply('download', reply);
+      }
+      return items;
     },
 
     async count(hpk, nowMs) {
@@ -133,10 +223,12 @@ export function createMailboxStore(redis: CoreRedis, keys: Keys, obs: StoreObser
     },
 
     async delete(hpk, nonces, nowMs) {
-      const unique = [...new Set(nonces)];
+      // A stored nonce is always 24 bytes: any other string cannot name one.
+      const unique = [...new Set(nonces)].filter((n) => decodeFixed(n, NONCE_BYTES) !== null);
       const tokenKeys = unique.map((n) => keys.storageToken(storageToken(hpk, n)));
+      const raw = unique.map((n) => rawFixed(n, NONCE_BYTES, 'nonce'));
       const reply = await storeCall('delete', () =>
-        redis.zaxDelete(4 + tokenKeys.length, ...mailboxArgs(keys, hpk), ...tokenKeys, nowMs, COMPACT_LIMIT, ...unique),
+        redis.zaxDelete(3 + tokenKeys.length, ...mailboxArgs(keys, hpk), ...tokenKeys, nowMs, COMPACT_LIMIT, ...raw),
         obs,
       );
       if (!Array.isArray(reply) || reply.length !== 5 || !isCount(reply[1]) || !isCount(reply[2])) throw badReply('delete', reply);
