@@ -4,6 +4,7 @@
  * environment is a `ConfigError` carrying a readable list of every problem.
  */
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { DEFAULTS } from '@zax/protocol';
 import { z } from 'zod';
 
@@ -82,11 +83,29 @@ export interface Config {
    * `/metrics`; `/metrics` then leaves CORE_PORT. null (unset) = everything on CORE_PORT. 0 = any free port.
    */
   readonly adminPort: number | null;
+  /**
+   * `CORE_WORKERS`: how many worker processes serve CORE_PORT (node:cluster, cluster.ts). 1 = no
+   * cluster: this process serves. @default "auto" = `autoWorkers(os.availableParallelism())`:
+   * 1 up to 2 CPUs, else half of them (README "Worker processes").
+   */
+  readonly workers: number;
   // --- TLS on the core link (tls.ts reads the files) ---
   /** `CORE_TLS_CERT_FILE` + `CORE_TLS_KEY_FILE` (both or neither): serve HTTPS on CORE_PORT. @default null */
   readonly tlsCertFile: string | null;
   readonly tlsKeyFile: string | null;
   // --- end TLS ---
+}
+
+/** Largest CORE_WORKERS accepted. */
+export const MAX_WORKERS = 256;
+
+/**
+ * The `auto` worker count for `cpus` usable CPUs: 1 up to 2 CPUs, else ⌊cpus / 2⌋. A worker is one
+ * busy thread; on one machine the gatekeeper, core Redis (single-threaded) and the kernel's network
+ * work need the rest, and on 2 CPUs a second worker only competes with them.
+ */
+export function autoWorkers(cpus: number): number {
+  return cpus <= 2 ? 1 : Math.min(MAX_WORKERS, Math.floor(cpus / 2));
 }
 
 /** Largest mailbox quota accepted: keeps every index the Lua scripts compute exact. */
@@ -182,6 +201,19 @@ const ENV_SHAPE = {
       .pipe(z.number().max(65535, 'must be ≤ 65535'))
       .optional(),
   ),
+  CORE_WORKERS: z.preprocess(
+    orDefault('auto'),
+    z
+      .string()
+      .regex(/^(?:auto|[0-9]{1,6})$/, 'must be "auto" or a whole number ≥ 1')
+      .transform((s, ctx): 'auto' | number => {
+        if (s === 'auto') return 'auto';
+        const n = Number(s);
+        if (n >= 1 && n <= MAX_WORKERS) return n;
+        ctx.addIssue({ code: z.ZodIssueCode.custom, message: n < 1 ? 'must be ≥ 1 (or "auto")' : `must be ≤ ${MAX_WORKERS}` });
+        return z.NEVER;
+      }),
+  ),
   // --- TLS on the core link ---
   CORE_TLS_CERT_FILE: z.preprocess(orDefault(undefined), z.string().optional()),
   CORE_TLS_KEY_FILE: z.preprocess(orDefault(undefined), z.string().optional()),
@@ -218,6 +250,8 @@ export type Env = Readonly<Record<string, string | undefined>>;
 export interface LoadOptions {
   /** Reads `FILE_SEED_FILE` (once, here at start-up). @default readFileSync(path, 'utf8') */
   readFile?: (path: string) => string;
+  /** CPUs for `CORE_WORKERS=auto`. @default os.availableParallelism() */
+  cpus?: () => number;
 }
 
 /** The seed from FILE_SEED or FILE_SEED_FILE (one trailing CRLF/LF of a mounted file dropped). */
@@ -285,6 +319,7 @@ export function loadConfig(env: Env, opts: LoadOptions = {}): Config {
     fileSweepIntervalSec: e.FILE_SWEEP_INTERVAL_SEC,
     loadPeriodSec: e.LOAD_PERIOD_SEC,
     adminPort: e.CORE_ADMIN_PORT ?? null,
+    workers: e.CORE_WORKERS === 'auto' ? autoWorkers((opts.cpus ?? availableParallelism)()) : e.CORE_WORKERS,
     tlsCertFile: e.CORE_TLS_CERT_FILE ?? null, // TLS on the core link
     tlsKeyFile: e.CORE_TLS_KEY_FILE ?? null, // TLS on the core link
   });

@@ -5,14 +5,21 @@
  * in-flight requests, stops the job worker (a running job may finish), closes Redis, exits 0.
  * With CORE_ADMIN_PORT, a second plain-HTTP server on CORE_HOST answers /livez, /readyz and
  * /metrics (which then leaves CORE_PORT); it listens first, so "listening" means both are up.
+ *
+ * With CORE_WORKERS > 1 this process becomes a node:cluster primary (cluster.ts) that forks that
+ * many workers running this same file; each worker does all of the above except the "listening"
+ * line, which the primary logs once every worker listens (workers log "worker listening"). With
+ * CORE_WORKERS = 1 there is no primary: this process serves, exactly as without the setting.
  */
+import cluster from 'node:cluster';
 import http from 'node:http';
 import { bestCrypto, systemClock } from '@zax/protocol';
 import { createApp } from './app.js';
+import { runPrimary, workerLink, type WorkerLink } from './cluster.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { startJobs } from './jobs.js';
 import { createKeys } from './keys.js';
-import { createLogger } from './log.js';
+import { createLogger, type Log } from './log.js';
 import { createMetrics } from './metrics.js';
 import { createRedis, waitReady } from './redis.js';
 import { createFileStore } from './store/files.js';
@@ -37,6 +44,7 @@ function readConfig(): Config {
 
 async function main(): Promise<void> {
   const config = readConfig();
+  const clustered = config.workers > 1;
   // --- TLS on the core link (tls.ts): read before anything connects; a bad pair exits 1 like bad config ---
   let tlsOptions: CoreTlsOptions | null = null;
   try {
@@ -48,6 +56,15 @@ async function main(): Promise<void> {
   }
   // --- end TLS ---
   const log = createLogger(config.logLevel);
+  if (clustered && cluster.isPrimary) return runPrimary(config, log);
+  if (!clustered) return serve(config, tlsOptions, log, null);
+  // A worker's lines carry its cluster id and pid (the primary's carry neither).
+  const workerLog = 'child' in log && typeof log.child === 'function' ? (log.child({ worker: cluster.worker?.id, pid: process.pid }) as Log) : log;
+  return serve(config, tlsOptions, workerLog, workerLink());
+}
+
+/** One serving process: the whole core alone, or one cluster worker (`link` to the primary). */
+async function serve(config: Config, tlsOptions: CoreTlsOptions | null, log: Log, link: WorkerLink | null): Promise<void> {
   const redis = createRedis(config.redisUrl, { commandTimeoutMs: config.redisCommandTimeoutMs, log });
   try {
     await waitReady(redis, REDIS_STARTUP_WAIT_MS);
@@ -57,8 +74,13 @@ async function main(): Promise<void> {
 
   const crypto = bestCrypto();
   log.info({ crypto: crypto.name }, 'crypto backend');
-  const metrics = createMetrics({ collectDefault: true });
+  const metrics = createMetrics({ collectDefault: true, ...(link !== null ? { exposition: link.exposition } : {}) });
   const app = createApp({ config, redis, clock: systemClock, crypto, log, metrics });
+  if (link !== null) {
+    // The primary aggregates every worker's registry; each refreshes the deployment's load gauges.
+    metrics.loadSource(() => app.loadReport());
+    link.serveMetrics(metrics.registry);
+  }
   const keys = createKeys(config.redisPrefix);
   const jobs = startJobs({
     redisUrl: config.redisUrl,
@@ -89,6 +111,11 @@ async function main(): Promise<void> {
   };
   const listenMain = (): void => {
     server.listen(config.port, config.host, () => {
+      if (link !== null) {
+        log.info({ port: portOf(server, config.port) }, 'worker listening');
+        link.listening(portOf(server, config.port), admin === null ? null : portOf(admin, config.adminPort ?? 0));
+        return;
+      }
       log.info(
         { port: portOf(server, config.port), host: config.host, metricsOn: admin === null ? 'port' : 'adminPort', loadPeriodSec: config.loadPeriodSec },
         'listening',
@@ -98,7 +125,7 @@ async function main(): Promise<void> {
   if (admin === null) listenMain();
   else {
     admin.listen(config.adminPort ?? 0, config.host, () => {
-      log.info({ adminPort: portOf(admin, config.adminPort ?? 0), host: config.host }, 'admin listening');
+      if (link === null) log.info({ adminPort: portOf(admin, config.adminPort ?? 0), host: config.host }, 'admin listening');
       listenMain();
     });
   }
@@ -133,8 +160,9 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
   // Started by `pnpm start` with an IPC channel: if the launcher dies, even by SIGKILL, the channel
-  // closes and the core drains instead of running on as an orphan.
-  if (process.connected) process.on('disconnect', () => shutdown('launcher gone'));
+  // closes and the core drains instead of running on as an orphan. (A cluster worker's channel is
+  // to its primary; if that dies, node:cluster ends the worker at once.)
+  if (process.connected) process.on('disconnect', () => shutdown(link === null ? 'launcher gone' : 'primary gone'));
 }
 
 main().catch((e: unknown) => {

@@ -5,6 +5,12 @@
  * hpk, an IP, a token or a nonce (STYLE.md). Hot-path children are resolved once and cached, so
  * recording a request or a command allocates nothing. It is also the stores' observer
  * (store/observer.ts): Redis latency by operation, messages and file bytes stored, deleted, expired.
+ *
+ * Under node:cluster (CORE_WORKERS > 1, cluster.ts) every worker keeps its own registry; a scrape is
+ * answered with prom-client's `AggregatorRegistry.aggregate` of all of them, which sums by default.
+ * The gauges that are not sums say how they combine (`aggregator`): this replica's utilisation and
+ * p99 take the worst worker (`max`, like /internal/load), and the deployment's load figures, which
+ * every worker then reads afresh at collection (`loadSource`), are the same in each (`max`).
  */
 import { BodyTooLargeError, COMMAND_NAMES, ERRORS, isRelayError, type CommandName, type LoadReport } from '@zax/protocol';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
@@ -26,6 +32,22 @@ export type JobOutcome = 'completed' | 'failed';
 export interface MetricsOptions {
   /** Process metrics (CPU, memory, event-loop lag, GC) under the same prefix. @default false */
   collectDefault?: boolean;
+  /**
+   * Cluster workers: what `registry.metrics()` serves (the whole process group's metrics, from the
+   * primary). `getMetricsAsJSON()` stays this registry's own figures, which the primary collects.
+   * @default the registry's own text
+   */
+  exposition?: () => Promise<string>;
+}
+
+/** A registry whose text exposition comes from elsewhere (the cluster primary's aggregation). */
+class ExposedRegistry extends Registry {
+  constructor(private readonly exposition: () => Promise<string>) {
+    super();
+  }
+  override metrics(): Promise<string> {
+    return this.exposition();
+  }
 }
 
 export interface CoreMetrics extends StoreObserver {
@@ -42,6 +64,11 @@ export interface CoreMetrics extends StoreObserver {
   localLoad(read: () => { eventLoopUtilization: number; latencyP99Ms: number }): void;
   /** The deployment's load as served on /internal/load (last settled period, all replicas). */
   load(report: LoadReport): void;
+  /**
+   * Cluster workers: the `load_*` gauges read `read()` at every collection (a failure keeps the
+   * last figures), so that each worker's copy is current when the primary aggregates them.
+   */
+  loadSource(read: () => Promise<LoadReport>): void;
 }
 
 const statusLabel = (status: number): string => String(status);
@@ -55,7 +82,7 @@ export function errorStatus(err: unknown): number {
 }
 
 export function createMetrics(opts: MetricsOptions = {}): CoreMetrics {
-  const registry = new Registry();
+  const registry = opts.exposition === undefined ? new Registry() : new ExposedRegistry(opts.exposition);
   if (opts.collectDefault === true) collectDefaultMetrics({ register: registry, prefix: METRIC_PREFIX });
   const registers = [registry];
   const p = METRIC_PREFIX;
@@ -125,6 +152,7 @@ export function createMetrics(opts: MetricsOptions = {}): CoreMetrics {
     name: `${p}event_loop_utilization`,
     help: "This replica's event-loop utilisation over the last second (0..1)",
     registers,
+    aggregator: 'max',
     collect() {
       this.set(readLocal().eventLoopUtilization);
     },
@@ -133,11 +161,24 @@ export function createMetrics(opts: MetricsOptions = {}): CoreMetrics {
     name: `${p}latency_p99_seconds`,
     help: "This replica's p99 API request duration over the load period in progress",
     registers,
+    aggregator: 'max',
     collect() {
       this.set(readLocal().latencyP99Ms / 1000);
     },
   });
-  const gauge = (name: string, help: string): Gauge => new Gauge({ name: `${p}${name}`, help, registers });
+  let readLoad: (() => Promise<LoadReport>) | null = null;
+  let refreshing: Promise<void> | null = null;
+  /** One read per collection, shared by every load gauge (they are collected concurrently). */
+  const refreshLoad = (): Promise<void> | undefined => {
+    if (readLoad === null) return undefined;
+    return (refreshing ??= readLoad()
+      .then(setLoad, () => undefined)
+      .finally(() => {
+        refreshing = null;
+      }));
+  };
+  const gauge = (name: string, help: string): Gauge =>
+    new Gauge({ name: `${p}${name}`, help, registers, aggregator: 'max', collect: () => refreshLoad() });
   const load = {
     mints: gauge('load_mints', 'Session key pairs minted in the last load period, all replicas (as on /internal/load)'),
     commands: gauge('load_commands', '/prove and /command requests in the last load period, all replicas'),
@@ -157,6 +198,17 @@ export function createMetrics(opts: MetricsOptions = {}): CoreMetrics {
   const mintChildren: Record<MintOutcome, Counter.Internal> = { ok: minted.labels('ok'), proven: minted.labels('proven') };
   const proofChildren: Record<ProofOutcome, Counter.Internal> = { ok: proofs.labels('ok'), failed: proofs.labels('failed'), error: proofs.labels('error') };
   const redisChildren = new Map<string, Histogram.Internal<'op'>>();
+
+  function setLoad(r: LoadReport): void {
+    load.mints.set(r.mints);
+    load.commands.set(r.commands);
+    load.replicas.set(r.replicas);
+    load.elu.set(r.eventLoopUtilization);
+    load.p99.set(r.latencyP99Ms / 1000);
+    load.periodEnd.set(Math.floor(r.periodEndMs / 1000));
+    load.used.set(r.redisUsedMemoryBytes);
+    load.max.set(r.redisMaxMemoryBytes);
+  }
 
   return {
     registry,
@@ -178,15 +230,9 @@ export function createMetrics(opts: MetricsOptions = {}): CoreMetrics {
     localLoad(read) {
       readLocal = read;
     },
-    load(r) {
-      load.mints.set(r.mints);
-      load.commands.set(r.commands);
-      load.replicas.set(r.replicas);
-      load.elu.set(r.eventLoopUtilization);
-      load.p99.set(r.latencyP99Ms / 1000);
-      load.periodEnd.set(Math.floor(r.periodEndMs / 1000));
-      load.used.set(r.redisUsedMemoryBytes);
-      load.max.set(r.redisMaxMemoryBytes);
+    load: setLoad,
+    loadSource(read) {
+      readLoad = read;
     },
     // ---- StoreObserver ----
     redisCall(op, seconds) {
