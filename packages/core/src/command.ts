@@ -45,11 +45,28 @@ export interface CommandDeps {
   readonly metrics?: CoreMetrics;
 }
 
+/** Above this size a response with a plain third line (a file chunk's base64) is built as bytes. */
+const BYTES_BODY_MIN = 64 * 1024;
+
+/**
+ * `head` CRLF `extra`. A file chunk's base64 line (~683 KB) goes straight into one buffer: no
+ * joined string for the response to measure and encode again. Both parts are ASCII (base64), so
+ * latin1 writes them byte for byte.
+ */
+function withExtraLine(head: string, extra: string): string | Buffer {
+  if (extra.length < BYTES_BODY_MIN) return joinLines([head, extra]);
+  const out = Buffer.allocUnsafe(head.length + 2 + extra.length);
+  out.write(head, 0, 'latin1');
+  out.write('\r\n', head.length, 'latin1');
+  out.write(extra, head.length + 2, 'latin1');
+  return out;
+}
+
 /**
  * Runs one `/command` body and returns the response body (lines joined by CRLF). Every outcome is
  * counted by command name (`unknown` until the box is open) and the status it will be answered with.
  */
-export async function runCommand(deps: CommandDeps, body: string): Promise<string> {
+export async function runCommand(deps: CommandDeps, body: string): Promise<string | Buffer> {
   const { config, stores, crypto, clock } = deps;
   const nowMs = clock.nowMs();
   const nowSec = Math.floor(nowMs / 1000);
@@ -97,14 +114,13 @@ export async function runCommand(deps: CommandDeps, body: string): Promise<strin
       const handler = COMMAND_HANDLERS[req.cmd] as CommandHandler<CommandName>;
       const result = await handler({ hpk, nowMs, nowSec, config, stores, crypto, log: deps.log, fileSeed: deps.fileSeed, storeGuard: deps.storeGuard }, req);
       deps.log.debug({ cmd: req.cmd, hpk: short(hpk) }, 'command');
-      let out: string;
+      let out: string | Buffer;
       if (result.kind === 'plain') out = result.line;
       else {
         const rspNonce = makeNonce(nowSec, crypto.randomBytes);
         const sealed = crypto.boxAfter(Buffer.from(result.json, 'utf8'), rspNonce, session.sharedKey);
         const parts = [b64(rspNonce), b64(sealed)];
-        if (result.extraLine !== undefined) parts.push(result.extraLine);
-        out = joinLines(parts);
+        out = result.extraLine === undefined ? joinLines(parts) : withExtraLine(joinLines(parts), result.extraLine);
       }
       deps.metrics?.command(name, 200);
       return out;

@@ -13,8 +13,13 @@ import { short, type Logger } from './log.js';
 /** Headers of the core's answer that belong to the wire protocol (PROTOCOL.md §2.4). */
 const COPIED_HEADERS = ['content-type', 'content-length', 'x-error-details', 'retry-after', 'allow'] as const;
 
-/** Answers up to this size are buffered and sent in one write; larger ones (file chunks) stream. */
-const SMALL_BODY_BYTES = 64 * 1024;
+/**
+ * Answers up to this size are read whole and sent in one write: every command's answer, a file
+ * chunk's (~683 KB at the default chunk size) included. Larger ones (a `download` of many big
+ * messages) stream. Reading whole frees the core connection at once; the bytes wait for a slow
+ * phone here instead of in the core's socket buffer, so the memory held is the same.
+ */
+const WHOLE_BODY_BYTES = 1024 * 1024;
 const EMPTY = Buffer.alloc(0);
 
 export interface ForwardDeps {
@@ -51,9 +56,9 @@ export async function forward(deps: ForwardDeps, path: ApiPath, body: Buffer, re
   }
 
   const declared = Number(upstream.headers['content-length']);
-  if (declared >= 0 && declared <= SMALL_BODY_BYTES) {
-    // Small answers (every command but a file chunk download): read them whole and send headers
-    // and body in one write, without a pipeline's stream plumbing and AbortController per request.
+  if (declared >= 0 && declared <= WHOLE_BODY_BYTES) {
+    // Read whole and send headers and body in one write, without a pipeline's stream plumbing and
+    // AbortController per request.
     readWhole(upstream.body, declared, (buf) => {
       if (buf === null) {
         deps.log.debug({ path }, 'forwarded response broke off');

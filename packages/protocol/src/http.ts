@@ -59,7 +59,7 @@ export interface ResponseSink {
   end(body?: string | Uint8Array): unknown;
 }
 
-export function sendOk(res: ResponseSink, body: string): void {
+export function sendOk(res: ResponseSink, body: string | Uint8Array): void {
   res.writeHead(200, {
     ...COMMON_HEADERS,
     'content-type': TEXT_CONTENT_TYPE,
