@@ -15,7 +15,6 @@ import {
   field,
   frame,
   isCommandName,
-  isStrictBase64,
   joinLines,
   makeNonce,
   parseJsonObject,
@@ -85,11 +84,13 @@ export async function runCommand(deps: CommandDeps, body: string): Promise<strin
     const sessionLookup = stores.sessions.get(hpk, nowMs);
     let nonce: Buffer;
     let box: Buffer | null;
+    let line4Bytes: Buffer | null = null;
     try {
       nonce = await nonceChecked;
-      // 4. Lines 3 and 4 strict base64.
+      // 4. Lines 3 and 4 strict base64 (line 4, a file chunk, is decoded once, here).
       box = decodeStrict(boxLine);
-      if (box === null || (line4 !== null && !isStrictBase64(line4))) throw new RelayError('invalid', 'box line: not strict base64');
+      if (line4 !== null) line4Bytes = decodeStrict(line4);
+      if (box === null || (line4 !== null && line4Bytes === null)) throw new RelayError('invalid', 'box line: not strict base64');
     } catch (e) {
       // The session is not used: wipe its key when the lookup lands.
       sessionLookup.then((s) => s?.sharedKey.fill(0), () => {});
@@ -112,7 +113,7 @@ export async function runCommand(deps: CommandDeps, body: string): Promise<strin
       if (FILE_COMMANDS.has(req.cmd) && !config.fileStoreEnabled) throw new RelayError('fileStoreDisabled', `${req.cmd}: file store disabled`);
       // 10. Execution.
       const handler = COMMAND_HANDLERS[req.cmd] as CommandHandler<CommandName>;
-      const result = await handler({ hpk, nowMs, nowSec, config, stores, crypto, log: deps.log, fileSeed: deps.fileSeed, storeGuard: deps.storeGuard }, req);
+      const result = await handler({ hpk, nowMs, nowSec, config, stores, crypto, log: deps.log, fileSeed: deps.fileSeed, storeGuard: deps.storeGuard, line4Bytes }, req);
       deps.log.debug({ cmd: req.cmd, hpk: short(hpk) }, 'command');
       let out: string | Buffer;
       if (result.kind === 'plain') out = result.line;

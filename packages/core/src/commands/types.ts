@@ -24,6 +24,8 @@ export interface CommandContext {
   readonly fileSeed: FileSeed;
   /** Write commands call it first: 503 while the store is above its high-water mark. */
   readonly storeGuard: StoreGuard;
+  /** The body's line 4 decoded (the envelope checks it is strict base64 by decoding it), or null. */
+  readonly line4Bytes: Buffer | null;
 }
 
 export type CommandResult =

@@ -14,8 +14,8 @@ export const NOT_FOUND_JSON = '{"status":"NOT_FOUND"}';
 export const uploadFileChunk: CommandHandler<'uploadFileChunk'> = async (ctx, req) => {
   const { config } = ctx;
   await ctx.storeGuard.assertWritable();
-  // The envelope (line 4) or the validator (`ctext`) has checked it is strict base64.
-  const chunk = Buffer.from(req.chunk, 'base64');
+  // The envelope (line 4, decoded there once) or the validator (`ctext`) has checked it is strict base64.
+  const chunk = ctx.line4Bytes ?? Buffer.from(req.chunk, 'base64');
   const outcome = await ctx.stores.files.uploadChunk({
     uploadID: req.uploadID,
     caller: ctx.hpk,
