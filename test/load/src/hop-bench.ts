@@ -157,12 +157,16 @@ async function framedClient(port: number, links: number): Promise<{ send: Send; 
 
 async function measure(kind: Kind, requests: number, concurrency: number): Promise<{ kind: Kind; clientUs: number; serverUs: number; perSec: number }> {
   const child = fork(new URL(import.meta.url).pathname, ['serve', kind], { stdio: 'inherit' });
-  const ask = <T>(cmd: string): Promise<T> =>
-    new Promise((resolve) => {
-      child.once('message', (m) => resolve(m as T));
-      child.send({ cmd });
-    });
-  const { port } = await new Promise<{ port: number }>((resolve) => child.once('message', (m) => resolve(m as { port: number })));
+  // A server that dies fails the run instead of leaving it waiting.
+  const died = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`${kind} server exited (${code})`))));
+  died.catch(() => {});
+  const next = <T>(): Promise<T> => Promise.race([new Promise<T>((resolve) => child.once('message', (m) => resolve(m as T))), died]);
+  const ask = <T>(cmd: string): Promise<T> => {
+    const answer = next<T>();
+    child.send({ cmd });
+    return answer;
+  };
+  const { port } = await next<{ port: number }>();
   const client = kind === 'http' ? undiciClient(port) : kind === 'node' ? nodeClient(port) : await framedClient(port, 4);
   const run = async (n: number): Promise<void> => {
     let left = n;
