@@ -91,6 +91,14 @@ describe('checked nonces (§3.2)', () => {
     expectG(await core.post('/command', commandBody(s, { cmd: 'count' }, { nonce })));
   });
 
+  it('a replayed nonce is 400 G with or without a live session (nonce and session are looked up together)', async () => {
+    const s = await establishSession(core);
+    const nonce = nonceAt(T0);
+    expect((await core.post('/command', commandBody(s, { cmd: 'count' }, { nonce }))).status).toBe(200);
+    expectG(await core.post('/command', commandBody({ hpk: b64(randomBytes(32)), sharedKey: s.sharedKey }, { cmd: 'count' }, { nonce })));
+    expectG(await core.post('/command', commandBody(s, { cmd: 'count' }, { nonce })));
+  });
+
   it('message nonces are not checked for freshness (item 34)', async () => {
     const s = await establishSession(core);
     const old = b64(Buffer.concat([Buffer.alloc(8), randomBytes(16)]));
@@ -123,6 +131,27 @@ describe('/prove (§4.3)', () => {
     expectG(await core.post('/prove', proveBody({ ...parts, outerNonce: nonceAt(now), innerNonce: nonceAt(now) })), 401);
     const unknown = { ...handshake, handshakeId: b64(randomBytes(32)) };
     expectG(await core.post('/prove', proveBody({ ...parts, handshake: unknown, outerNonce: nonceAt(now), innerNonce: nonceAt(now) })), 401);
+  });
+
+  it('keeps the order of its checks although the handshake lookup and the outer nonce go to Redis together', async () => {
+    const { handshake } = await mint(core);
+    const unknown = { ...handshake, handshakeId: b64(randomBytes(32)) };
+    const parts = { identity: C.keyPair(), aSess: C.keyPair() };
+    const used = nonceAt(T0);
+    // A replayed outer nonce: 401 without a live handshake (step 3 first), 400 with one (step 5).
+    expect((await core.post('/prove', proveBody({ ...parts, handshake, outerNonce: used, innerNonce: used }))).status).toBe(400); // uses up `used`
+    expectG(await core.post('/prove', proveBody({ ...parts, handshake: unknown, outerNonce: used, innerNonce: nonceAt(T0) })), 401);
+    expectG(await core.post('/prove', proveBody({ ...parts, handshake, outerNonce: used, innerNonce: nonceAt(T0) })));
+    // An a_sess_pk line that is not 32 bytes: 401 without a live handshake, 400 with one.
+    const badPk = (h: typeof handshake): string => {
+      const lines = proveBody({ ...parts, handshake: h, outerNonce: nonceAt(T0), innerNonce: nonceAt(T0) }).split('\r\n');
+      lines[1] = b64(randomBytes(31)); // 44 characters, 31 bytes
+      return lines.join('\r\n');
+    };
+    expect((await core.post('/prove', badPk(unknown))).status).toBe(401);
+    expect((await core.post('/prove', badPk(handshake))).status).toBe(400);
+    // The handshake is still there: a well-formed /prove succeeds.
+    expect((await core.post('/prove', proveBody({ ...parts, handshake, outerNonce: nonceAt(T0), innerNonce: nonceAt(T0) }))).status).toBe(200);
   });
 
   it('a wrong signature → 401 G, pretty-printed inner JSON → 400 F (items 49, 51)', async () => {
