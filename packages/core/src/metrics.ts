@@ -142,7 +142,7 @@ export function createMetrics(opts: MetricsOptions = {}): CoreMetrics {
   });
   const jobs = new Counter({
     name: `${p}jobs_total`,
-    help: 'BullMQ maintenance jobs run by this replica, by job name and outcome',
+    help: 'BullMQ maintenance jobs run by this core (all its worker processes), by job name and outcome',
     labelNames: ['job', 'outcome'] as const,
     registers,
   });
