@@ -191,7 +191,16 @@ export function createApp(deps: AppDeps): App {
     } catch {
       // keep the previous figures
     }
-    const text = await metrics.registry.metrics();
+    let text: string;
+    try {
+      text = await metrics.registry.metrics();
+    } catch (e) {
+      // In a worker group the text is the primary's aggregate over every worker: a worker that does
+      // not answer in time makes the scrape unavailable for now, not a fault of the core.
+      log.warn({ err: e instanceof Error ? e.message : String(e) }, 'metrics unavailable');
+      sendError(res, 'busy', config.busyRetryAfterSec);
+      return;
+    }
     res.writeHead(200, { 'content-type': metrics.registry.contentType, 'cache-control': 'no-store', 'content-length': Buffer.byteLength(text) });
     res.end(text);
   }
