@@ -22,6 +22,7 @@ import { createApp, type App } from '../src/app.js';
 import { loadConfig, type Config } from '../src/config.js';
 import { createKeys, type Keys } from '../src/keys.js';
 import { createLogger, type Log } from '../src/log.js';
+import type { CoreMetrics } from '../src/metrics.js';
 import { connectRedis, type CoreRedis } from '../src/redis.js';
 import { createStores, type Stores } from '../src/store/index.js';
 import { dropPrefix, freshPrefix } from '../../../test/support/prefix.js';
@@ -103,6 +104,8 @@ export interface CoreOptions {
   redisUrl?: string;
   /** Logger for the app (silent by default). */
   log?: Log;
+  /** The app's metrics (a fresh set by default). */
+  metrics?: CoreMetrics;
 }
 
 export async function startCore(opts: CoreOptions = {}): Promise<Core> {
@@ -112,7 +115,7 @@ export async function startCore(opts: CoreOptions = {}): Promise<Core> {
   const ownRedis = opts.redis === undefined;
   const redis = opts.redis ?? (await connectRedis(url, { commandTimeoutMs: config.redisCommandTimeoutMs }));
   const clock = opts.clock ?? new FakeClock();
-  const app = createApp({ config, redis, clock, crypto: opts.crypto ?? tweetnaclCrypto, log: opts.log ?? createLogger('silent') });
+  const app = createApp({ config, redis, clock, crypto: opts.crypto ?? tweetnaclCrypto, log: opts.log ?? createLogger('silent'), ...(opts.metrics !== undefined ? { metrics: opts.metrics } : {}) });
   const server: Server = createServer(app.handler);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;

@@ -190,6 +190,17 @@ describe('metrics on the main port (no CORE_ADMIN_PORT)', () => {
   });
 });
 
+describe('an aggregated exposition (worker group)', () => {
+  it('a scrape that cannot be completed is 503 + Retry-After, not 500', async () => {
+    const metrics = createMetrics({ exposition: () => Promise.reject(new Error('worker 2 did not answer')) });
+    const c = await startCore({ metrics });
+    cores.push(c);
+    const r = await fetch(`${c.url}/metrics`);
+    expect(r.status).toBe(503);
+    expect(r.headers.get('retry-after')).not.toBeNull();
+  });
+});
+
 describe('CORE_ADMIN_PORT', () => {
   it('in-process: /metrics only on the admin handler; health on both; nothing else there', async () => {
     const c = await core({ CORE_ADMIN_PORT: '9191' });
