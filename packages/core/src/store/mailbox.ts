@@ -224,9 +224,15 @@ export function createMailboxStore(redis: CoreRedis, keys: Keys, obs: StoreObser
 
     async delete(hpk, nonces, nowMs) {
       // A stored nonce is always 24 bytes: any other string cannot name one.
-      const unique = [...new Set(nonces)].filter((n) => decodeFixed(n, NONCE_BYTES) !== null);
+      const unique: string[] = [];
+      const raw: Buffer[] = [];
+      for (const n of new Set(nonces)) {
+        const bytes = decodeFixed(n, NONCE_BYTES);
+        if (bytes === null) continue;
+        unique.push(n);
+        raw.push(bytes);
+      }
       const tokenKeys = unique.map((n) => keys.storageToken(storageToken(hpk, n)));
-      const raw = unique.map((n) => rawFixed(n, NONCE_BYTES, 'nonce'));
       const reply = await storeCall('delete', () =>
         redis.zaxDelete(3 + tokenKeys.length, ...mailboxArgs(keys, hpk), ...tokenKeys, nowMs, COMPACT_LIMIT, ...raw),
         obs,
