@@ -38,27 +38,44 @@ function serveHttp(): Promise<number> {
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as net.AddressInfo).port)));
 }
 
-/** Frame: u32 length of the rest, u32 request id, then the body (request) or u16 status + body (reply). */
+/**
+ * Frame: u32 length of the rest, u32 request id, then the body (request) or u16 status + body
+ * (reply). Splits a socket's bytes into frames: calls `onFrame(id)` for each complete one, then
+ * `afterBatch()` once per read (where the server writes its batched replies).
+ */
+function readFrames(socket: net.Socket, onFrame: (id: number) => void, afterBatch: () => void = () => {}): void {
+  let pending: Buffer = Buffer.alloc(0);
+  socket.on('data', (chunk: Buffer) => {
+    pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+    while (pending.length >= 8) {
+      const len = pending.readUInt32BE(0);
+      if (pending.length < 4 + len) break;
+      const id = pending.readUInt32BE(4);
+      pending = pending.subarray(4 + len);
+      onFrame(id);
+    }
+    afterBatch();
+  });
+}
+
 function serveFramed(): Promise<number> {
   const server = net.createServer((socket) => {
     socket.setNoDelay(true);
-    let pending: Buffer = Buffer.alloc(0);
-    socket.on('data', (chunk: Buffer) => {
-      pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
-      const out: Buffer[] = [];
-      while (pending.length >= 8) {
-        const len = pending.readUInt32BE(0);
-        if (pending.length < 4 + len) break;
-        const id = pending.readUInt32BE(4);
+    let out: Buffer[] = [];
+    readFrames(
+      socket,
+      (id) => {
         const head = Buffer.allocUnsafe(10);
         head.writeUInt32BE(6 + REPLY.length, 0);
         head.writeUInt32BE(id, 4);
         head.writeUInt16BE(200, 8);
         out.push(head, REPLY);
-        pending = pending.subarray(4 + len);
-      }
-      if (out.length > 0) socket.write(Buffer.concat(out));
-    });
+      },
+      () => {
+        if (out.length > 0) socket.write(Buffer.concat(out));
+        out = [];
+      },
+    );
   });
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as net.AddressInfo).port)));
 }
@@ -121,18 +138,10 @@ async function framedClient(port: number, links: number): Promise<{ send: Send; 
     const s = net.connect(port, '127.0.0.1');
     s.setNoDelay(true);
     await new Promise<void>((r) => s.once('connect', () => r()));
-    let pending: Buffer = Buffer.alloc(0);
-    s.on('data', (chunk: Buffer) => {
-      pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
-      while (pending.length >= 8) {
-        const len = pending.readUInt32BE(0);
-        if (pending.length < 4 + len) break;
-        const id = pending.readUInt32BE(4);
-        pending = pending.subarray(4 + len);
-        const done = waiting.get(id);
-        waiting.delete(id);
-        done?.();
-      }
+    readFrames(s, (id) => {
+      const done = waiting.get(id);
+      waiting.delete(id);
+      done?.();
     });
     sockets.push(s);
   }
