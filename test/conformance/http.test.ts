@@ -1,5 +1,5 @@
 /**
- * PROTOCOL.md §8 conformance over real HTTP against real processes (Redis, core, gatekeeper).
+ * docs/PROTOCOL.md §8 conformance over real HTTP against real processes (Redis, core, gatekeeper).
  * Each test names the checklist items it covers ("§8.n"). Items that need an injected clock or
  * injected keys are in vectors.test.ts; the file items (88–98) are in packages/core/test/files-*
  * and test/e2e/files.test.ts; throttling and the difficulty grace window (17, 25, 26) in

@@ -1,6 +1,6 @@
 /**
  * Runs glow-exchange.ts in a child Node process: bundled once with esbuild from glow.ts's ES build
- * (plain Node cannot load the published package, FIELD-NOTES.md), started with a clean environment
+ * (plain Node cannot load the published package: see README.md "Using glow.ts"), started with a clean environment
  * plus whatever the test passes (NODE_EXTRA_CA_CERTS).
  */
 import { execFile } from 'node:child_process';

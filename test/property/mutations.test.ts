@@ -1,6 +1,6 @@
 /**
  * Property test: valid, correctly signed requests to all four endpoints, mutated (flipped bits, cut
- * and extra lines, swapped fields, wrong types inside the box), get exactly the status PROTOCOL.md
+ * and extra lines, swapped fields, wrong types inside the box), get exactly the status docs/PROTOCOL.md
  * gives for that class of mutation, and leave mailbox and session state unchanged (nonce records
  * aside). Real processes, throttling off.
  */

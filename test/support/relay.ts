@@ -104,7 +104,7 @@ export interface RelayOptions {
   /** Give each gatekeeper an ADMIN_PORT of its own (`adminUrls`). @default false */
   adminPorts?: boolean;
   /**
-   * Keep the gatekeeper's per-client budgets (PROTOCOL.md §7 defaults). Off by default: suites
+   * Keep the gatekeeper's per-client budgets (docs/PROTOCOL.md §7 defaults). Off by default: suites
    * drive hundreds of handshakes from 127.0.0.1 within a minute. `env` overrides either way.
    * @default false
    */

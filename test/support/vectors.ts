@@ -1,9 +1,9 @@
-/** Loads the shared protocol test vectors (`../shared/vectors/` beside the repository). */
+/** Loads the protocol test vectors kept in `packages/protocol/test/vectors/` (see its README for provenance). */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 
-export const VECTORS_DIR = fileURLToPath(new URL('../../../shared/vectors/', import.meta.url));
+export const VECTORS_DIR = fileURLToPath(new URL('../../packages/protocol/test/vectors/', import.meta.url));
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export function loadVector<T = any>(name: string): T {

@@ -9,7 +9,7 @@ export class ZaxClientError extends Error {
   override readonly name: string = 'ZaxClientError';
 }
 
-/** The relay answered with a non-2xx status (PROTOCOL.md §6). */
+/** The relay answered with a non-2xx status (docs/PROTOCOL.md §6). */
 export class RelayHttpError extends ZaxClientError {
   override readonly name = 'RelayHttpError';
   constructor(

@@ -1,5 +1,5 @@
 /**
- * Identities: a Curve25519 comm key pair and its mailbox address hpk = h2(pk) (PROTOCOL.md §3.1),
+ * Identities: a Curve25519 comm key pair and its mailbox address hpk = h2(pk) (docs/PROTOCOL.md §3.1),
  * the parsing of public keys given as strings, and the identity file (JSON, base64 secret key,
  * written with mode 0600).
  */

@@ -1,5 +1,5 @@
 /**
- * The message API of one identity on one relay (PROTOCOL.md §5.1–5.6): count, send (end-to-end
+ * The message API of one identity on one relay (docs/PROTOCOL.md §5.1–5.6): count, send (end-to-end
  * encrypted in the glow.ts format, or plain), receive (all pages, decrypted for known guests),
  * delete, messageStatus, getEntropy. Guests (correspondents) are known by their public comm key.
  */
@@ -45,7 +45,7 @@ export interface Guest {
  */
 export type Recipient = string | Uint8Array | { publicKey: string | Uint8Array } | { hpk: string | Uint8Array };
 
-/** An item of `download` as the relay returns it (PROTOCOL.md §5.3). */
+/** An item of `download` as the relay returns it (docs/PROTOCOL.md §5.3). */
 export interface RawMessage {
   data: string;
   time: number;

@@ -47,7 +47,7 @@ export function openText(crypto: Crypto, ctext: string, nonce: string, senderPub
   }
 }
 
-/** The `data` of a `file` message (PROTOCOL.md §5.7), or null when it is not that JSON. */
+/** The `data` of a `file` message (docs/PROTOCOL.md §5.7), or null when it is not that JSON. */
 export function parseFileData(data: string): { ctext: string; nonce: string; uploadID: string } | null {
   let v: unknown;
   try {

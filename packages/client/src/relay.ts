@@ -1,5 +1,5 @@
 /**
- * A session with one relay for one identity (PROTOCOL.md §4): the handshake `/start_session` →
+ * A session with one relay for one identity (docs/PROTOCOL.md §4): the handshake `/start_session` →
  * `/verify_session` → `/prove`, then encrypted `/command`s under the precomputed session key.
  * The session renews itself: before the relay would expire it, and once after a 401 (the relay lost
  * or replaced it), like glow.ts does. It holds no timers, so a process using it can exit at any time.
@@ -58,7 +58,7 @@ export interface RelaySessionOptions {
   maxDifficulty?: number;
 }
 
-/** A command's JSON: `cmd` plus its fields (PROTOCOL.md §5). */
+/** A command's JSON: `cmd` plus its fields (docs/PROTOCOL.md §5). */
 export interface CommandJson {
   cmd: string;
   [field: string]: unknown;
@@ -88,7 +88,7 @@ class TokenAgedOut extends ZaxClientError {}
 const HEADERS = { 'content-type': 'text/plain', accept: 'text/plain' } as const;
 const utf8Strict = new TextDecoder('utf-8', { fatal: true });
 
-// ---------- pure constructions (PROTOCOL.md §4.3, §4.4) ----------
+// ---------- pure constructions (docs/PROTOCOL.md §4.3, §4.4) ----------
 
 export interface ProveInput {
   crypto: Crypto;
@@ -101,7 +101,7 @@ export interface ProveInput {
   nonceOuter: Uint8Array;
 }
 
-/** The four `/prove` lines (44, 44, 32, 256 chars), exactly as PROTOCOL.md §4.3 builds them. */
+/** The four `/prove` lines (44, 44, 32, 256 chars), exactly as docs/PROTOCOL.md §4.3 builds them. */
 export function buildProveLines(p: ProveInput): string[] {
   const sessionSign = h2(p.sessionKeyPair.publicKey, p.relayToken, p.clientToken);
   const inner = p.crypto.box(sessionSign, p.nonceInner, p.relaySessionPk, p.identity.secretKey);
@@ -133,7 +133,7 @@ export function openResponse(crypto: Crypto, sessionKey: Uint8Array, lines: read
   }
 }
 
-/** A decimal line as the relay writes it (PROTOCOL.md §2.4). */
+/** A decimal line as the relay writes it (docs/PROTOCOL.md §2.4). */
 export function parseDecimalLine(line: string | undefined, what: string): number {
   if (line === undefined || !/^-?(0|[1-9][0-9]*)$/.test(line)) throw new RelayProtocolError(`${what}: expected a decimal integer`);
   const n = Number(line);

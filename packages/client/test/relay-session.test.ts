@@ -60,7 +60,7 @@ describe('handshake', () => {
     expect(session.handshakes).toBe(1);
   });
 
-  it('sends the /prove and /command line shapes of PROTOCOL.md §4.3–4.4', async () => {
+  it('sends the /prove and /command line shapes of docs/PROTOCOL.md §4.3–4.4', async () => {
     const relay = await fakeRelay();
     const identity = generateIdentity();
     const session = new RelaySession({ url: relay.url, identity });

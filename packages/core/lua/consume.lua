@@ -1,5 +1,5 @@
 --[[
-  consume: a successful /prove uses up its handshake (PROTOCOL.md §4.3 "On success").
+  consume: a successful /prove uses up its handshake (docs/PROTOCOL.md §4.3 "On success").
 
   KEYS[1]  handshake secrets HASH   ct, rt, pk, sk, exp          ({handshake id} slot)
   KEYS[2]  proven marker HASH       rt, exp                      ({handshake id} slot)

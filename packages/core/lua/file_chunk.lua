@@ -1,5 +1,5 @@
 --[[
-  file_chunk: stores one chunk of a file (PROTOCOL.md §5.8 checks 4–6 and effects), atomically per
+  file_chunk: stores one chunk of a file (docs/PROTOCOL.md §5.8 checks 4–6 and effects), atomically per
   file: concurrent uploads of different parts leave a consistent record.
 
   The chunk bytes never pass through Lua (each copy of a 512000-byte argument into and out of the

@@ -1,5 +1,5 @@
 --[[
-  file_delete: deleteFile by either party (PROTOCOL.md §5.11, DEVIATION D15): the record, every
+  file_delete: deleteFile by either party (docs/PROTOCOL.md §5.11, DEVIATION D15): the record, every
   chunk and the registry entry go, for both parties at once. The `file` message in the recipient's
   mailbox stays.
 

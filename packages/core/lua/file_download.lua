@@ -1,5 +1,5 @@
 --[[
-  file_download: one stored chunk of a live file for one of its parties (PROTOCOL.md §5.10).
+  file_download: one stored chunk of a live file for one of its parties (docs/PROTOCOL.md §5.10).
   Reads only.
 
   KEYS[1]  rec HASH     ({uploadID} slot)

@@ -1,5 +1,5 @@
 --[[
-  file_start: creates the file record of a startFileUpload (PROTOCOL.md §5.7), or resets an
+  file_start: creates the file record of a startFileUpload (docs/PROTOCOL.md §5.7), or resets an
   existing one with this uploadID, discarding its chunks. The recipient's `file` message is written
   before, by mailbox_upload.lua; this runs only once that succeeded.
 

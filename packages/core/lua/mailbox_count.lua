@@ -1,5 +1,5 @@
 --[[
-  mailbox_count: the number of live messages in a mailbox (PROTOCOL.md §5.1, and the /prove
+  mailbox_count: the number of live messages in a mailbox (docs/PROTOCOL.md §5.1, and the /prove
   response), compacting expired messages on the way.
 
   KEYS[1]  msgs HASH     ({hpk} slot; layout in include/mailbox.lua)

@@ -1,6 +1,6 @@
 --[[
   mailbox_delete: removes messages from the caller's own mailbox by nonce, with their storage-token
-  records (PROTOCOL.md §5.5). Unknown and duplicate nonces are ignored.
+  records (docs/PROTOCOL.md §5.5). Unknown and duplicate nonces are ignored.
 
   KEYS[1]      msgs HASH     (the caller's mailbox, {hpk} slot; layout in include/mailbox.lua)
   KEYS[2]      order ZSET

@@ -1,5 +1,5 @@
 --[[
-  mailbox_download: a page of the caller's live messages in receipt order (PROTOCOL.md §5.3,
+  mailbox_download: a page of the caller's live messages in receipt order (docs/PROTOCOL.md §5.3,
   DEVIATION D12): optional sender filter, then skip `start`, then at most `count`. Reads only,
   apart from compacting expired messages.
 

@@ -1,5 +1,5 @@
 --[[
-  mailbox_upload: stores a message in the recipient's mailbox (PROTOCOL.md §5.2): replacement of a
+  mailbox_upload: stores a message in the recipient's mailbox (docs/PROTOCOL.md §5.2): replacement of a
   live message with the same nonce, the count and byte quotas, and the storage-token record, all in
   one atomic step.
 

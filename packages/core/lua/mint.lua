@@ -1,6 +1,6 @@
 --[[
-  mint: create-if-absent of a handshake's secrets (POST /internal/sessions; DESIGN.md "Who owns
-  which state"; PROTOCOL.md §4.2 step 5 and DEVIATION D9).
+  mint: create-if-absent of a handshake's secrets (POST /internal/sessions; docs/DESIGN.md "Who owns
+  which state"; docs/PROTOCOL.md §4.2 step 5 and DEVIATION D9).
 
   KEYS[1]  handshake secrets HASH   ct, rt, pk, sk, exp          ({handshake id} slot)
   KEYS[2]  proven marker HASH       rt, exp                      ({handshake id} slot)

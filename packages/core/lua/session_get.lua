@@ -1,5 +1,5 @@
 --[[
-  session_get: the live session of an hpk (PROTOCOL.md §4.4 step 5). Use never extends it.
+  session_get: the live session of an hpk (docs/PROTOCOL.md §4.4 step 5). Use never extends it.
 
   KEYS[1]  session HASH   key, apk, exp                           ({hpk} slot)
   ARGV[1]  now (ms), the service clock

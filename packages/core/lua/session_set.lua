@@ -1,6 +1,6 @@
 --[[
   session_set: creates the session of an hpk after a successful /prove, replacing any previous one
-  at once (PROTOCOL.md §4.0, §4.3). The identity public key is never stored.
+  at once (docs/PROTOCOL.md §4.0, §4.3). The identity public key is never stored.
 
   KEYS[1]  session HASH   key (precomputed shared key, b64), apk (a_sess_pk, b64), exp (ms)
                           ({hpk} slot, beside the mailbox)

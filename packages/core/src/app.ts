@@ -6,7 +6,7 @@
  * (metrics.ts); the request path only adds numbers to them.
  *
  * `/livez` and `/readyz` need no secret, on the main port and on the admin port (`adminHandler`,
- * CORE_ADMIN_PORT). `/metrics` needs none either (DESIGN.md: every core route except health and
+ * CORE_ADMIN_PORT). `/metrics` needs none either (docs/DESIGN.md: every core route except health and
  * metrics needs the secret; the core is on a private network): it is served on the admin port when
  * CORE_ADMIN_PORT is set, and then not on the main port; otherwise on the main port.
  *

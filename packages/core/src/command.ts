@@ -1,5 +1,5 @@
 /**
- * POST /command envelope (PROTOCOL.md §4.4): framing, hpk, nonce, the session box, JSON and
+ * POST /command envelope (docs/PROTOCOL.md §4.4): framing, hpk, nonce, the session box, JSON and
  * per-command validation, the file-store switch, then the command handler; and the encoding of its
  * result as one plain line or an encrypted response under the session key.
  */

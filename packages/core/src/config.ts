@@ -56,7 +56,7 @@ export interface Config {
   readonly redisCommandTimeoutMs: number;
   /** @default "info" */
   readonly logLevel: LogLevel;
-  /** @default true (`FILE_STORE_ENABLED`); false → file commands answer 405 (PROTOCOL.md §4.4 step 9). */
+  /** @default true (`FILE_STORE_ENABLED`); false → file commands answer 405 (docs/PROTOCOL.md §4.4 step 9). */
   readonly fileStoreEnabled: boolean;
   /** @default 1073741824 (`MAX_FILE_BYTES_TOTAL`): chunk bytes the relay stores at most, relay-wide. */
   readonly maxFileBytesTotal: number;
@@ -156,7 +156,7 @@ function ratio(def: number) {
   );
 }
 
-/** A file seed: printable ASCII (it is hashed as ASCII bytes, PROTOCOL.md §3.1), 1–1024 chars. */
+/** A file seed: printable ASCII (it is hashed as ASCII bytes, docs/PROTOCOL.md §3.1), 1–1024 chars. */
 const SEED_RE = /^[\x20-\x7e]{1,1024}$/;
 const SEED_RULE = 'must be 1–1024 printable ASCII characters';
 const required = (what: z.ZodString) => z.preprocess(orDefault(undefined), what);

@@ -1,5 +1,5 @@
 /**
- * File identifiers (PROTOCOL.md §3.1, §7.1): uploadID = h2(hpk_from ‖ hpk_to ‖ metadata_nonce ‖
+ * File identifiers (docs/PROTOCOL.md §3.1, §7.1): uploadID = h2(hpk_from ‖ hpk_to ‖ metadata_nonce ‖
  * ASCII(fileSeed)) over the raw 32-byte hpks and raw 24-byte nonce; storage_id = h2(uploadID ‖
  * ASCII(fileSeed)); and the reference relay's on-disk name for it. This relay keeps chunks in Redis
  * under the uploadID, so storage_id and storage_name are only here for reference and vectors.

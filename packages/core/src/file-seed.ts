@@ -1,5 +1,5 @@
 /**
- * The uploadID seed (PROTOCOL.md §7 `fileSeed`): the configured one, or else one generated once for
+ * The uploadID seed (docs/PROTOCOL.md §7 `fileSeed`): the configured one, or else one generated once for
  * the whole deployment — 32 CSPRNG bytes as base64 without `=` (43 chars) — written to core Redis
  * with `SET NX` so that every core replica, and every restart, uses the same seed. Read once per
  * process and then kept in memory; a failed read is retried by the next request.

@@ -1,5 +1,5 @@
 /**
- * Logging: pino JSON lines on stdout. Privacy rule (PROTOCOL.md §7.1, DEVIATION D17): no bodies,
+ * Logging: pino JSON lines on stdout. Privacy rule (docs/PROTOCOL.md §7.1, DEVIATION D17): no bodies,
  * ciphertexts, tokens, keys, nonces or IPs are ever logged, and an hpk or handshake id appears at
  * most as its first 8 base64 characters (`short`).
  */

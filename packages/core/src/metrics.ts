@@ -2,7 +2,7 @@
  * The core's Prometheus metrics (prom-client), all named `zax_core_*`, in one registry per app (no
  * global registry: tests run several apps in one process). Labels hold only fixed, low-cardinality
  * values — route names, status codes, command names, store operation names, job names — never an
- * hpk, an IP, a token or a nonce (STYLE.md). Hot-path children are resolved once and cached, so
+ * hpk, an IP, a token or a nonce (docs/DESIGN.md "Conventions"). Hot-path children are resolved once and cached, so
  * recording a request or a command allocates nothing. It is also the stores' observer
  * (store/observer.ts): Redis latency by operation, messages and file bytes stored, deleted, expired.
  *

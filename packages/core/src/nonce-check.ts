@@ -1,5 +1,5 @@
 /**
- * The checked-nonce rule (PROTOCOL.md §3.2), shared by `/prove` (outer and inner) and `/command`:
+ * The checked-nonce rule (docs/PROTOCOL.md §3.2), shared by `/prove` (outer and inner) and `/command`:
  * exactly 24 bytes, timestamp within ±nonceWindowSec of the relay clock (inclusive), and not seen
  * in the relay-wide replay cache — checked and recorded in one atomic step. Any failure is 400 G.
  */

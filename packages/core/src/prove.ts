@@ -1,5 +1,5 @@
 /**
- * POST /prove (PROTOCOL.md §4.3): the client proves ownership of its identity key to the relay
+ * POST /prove (docs/PROTOCOL.md §4.3): the client proves ownership of its identity key to the relay
  * session key pair minted for its handshake. On success the handshake is consumed and a session is
  * created for hpk = h2(pub_key); the identity key itself is never stored. The two store steps stay
  * separate (handshake slot, then mailbox slot) so each script touches one Redis Cluster slot.

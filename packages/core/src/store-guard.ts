@@ -1,5 +1,5 @@
 /**
- * The store's high-water mark (PROTOCOL.md §7 `storeHighWaterRatio`): while Redis `used_memory`
+ * The store's high-water mark (docs/PROTOCOL.md §7 `storeHighWaterRatio`): while Redis `used_memory`
  * exceeds ratio × `maxmemory`, every write command (upload, startFileUpload, uploadFileChunk) is
  * refused with 503 and Retry-After, so Redis never reaches its hard limit mid-script and reads and
  * deletes keep working. Without a `maxmemory` there is no mark. `INFO memory` is sampled at most

@@ -1,5 +1,5 @@
 /**
- * The five file commands over HTTP (PROTOCOL.md §5.7–5.11): checklist items 88–98, the file access
+ * The five file commands over HTTP (docs/PROTOCOL.md §5.7–5.11): checklist items 88–98, the file access
  * rule, D13–D16, and the chunk bookkeeping (re-uploads counted once, out-of-order parts, the last
  * chunk first, parallel uploads of one file). Vectors: `vectors/files.json`.
  */

@@ -200,7 +200,7 @@ export interface ProveParts {
   sep?: string;
 }
 
-/** The 4-line `/prove` body of PROTOCOL.md §4.3. */
+/** The 4-line `/prove` body of docs/PROTOCOL.md §4.3. */
 export function proveBody(p: ProveParts): string {
   const h = p.handshake;
   const sign = p.sign ?? h2(p.aSess.publicKey, h.relayToken, h.clientToken);

@@ -1,4 +1,4 @@
-/** The message commands over HTTP (PROTOCOL.md §5.1–5.6): checklist items 66–87 and 99. */
+/** The message commands over HTTP (docs/PROTOCOL.md §5.1–5.6): checklist items 66–87 and 99. */
 import { describe, expect, it } from 'vitest';
 import { TEXT_G, TEXT_MAILBOX_FULL, TEXT_TOO_LARGE, b64, h2, randomBytes } from '@zax/protocol';
 import {

@@ -1,5 +1,5 @@
 /**
- * `/command` envelope and `/prove` rules over HTTP (PROTOCOL.md §3.2, §4.3, §4.4): checklist items
+ * `/command` envelope and `/prove` rules over HTTP (docs/PROTOCOL.md §3.2, §4.3, §4.4): checklist items
  * 28–30, 32–34, 53–55, 58, 60–64.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';

@@ -59,7 +59,7 @@ describe('internal secret', () => {
   });
 });
 
-describe('routing (PROTOCOL.md §2.1)', () => {
+describe('routing (docs/PROTOCOL.md §2.1)', () => {
   it('unknown paths → 404, no X-Error-Details', async () => {
     const c = await core();
     for (const p of ['/foo', '/COMMAND', '/prove_hpk', '/command.json', '/start_session', '/verify_session']) {

@@ -1,5 +1,5 @@
 /**
- * Logs at debug level never hold bodies, data, tokens, keys, nonces or full hpks (PROTOCOL.md §7.1,
+ * Logs at debug level never hold bodies, data, tokens, keys, nonces or full hpks (docs/PROTOCOL.md §7.1,
  * checklist item 100), across a whole flow including failures.
  */
 import { Writable } from 'node:stream';

@@ -14,7 +14,7 @@ afterEach(async () => {
 });
 
 describe('storage tokens', () => {
-  it('follow the PROTOCOL.md §3.1 example', () => {
+  it('follow the docs/PROTOCOL.md §3.1 example', () => {
     expect(storageToken('ywUXGPxQxOUUrIXVgUWlIxLPiIkSpI3WkMRlIPuYRFQ=', 'AAAAAGVT8QAAAAAAAAAAAAAAAAAAAAAA')).toBe(
       'We+SSvRkUzfq1Da+wvfYTyQEWYFmcJlAb4xCsxoN3n4=',
     );

@@ -1,6 +1,6 @@
 --[[
   Add a replica's successful /start_session + /verify_session calls to a difficulty period's
-  counter (PROTOCOL.md §3.4 adaptive difficulty: calls are counted per period across replicas).
+  counter (docs/PROTOCOL.md §3.4 adaptive difficulty: calls are counted per period across replicas).
 
   KEYS[1]  counter of one period (integer)
   ARGV[1]  calls to add, ≥ 1

@@ -1,5 +1,5 @@
 --[[
-  Load a live handshake record (PROTOCOL.md §4.2 step 3).
+  Load a live handshake record (docs/PROTOCOL.md §4.2 step 3).
 
   KEYS[1]  handshake record key (hash: ct, rt, exp[, pk])
   ARGV[1]  now, ms since epoch

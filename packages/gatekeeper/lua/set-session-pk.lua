@@ -1,5 +1,5 @@
 --[[
-  Remember the relay session public key the core minted for a handshake (PROTOCOL.md §4.2 step 5,
+  Remember the relay session public key the core minted for a handshake (docs/PROTOCOL.md §4.2 step 5,
   DEVIATION D9), but only on the record it was minted for: the record must still exist, be live,
   and hold the same relay token. The key TTL is left as it is.
 

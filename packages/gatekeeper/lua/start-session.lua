@@ -1,5 +1,5 @@
 --[[
-  Start a handshake, or reuse the live one (PROTOCOL.md §4.1).
+  Start a handshake, or reuse the live one (docs/PROTOCOL.md §4.1).
   DEVIATION D8: a repeat while the handshake lives returns the same relay token and never extends
   the lifetime. An expired record still waiting for its key TTL is replaced by a fresh one.
 

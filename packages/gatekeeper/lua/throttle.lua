@@ -1,5 +1,5 @@
 --[[
-  Take one token from a client's bucket (PROTOCOL.md §7 throttling; DEVIATION D11: excess → 429).
+  Take one token from a client's bucket (docs/PROTOCOL.md §7 throttling; DEVIATION D11: excess → 429).
   A token bucket of `burst` tokens refilled continuously at `rate` tokens per minute. The bucket is
   full when it does not exist. Clocks of different replicas may disagree a little: time never runs
   backwards for a bucket (a clock behind the stored one refills nothing).

@@ -1,6 +1,6 @@
 /**
  * The gatekeeper's request handlers (node:http, no framework): health and metrics, routing
- * (PROTOCOL.md §2.1), then in the order of §6.3 overload (503, MAX_IN_FLIGHT_REQUESTS) and per-client
+ * (docs/PROTOCOL.md §2.1), then in the order of §6.3 overload (503, MAX_IN_FLIGHT_REQUESTS) and per-client
  * throttling (429), then body limits (413, DEVIATION D11), the two handshake endpoints answered here,
  * and /prove and /command forwarded to the core. The one place that turns errors into responses: a
  * RelayError becomes its status and fixed texts; anything else is logged and answered 503, never 500

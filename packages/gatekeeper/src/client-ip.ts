@@ -1,9 +1,9 @@
 /**
- * Who a request comes from, for the throttle (PROTOCOL.md §7: "the client IP is the socket peer
+ * Who a request comes from, for the throttle (docs/PROTOCOL.md §7: "the client IP is the socket peer
  * address, unless the operator configures a trusted proxy header"). The answer is a bucket name:
  * an IPv4 address, or an IPv6 address cut to IPV6_PREFIX_LENGTH bits (`2001:db8:1:2::/64`), so one
  * host with a /64 cannot mint a new budget per address. IPv4-mapped IPv6 (`::ffff:a.b.c.d`, how a
- * server on `::` sees IPv4 peers) is turned back into IPv4 first (FIELD-NOTES.md).
+ * server on `::` sees IPv4 peers) is turned back into IPv4 first.
  *
  * A forwarding header (X-Forwarded-For, or RFC 7239 Forwarded: TRUSTED_PROXY_HEADER picks which one
  * the proxies write) is read only when the socket peer is inside TRUSTED_PROXIES. The chain is

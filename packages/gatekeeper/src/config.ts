@@ -1,7 +1,7 @@
 /**
  * The gatekeeper's configuration: every environment variable of docs/CONTRACT.md that this tier
  * reads, validated once with zod into a frozen Config. A bad value is a ConfigError that lists every
- * problem in plain words; main.ts prints it and exits 1 (PROTOCOL.md §7: refuse to start).
+ * problem in plain words; main.ts prints it and exits 1 (docs/PROTOCOL.md §7: refuse to start).
  * Error messages never echo a secret or a URL (a URL may hold a password).
  */
 import { isIP } from 'node:net';

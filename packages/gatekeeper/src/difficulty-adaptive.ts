@@ -1,5 +1,5 @@
 /**
- * Adaptive difficulty across replicas (PROTOCOL.md §3.4, DESIGN.md "Who owns which state").
+ * Adaptive difficulty across replicas (docs/PROTOCOL.md §3.4, docs/DESIGN.md "Who owns which state").
  *
  * - Every replica counts its successful /start_session and /verify_session calls per period in
  *   memory and adds them to the period's counter in the edge Redis on every tick (no Redis call on

@@ -1,5 +1,5 @@
 /**
- * Typed wrappers over the difficulty keys in the edge Redis (DESIGN.md "Who owns which state": the
+ * Typed wrappers over the difficulty keys in the edge Redis (docs/DESIGN.md "Who owns which state": the
  * current value plus the changes of the last grace window, written by the one replica holding a
  * short lease; the per-period handshake counters every replica adds to). Any Redis failure is
  * thrown as it is: the callers decide (the reader keeps its last value, the controller skips a tick).

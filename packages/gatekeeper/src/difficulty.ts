@@ -1,5 +1,5 @@
 /**
- * Where the proof-of-work difficulty comes from (PROTOCOL.md §3.4), and the adaptive policy as pure
+ * Where the proof-of-work difficulty comes from (docs/PROTOCOL.md §3.4), and the adaptive policy as pure
  * functions. `current` is what /start_session announces; `accepted` is every difficulty whose
  * answers /verify_session accepts now (DEVIATION D10: during the grace window after a change, the
  * old and the new one). The static provider never changes; the adaptive one (difficulty-adaptive.ts)
@@ -29,7 +29,7 @@ export function staticDifficulty(difficulty: number): DifficultyProvider {
   };
 }
 
-/** The settings of PROTOCOL.md §3.4's adaptive rule and of the core-pressure extension. */
+/** The settings of docs/PROTOCOL.md §3.4's adaptive rule and of the core-pressure extension. */
 export interface DifficultyPolicy {
   /** `difficulty`: the base value, used whenever the load is at or below the threshold. */
   readonly base: number;
@@ -57,7 +57,7 @@ export function periodLoad(c1: number, c2: number, c3: number): number {
 }
 
 /**
- * PROTOCOL.md §3.4: above `minRequests`, `base + ⌊step · log_f(⌊load/min⌋) + 0.5⌋`, capped at 255;
+ * docs/PROTOCOL.md §3.4: above `minRequests`, `base + ⌊step · log_f(⌊load/min⌋) + 0.5⌋`, capped at 255;
  * otherwise `base`. (Example: base 4, min 10, f 2, step 3: load 20 → 7, 40 → 10, 9 → 4.)
  */
 export function ruleDifficulty(load: number, p: Pick<DifficultyPolicy, 'base' | 'minRequests' | 'factor' | 'step'>): number {

@@ -10,7 +10,7 @@ import type { CoreClient, CoreResponse } from './core-client.js';
 import type { HandshakeStore } from './handshake/store.js';
 import { short, type Logger } from './log.js';
 
-/** Headers of the core's answer that belong to the wire protocol (PROTOCOL.md §2.4). */
+/** Headers of the core's answer that belong to the wire protocol (docs/PROTOCOL.md §2.4). */
 const COPIED_HEADERS = ['content-type', 'content-length', 'x-error-details', 'retry-after', 'allow'] as const;
 
 /**

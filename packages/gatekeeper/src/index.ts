@@ -1,4 +1,4 @@
-/** @zax/gatekeeper: the public edge tier of the relay (DESIGN.md). main.ts runs it as a process. */
+/** @zax/gatekeeper: the public edge tier of the relay (docs/DESIGN.md). main.ts runs it as a process. */
 export { createApp, difficultyPolicy, type App, type AppDeps } from './app.js';
 export { loadConfig, ConfigError, type Config, type LogLevel } from './config.js';
 export { connectRedis, redisReady, type EdgeRedis, type ConnectRedisOptions } from './redis.js';

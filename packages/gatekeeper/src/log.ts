@@ -1,5 +1,5 @@
 /**
- * Logging (pino JSON lines on stdout). PROTOCOL.md §7.1 / DEVIATION D17: never bodies, tokens, keys
+ * Logging (pino JSON lines on stdout). docs/PROTOCOL.md §7.1 / DEVIATION D17: never bodies, tokens, keys
  * or client IPs; an hpk or handshake id at most as its first 8 base64 characters (`short`).
  *
  * The code never passes such values to the logger; the redaction list below is the second line of

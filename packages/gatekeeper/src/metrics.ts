@@ -2,7 +2,7 @@
  * The gatekeeper's Prometheus metrics (prom-client), all named `zax_gatekeeper_*` in one registry
  * per app (no global registry: tests run several apps in one process). Labels hold only fixed,
  * low-cardinality values (route names, status codes, budget names, reasons): never an hpk, an IP,
- * a token or a nonce (STYLE.md). Hot-path children are resolved once and cached, so recording a
+ * a token or a nonce (docs/DESIGN.md "Conventions"). Hot-path children are resolved once and cached, so recording a
  * request allocates nothing.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';

@@ -1,5 +1,5 @@
 /**
- * Per-client token buckets in the edge Redis (PROTOCOL.md §7; DEVIATION D11: throttling → 429), so
+ * Per-client token buckets in the edge Redis (docs/PROTOCOL.md §7; DEVIATION D11: throttling → 429), so
  * every gatekeeper replica enforces one budget. Two budgets: handshakes (/start_session,
  * /verify_session) and requests (/prove, /command). One Lua script, one round trip per request;
  * a budget whose burst is 0 is unlimited and costs nothing. The paper's strict rule (one handshake

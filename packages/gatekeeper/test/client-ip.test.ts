@@ -1,4 +1,4 @@
-/** Client identity for the throttle (PROTOCOL.md §7; FIELD-NOTES.md trust proxy, IPv4-mapped). */
+/** Client identity for the throttle (docs/PROTOCOL.md §7; trusted proxies by CIDR, IPv4-mapped peers). */
 import type { IncomingMessage } from 'node:http';
 import { describe, expect, it } from 'vitest';
 import { clientIdentity, ipv6Bucket, parseAddress, type ClientIdentityOptions } from '../src/client-ip.js';

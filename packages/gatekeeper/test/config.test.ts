@@ -1,4 +1,4 @@
-/** loadConfig: defaults, bounds and the readable list of problems (PROTOCOL.md §7, docs/CONTRACT.md). */
+/** loadConfig: defaults, bounds and the readable list of problems (docs/PROTOCOL.md §7, docs/CONTRACT.md). */
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config.js';
 

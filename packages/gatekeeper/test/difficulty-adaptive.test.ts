@@ -1,7 +1,7 @@
 /**
  * Adaptive difficulty across replicas on real Redis with an injected clock (difficulty-adaptive.ts):
  * the lease (one replica writes), handshake counts summed over replicas, the core's load report
- * (404 today), the per-replica cache, and the grace window of PROTOCOL.md §3.4 (§8.25, §8.26)
+ * (404 today), the per-replica cache, and the grace window of docs/PROTOCOL.md §3.4 (§8.25, §8.26)
  * through the HTTP app.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';

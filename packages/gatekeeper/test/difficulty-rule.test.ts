@@ -1,5 +1,5 @@
 /**
- * The adaptive policy as pure functions (PROTOCOL.md §3.4 "Adaptive difficulty", plus the core-load
+ * The adaptive policy as pure functions (docs/PROTOCOL.md §3.4 "Adaptive difficulty", plus the core-load
  * extension and hysteresis of difficulty.ts), and the `GET /internal/load` schema (@zax/protocol).
  */
 import { describe, expect, it } from 'vitest';

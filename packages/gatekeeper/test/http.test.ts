@@ -1,4 +1,4 @@
-/** HTTP surface of the gatekeeper: routing, headers, body limits, /start_session (PROTOCOL.md §2, §4.1). */
+/** HTTP surface of the gatekeeper: routing, headers, body limits, /start_session (docs/PROTOCOL.md §2, §4.1). */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { TEXT_F, TEXT_G, TEXT_TOO_LARGE, b64, h2 } from '@zax/protocol';
 import { loadVector } from '../../../test/support/vectors.js';
@@ -69,7 +69,7 @@ describe('/start_session', () => {
     expect(r.headers['content-type']).toBe('text/plain; charset=utf-8');
     expectCommonHeaders(r);
     expect(r.body).toBe(`${b64(RT)}\r\n0`);
-    expect(r.body).toHaveLength(47); // the PROTOCOL.md §4.1 example
+    expect(r.body).toHaveLength(47); // the docs/PROTOCOL.md §4.1 example
   });
 
   it('announces the configured difficulty', async () => {

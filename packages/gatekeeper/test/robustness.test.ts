@@ -1,4 +1,4 @@
-/** Nothing a client sends gives a 5xx or takes the process down (STYLE.md "properties"). */
+/** Nothing a client sends gives a 5xx or takes the process down (docs/DESIGN.md "Tests"). */
 import net from 'node:net';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -1,5 +1,5 @@
 /**
- * Per-client throttling (PROTOCOL.md §7, §6.3, §8.17): lua/throttle.lua on real Redis with the clock
+ * Per-client throttling (docs/PROTOCOL.md §7, §6.3, §8.17): lua/throttle.lua on real Redis with the clock
  * passed in, then the HTTP behaviour: 429 + Retry-After on each budget, before the body is read,
  * never on health routes, and MAX_IN_FLIGHT_REQUESTS → 503.
  */

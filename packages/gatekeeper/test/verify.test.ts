@@ -1,4 +1,4 @@
-/** /verify_session (PROTOCOL.md §3.4, §4.2) against a stand-in core's /internal/sessions. */
+/** /verify_session (docs/PROTOCOL.md §3.4, §4.2) against a stand-in core's /internal/sessions. */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { TEXT_BUSY, TEXT_G, b64, h2, type MintRequest } from '@zax/protocol';
 import { loadVector } from '../../../test/support/vectors.js';

@@ -1,5 +1,5 @@
 /**
- * Strict base64 (PROTOCOL.md §2.3): standard alphabet, mandatory padding, no whitespace, canonical
+ * Strict base64 (docs/PROTOCOL.md §2.3): standard alphabet, mandatory padding, no whitespace, canonical
  * trailing bits. Node's decoder is lenient, so every input is checked before it is decoded.
  */
 import { RelayError } from './errors.js';

@@ -1,5 +1,5 @@
 /**
- * The eleven commands (PROTOCOL.md §5): names, which need the file store, and per-command validation
+ * The eleven commands (docs/PROTOCOL.md §5): names, which need the file store, and per-command validation
  * of the decrypted JSON into typed requests. Validation never touches storage; a failure is 400 G,
  * or 413 where a size limit is crossed.
  */
@@ -34,7 +34,7 @@ export const FILE_COMMANDS: ReadonlySet<CommandName> = new Set<CommandName>([
 export const isCommandName = (v: unknown): v is CommandName =>
   typeof v === 'string' && (COMMAND_NAMES as readonly string[]).includes(v);
 
-/** Limits the validators need (PROTOCOL.md §7 names). */
+/** Limits the validators need (docs/PROTOCOL.md §7 names). */
 export interface CommandLimits {
   maxMessageBytes: number;
   maxChunkSize: number;

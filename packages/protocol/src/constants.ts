@@ -1,9 +1,9 @@
 /**
- * Wire constants of the Zax relay protocol (PROTOCOL.md): field sizes, fixed texts, paths and the
+ * Wire constants of the Zax relay protocol (docs/PROTOCOL.md): field sizes, fixed texts, paths and the
  * configuration defaults of §7. Everything here is a number or a string the wire depends on.
  */
 
-/** Raw byte sizes of fixed-size fields (PROTOCOL.md §2.3). */
+/** Raw byte sizes of fixed-size fields (docs/PROTOCOL.md §2.3). */
 export const TOKEN_BYTES = 32;
 export const KEY_BYTES = 32;
 export const HASH_BYTES = 32;
@@ -16,7 +16,7 @@ export const B64_NONCE_CHARS = 32;
 /** `/prove` line 4: the 176-byte inner JSON boxed = 192 bytes. */
 export const PROVE_OUTER_CHARS = 256;
 
-/** Fixed `X-Error-Details` texts (PROTOCOL.md §6.2). */
+/** Fixed `X-Error-Details` texts (docs/PROTOCOL.md §6.2). */
 export const TEXT_F = 'Request BODY does not match this request specification';
 export const TEXT_G = 'Your request can not be completed.';
 export const TEXT_I = 'Something is wrong with this relay. Try again later.';
@@ -25,7 +25,7 @@ export const TEXT_TOO_MANY = 'Too many requests. Try again later.';
 export const TEXT_MAILBOX_FULL = 'Mailbox is full.';
 export const TEXT_BUSY = 'Relay is busy. Try again later.';
 
-/** The four API paths (PROTOCOL.md §2.1). */
+/** The four API paths (docs/PROTOCOL.md §2.1). */
 export const API_PATHS = ['/start_session', '/verify_session', '/prove', '/command'] as const;
 export type ApiPath = (typeof API_PATHS)[number];
 
@@ -34,7 +34,7 @@ export const MAX_DOWNLOAD_COUNT = 100;
 export const MAX_DELETE_ENTRIES = 100;
 export const MAX_FROM_ENTRIES = 100;
 
-/** Configuration defaults (PROTOCOL.md §7). Units are in the names. */
+/** Configuration defaults (docs/PROTOCOL.md §7). Units are in the names. */
 export const DEFAULTS = {
   tokenTtlSec: 300,
   sessionTtlSec: 1200,

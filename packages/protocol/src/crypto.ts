@@ -1,7 +1,7 @@
 /**
  * The one small crypto interface every service and client uses (NaCl box, precomputed keys, key
  * pairs, randomness), and its portable implementation on tweetnacl. An all-zero X25519 shared
- * secret (a low-order public key) is treated as undecryptable, as libsodium does (PROTOCOL.md §3.3).
+ * secret (a low-order public key) is treated as undecryptable, as libsodium does (docs/PROTOCOL.md §3.3).
  */
 import { randomFillSync } from 'node:crypto';
 import nacl from 'tweetnacl';

@@ -1,5 +1,5 @@
 /**
- * The one table from relay error codes to HTTP status and `X-Error-Details` text (PROTOCOL.md §6).
+ * The one table from relay error codes to HTTP status and `X-Error-Details` text (docs/PROTOCOL.md §6).
  * Services throw `RelayError(code, logMessage)`; one place per service turns it into a response.
  * The log message never reaches the client.
  */

@@ -1,5 +1,5 @@
 /**
- * Line splitting of request bodies and joining of response lines (PROTOCOL.md §2.2, §2.4).
+ * Line splitting of request bodies and joining of response lines (docs/PROTOCOL.md §2.2, §2.4).
  * DEVIATION D1: the whole body is parsed on every endpoint, CRLF or LF, one trailing break ignored.
  */
 import { RelayError } from './errors.js';

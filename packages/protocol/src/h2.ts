@@ -1,5 +1,5 @@
 /**
- * h2(m) = SHA-256(SHA-256(0x00 × 64 ‖ m)) (PROTOCOL.md §3.1). The 64 zero bytes are one full block.
+ * h2(m) = SHA-256(SHA-256(0x00 × 64 ‖ m)) (docs/PROTOCOL.md §3.1). The 64 zero bytes are one full block.
  */
 import { createHash } from 'node:crypto';
 

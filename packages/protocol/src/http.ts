@@ -1,5 +1,5 @@
 /**
- * HTTP rules shared by both services (PROTOCOL.md §2.1, §2.4): path normalisation, the routing
+ * HTTP rules shared by both services (docs/PROTOCOL.md §2.1, §2.4): path normalisation, the routing
  * decision, and the headers every response carries. Pure: callers pass their own response object.
  */
 import { API_PATHS, type ApiPath } from './constants.js';
@@ -35,7 +35,7 @@ export function routeApi(method: string, url: string): Route {
   return { kind: 'wrongMethod' };
 }
 
-/** Headers on every API response (PROTOCOL.md §2.4; DEVIATION D7: no-store, expose headers). */
+/** Headers on every API response (docs/PROTOCOL.md §2.4; DEVIATION D7: no-store, expose headers). */
 export const COMMON_HEADERS: Readonly<Record<string, string>> = {
   'access-control-allow-origin': '*',
   'access-control-expose-headers': 'X-Error-Details, Retry-After',

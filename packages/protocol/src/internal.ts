@@ -1,5 +1,5 @@
 /**
- * The private API between gatekeeper and core (DESIGN.md "The internal API"): header names and the
+ * The private API between gatekeeper and core (docs/DESIGN.md "The internal API"): header names and the
  * versioned request/response bodies of `POST /internal/sessions`, validated on both sides.
  */
 import { decodeFixed } from './base64.js';
@@ -48,7 +48,7 @@ export function parseMintResponse(v: unknown): MintResponse | null {
 
 /**
  * `GET /internal/load` (core → gatekeeper), version 1: the core's load over its last completed
- * period, aggregated over every core replica (DESIGN.md "The internal API"). The gatekeeper's
+ * period, aggregated over every core replica (docs/DESIGN.md "The internal API"). The gatekeeper's
  * difficulty controller reads it once per difficulty period. Rates are counts over the period
  * [periodStartMs, periodEndMs); the per-replica figures are the worst any live replica reported.
  *

@@ -1,5 +1,5 @@
 /**
- * JSON rules for command plaintexts (PROTOCOL.md §2.5): a top-level object, `null` = absent,
+ * JSON rules for command plaintexts (docs/PROTOCOL.md §2.5): a top-level object, `null` = absent,
  * integers are whole JSON numbers within ±(2^53 − 1), strings are never numbers.
  */
 import { RelayError } from './errors.js';

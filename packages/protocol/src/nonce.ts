@@ -1,5 +1,5 @@
 /**
- * Timestamped 24-byte nonces (PROTOCOL.md §3.2): bytes 0–7 Unix seconds big-endian, 8–23 random.
+ * Timestamped 24-byte nonces (docs/PROTOCOL.md §3.2): bytes 0–7 Unix seconds big-endian, 8–23 random.
  */
 import { NONCE_BYTES } from './constants.js';
 

@@ -1,5 +1,5 @@
 /**
- * Handshake proof of work (PROTOCOL.md §3.4). At d = 0 the answer is h2(ct ‖ rt) exactly; at d ≥ 1
+ * Handshake proof of work (docs/PROTOCOL.md §3.4). At d = 0 the answer is h2(ct ‖ rt) exactly; at d ≥ 1
  * H = h2(ct ‖ rt ‖ answer) must have its d LOW-ORDER bits zero (little-endian reading of H).
  */
 import { timingSafeEqual } from 'node:crypto';

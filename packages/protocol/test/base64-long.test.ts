@@ -1,6 +1,6 @@
 /**
  * Long base64 strings (file chunks) are checked by a decode/encode round trip instead of the
- * regex: the same strings must pass and fail as under the regex rule of PROTOCOL.md §2.3.
+ * regex: the same strings must pass and fail as under the regex rule of docs/PROTOCOL.md §2.3.
  */
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';

@@ -31,7 +31,7 @@ function crossCheck(): string[] {
     if (!cond) problems.push(what);
   };
   const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
-  // PROTOCOL.md §3.1 worked examples.
+  // docs/PROTOCOL.md §3.1 worked examples.
   expect(hex(pureH2(new Uint8Array(0))) === 'e2f61c3f71d1defd3fa999dfa36953755c690689799962b48bebd836974e8cf9', 'h2(empty) vector');
   expect(hex(pureH2(utf8Encode('abc'))) === '4f16deb3ad853b88d8585b018319ad61455c1aba98a77a72b8fd324cbf0e775a', 'h2(abc) vector');
   for (let len = 0; len < 300; len++) {

@@ -1,5 +1,5 @@
 /**
- * A small in-memory Zax relay on node:http for the client's own tests (PROTOCOL.md §4, §5.1–5.6).
+ * A small in-memory Zax relay on node:http for the client's own tests (docs/PROTOCOL.md §4, §5.1–5.6).
  * It is built from @zax/protocol's codec and validators, follows the handshake and envelope checks
  * in their order, and has hooks to expire sessions, inject failures and delays, and read the
  * request log. It is NOT the relay: live-relay tests belong in /test/e2e.

@@ -1,5 +1,5 @@
 --[[
-  Shared file helpers (PROTOCOL.md §4.0 "File", §5.7–5.11). The loader (src/redis.ts) inlines this
+  Shared file helpers (docs/PROTOCOL.md §4.0 "File", §5.7–5.11). The loader (src/redis.ts) inlines this
   file where a script has the line `-- @include file`. Every function takes `fk`, the keys:
     fk.rec        HASH  from, to, size, status (START|UPLOADING|COMPLETE), bytes (bytes_stored),
                         total (total_chunks), exp (absolute expiry, ms)          ({uploadID} slot)

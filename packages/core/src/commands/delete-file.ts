@@ -1,5 +1,5 @@
 /**
- * `deleteFile` (PROTOCOL.md §5.11, DEVIATION D15): either party removes the record and every chunk
+ * `deleteFile` (docs/PROTOCOL.md §5.11, DEVIATION D15): either party removes the record and every chunk
  * for both parties. The `file` message in the recipient's mailbox stays (removed with `delete`).
  */
 import { NOT_FOUND_JSON, OK_JSON } from './upload-file-chunk.js';

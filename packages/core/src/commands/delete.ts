@@ -1,5 +1,5 @@
 /**
- * `delete` (PROTOCOL.md §5.5): removes messages from the caller's own mailbox by nonce string,
+ * `delete` (docs/PROTOCOL.md §5.5): removes messages from the caller's own mailbox by nonce string,
  * with their storage-token records, and answers the live count afterwards.
  */
 import { NONCE_BYTES, decodeFixed } from '@zax/protocol';

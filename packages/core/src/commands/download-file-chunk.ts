@@ -1,5 +1,5 @@
 /**
- * `downloadFileChunk` (PROTOCOL.md §5.10): 3 lines — the response nonce, the box of
+ * `downloadFileChunk` (docs/PROTOCOL.md §5.10): 3 lines — the response nonce, the box of
  * `{"nonce":<chunk nonce as uploaded>}`, and the chunk bytes as base64 (encoded once, here). An
  * unknown file is the 2-line `{"status":"NOT_FOUND"}`; a missing part of a known file is 400 G.
  */

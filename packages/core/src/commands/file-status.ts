@@ -1,5 +1,5 @@
 /**
- * `fileStatus` (PROTOCOL.md §5.9, DEVIATION D13): always exactly status, file_size, bytes_stored
+ * `fileStatus` (docs/PROTOCOL.md §5.9, DEVIATION D13): always exactly status, file_size, bytes_stored
  * and total_chunks, never hpks; zeros with NOT_FOUND for a file unknown to the caller.
  */
 import { encrypted, type CommandHandler } from './types.js';

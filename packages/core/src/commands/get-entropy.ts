@@ -1,5 +1,5 @@
 /**
- * `getEntropy` (PROTOCOL.md §5.6): N CSPRNG bytes as plain b64('{"entropy":"' + b64(bytes) + '"}').
+ * `getEntropy` (docs/PROTOCOL.md §5.6): N CSPRNG bytes as plain b64('{"entropy":"' + b64(bytes) + '"}').
  * Not encrypted, as on the reference relay; it works even with the file store disabled.
  */
 import { b64 } from '@zax/protocol';

@@ -1,5 +1,5 @@
 /**
- * `messageStatus` (PROTOCOL.md §5.4): seconds left of a live message, rounded up (≥ 1), or -2 when
+ * `messageStatus` (docs/PROTOCOL.md §5.4): seconds left of a live message, rounded up (≥ 1), or -2 when
  * it is unknown, expired or deleted. -1 ("never expires") is never returned.
  */
 import { plain, type CommandHandler } from './types.js';

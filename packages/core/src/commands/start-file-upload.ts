@@ -1,5 +1,5 @@
 /**
- * `startFileUpload` (PROTOCOL.md §5.7): derives the uploadID, leaves the recipient a `file`
+ * `startFileUpload` (docs/PROTOCOL.md §5.7): derives the uploadID, leaves the recipient a `file`
  * message exactly as `upload` would (replacement, quotas → 429, storage token; lifetime
  * fileTtlSec), and only then creates — or resets — the file record. Answers the encrypted
  * `{uploadID, max_chunk_size, storage_token}`.

@@ -1,5 +1,5 @@
 /**
- * `uploadFileChunk` (PROTOCOL.md §5.8): stores one chunk as bytes, atomically per file. The chunk
+ * `uploadFileChunk` (docs/PROTOCOL.md §5.8): stores one chunk as bytes, atomically per file. The chunk
  * line is decoded once here (a 512000-byte chunk is ~683 KB of base64) and the bytes go to Redis as
  * a binary argument. Outcomes: `{"status":"OK"}`, `{"status":"NOT_FOUND"}`, 400 G for a part at or
  * past file_size (D16), 413 when bytes_stored would pass file_size + 16 × total_chunks (D16), and

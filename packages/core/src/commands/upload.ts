@@ -1,5 +1,5 @@
 /**
- * `upload` (PROTOCOL.md §5.2): stores a message in the recipient's mailbox (replacing a live one
+ * `upload` (docs/PROTOCOL.md §5.2): stores a message in the recipient's mailbox (replacing a live one
  * with the same nonce) and answers the plain storage token. DEVIATION D11: a full mailbox (count or
  * bytes) is 429 "Mailbox is full." with Retry-After; the reference relay has no quota; a store above
  * its high-water mark is 503.

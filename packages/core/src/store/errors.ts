@@ -1,7 +1,7 @@
 /**
  * Store failures. Every Redis call of the store wrappers goes through `storeCall`, so a refused
  * connection, a timeout, a disconnect or any error reply becomes one `StoreUnavailableError`, which
- * the app answers with 503 and Retry-After (PROTOCOL.md §6.3), never 500 or a misleading 401.
+ * the app answers with 503 and Retry-After (docs/PROTOCOL.md §6.3), never 500 or a misleading 401.
  */
 import type { StoreObserver } from './observer.js';
 

@@ -1,5 +1,5 @@
 /**
- * Files (PROTOCOL.md §4.0 "File", §5.7–5.11): per uploadID a record, the parts' sizes and nonces,
+ * Files (docs/PROTOCOL.md §4.0 "File", §5.7–5.11): per uploadID a record, the parts' sizes and nonces,
  * and the chunk bytes as binary hash values, all under the hash tag `{uploadID}`; plus the
  * relay-wide registry (expiry and bytes per file) and byte total that bound and sweep them. Each
  * operation is one Lua script (file_*.lua), a chunk upload one transaction around its script (the

@@ -1,5 +1,5 @@
 /**
- * Handshake secrets in the core store (DESIGN.md "Who owns which state"): minted for the gatekeeper
+ * Handshake secrets in the core store (docs/DESIGN.md "Who owns which state"): minted for the gatekeeper
  * on `/verify_session`, read by `/prove`, and consumed by a successful `/prove`, which leaves a
  * "proven" marker until the handshake's expiry. Scripts: mint.lua, consume.lua.
  */

@@ -1,5 +1,5 @@
 /**
- * Mailboxes (PROTOCOL.md §5.1–5.5): live messages per hpk in receipt order, with quotas,
+ * Mailboxes (docs/PROTOCOL.md §5.1–5.5): live messages per hpk in receipt order, with quotas,
  * replacement by nonce, compaction of expired messages, and storage-token records. Each operation
  * is one Lua script on the three `{hpk}` keys (mailbox_*.lua); messageStatus is a single-key read.
  *
@@ -61,10 +61,10 @@ export interface MailboxStore {
   tokenExpiry(tokenB64: string): Promise<number | null>;
 }
 
-/** b64(h2(ASCII(b64 hpk_to) ‖ ASCII(b64 nonce))) (PROTOCOL.md §3.1). */
+/** b64(h2(ASCII(b64 hpk_to) ‖ ASCII(b64 nonce))) (docs/PROTOCOL.md §3.1). */
 export const storageToken = (toB64: string, nonceB64: string): string => b64(h2(toB64, nonceB64));
 
-/** The download item of a message, in the key order of PROTOCOL.md §5.3. */
+/** The download item of a message, in the key order of docs/PROTOCOL.md §5.3. */
 export function renderItem(m: Pick<NewMessage, 'data' | 'from' | 'nonce' | 'kind' | 'nowMs'>): string {
   return JSON.stringify({ data: m.data, time: m.nowMs / 1000, from: m.from, nonce: m.nonce, kind: m.kind });
 }

@@ -1,5 +1,5 @@
 /**
- * The relay-wide nonce replay cache (PROTOCOL.md §3.2 step 3): one key per accepted nonce, written
+ * The relay-wide nonce replay cache (docs/PROTOCOL.md §3.2 step 3): one key per accepted nonce, written
  * with `SET NX` and the `nonceCacheSec` TTL, so check and record are one atomic step and of two
  * concurrent requests with the same nonce exactly one passes.
  */

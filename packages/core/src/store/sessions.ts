@@ -1,5 +1,5 @@
 /**
- * Sessions (PROTOCOL.md §4.0): per hpk, the precomputed box key and `a_sess_pk`, with an absolute
+ * Sessions (docs/PROTOCOL.md §4.0): per hpk, the precomputed box key and `a_sess_pk`, with an absolute
  * expiry `sessionTtlSec` after `/prove`, never extended, replaced by the next `/prove`. Stored
  * beside the mailbox in the `{hpk}` slot. Scripts: session_set.lua, session_get.lua.
  */

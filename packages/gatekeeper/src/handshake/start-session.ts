@@ -1,5 +1,5 @@
 /**
- * POST /start_session (PROTOCOL.md §4.1): one 44-char line, the client token → the relay token of
+ * POST /start_session (docs/PROTOCOL.md §4.1): one 44-char line, the client token → the relay token of
  * the live handshake for h2(client_token) (created with a fresh CSPRNG token if none lives) and
  * the current difficulty. DEVIATION D8: a repeat returns the same relay token, lifetime unchanged.
  */

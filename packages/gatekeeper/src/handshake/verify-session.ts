@@ -1,5 +1,5 @@
 /**
- * POST /verify_session (PROTOCOL.md §4.2): handshake id + answer → the relay session public key.
+ * POST /verify_session (docs/PROTOCOL.md §4.2): handshake id + answer → the relay session public key.
  * The answer must satisfy one of the difficulties accepted now (§3.4, grace rule, DEVIATION D10).
  * The key pair is minted by the core (which keeps the secret half); the edge record keeps the
  * public half so a repeat is answered without the core (DEVIATION D9).

@@ -1,5 +1,5 @@
 /**
- * Strict base64 (PROTOCOL.md §2.3) and UTF-8 without Buffer, TextEncoder or atob, for runtimes that
+ * Strict base64 (docs/PROTOCOL.md §2.3) and UTF-8 without Buffer, TextEncoder or atob, for runtimes that
  * have none of them (k6). Node uses Buffer through its own platform instead.
  */
 

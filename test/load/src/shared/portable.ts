@@ -27,7 +27,7 @@ function concat(parts: readonly Uint8Array[]): Uint8Array {
   return out;
 }
 
-/** h2(m) = SHA-256(SHA-256(0x00 × 64 ‖ m)) (PROTOCOL.md §3.1), on the pure SHA-256. */
+/** h2(m) = SHA-256(SHA-256(0x00 × 64 ‖ m)) (docs/PROTOCOL.md §3.1), on the pure SHA-256. */
 export function pureH2(...parts: Uint8Array[]): Uint8Array {
   return sha256(sha256(concat([ZERO_BLOCK, ...parts])));
 }

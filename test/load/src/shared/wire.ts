@@ -25,7 +25,7 @@ export interface Platform {
   before(publicKey: Uint8Array, secretKey: Uint8Array): Uint8Array | null;
   boxAfter(message: Uint8Array, nonce: Uint8Array, key: Uint8Array): Uint8Array;
   boxOpenAfter(box: Uint8Array, nonce: Uint8Array, key: Uint8Array): Uint8Array | null;
-  /** h2 of the concatenation of the parts (PROTOCOL.md §3.1). */
+  /** h2 of the concatenation of the parts (docs/PROTOCOL.md §3.1). */
   h2(...parts: Uint8Array[]): Uint8Array;
   /** Canonical padded base64. */
   b64(bytes: Uint8Array): string;
@@ -174,7 +174,7 @@ export function resetDevice(d: Device): void {
 // ---------------------------------------------------------------------------------------------
 // Small protocol helpers
 
-/** A timestamped nonce (PROTOCOL.md §3.2): 8 bytes of Unix seconds big-endian, 16 random. */
+/** A timestamped nonce (docs/PROTOCOL.md §3.2): 8 bytes of Unix seconds big-endian, 16 random. */
 export function makeNonce(p: Platform): Uint8Array {
   const n = new Uint8Array(24);
   const t = p.nowSec();
@@ -192,7 +192,7 @@ export function makeNonce(p: Platform): Uint8Array {
   return n;
 }
 
-/** True when the d low-order bits of `hash` are zero (PROTOCOL.md §3.4, little-endian reading). */
+/** True when the d low-order bits of `hash` are zero (docs/PROTOCOL.md §3.4, little-endian reading). */
 export function hasLowZeroBits(hash: Uint8Array, d: number): boolean {
   const q = Math.floor(d / 8);
   const r = d % 8;
@@ -214,7 +214,7 @@ export function solvePow(p: Platform, clientToken: Uint8Array, relayToken: Uint8
   }
 }
 
-/** The storage token of a message: h2(ASCII(b64(hpk_to)) ‖ ASCII(b64(nonce))) (PROTOCOL.md §3.1). */
+/** The storage token of a message: h2(ASCII(b64(hpk_to)) ‖ ASCII(b64(nonce))) (docs/PROTOCOL.md §3.1). */
 export function storageToken(p: Platform, toB64: string, nonceB64: string): string {
   return p.b64(p.h2(p.utf8(toB64), p.utf8(nonceB64)));
 }
@@ -304,7 +304,7 @@ export function randomText(p: Platform, n: number): string {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Handshake steps (PROTOCOL.md §4.1–4.3)
+// Handshake steps (docs/PROTOCOL.md §4.1–4.3)
 
 export const startStep = (op = false): Step => ({
   name: 'start_session',
@@ -377,7 +377,7 @@ export function connectSteps(d: Device): Step[] {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Message commands (PROTOCOL.md §5.1–5.5)
+// Message commands (docs/PROTOCOL.md §5.1–5.5)
 
 /** `upload` of a `payloadBytes`-long `data` string, to the device itself or to `to`. */
 export function uploadStep(to?: string, op = true): Step {
@@ -455,7 +455,7 @@ export function deleteStep(nonce?: (d: Device) => string, op = true): Step {
 }
 
 // ---------------------------------------------------------------------------------------------
-// File commands (PROTOCOL.md §5.7–5.11)
+// File commands (docs/PROTOCOL.md §5.7–5.11)
 
 const chunkCache: Record<number, string> = {};
 
