@@ -8,8 +8,10 @@
 # Installs what it needs when missing: docker-compose (Debian, v1.29: validates offline), caddy
 # (Debian: validates the front's config), openssl, and the pinned npm tools in deploy/tools
 # (kubernetes-models for the Kubernetes schemas, typescript for the strict field check,
-# dockerfile-utils for the Dockerfile lint, yaml). kubectl (kustomize v5) comes with the machine
-# image; without it the Kubernetes step says how to get it.
+# dockerfile-utils for the Dockerfile lint, yaml). kubectl >= 1.27 (kustomize v5) or kustomize 5
+# comes with the machine image (apt can install `kubectl` only where the Kubernetes package
+# repository is configured; Debian's own kubernetes-client, 1.20, is too old to read the overlays);
+# without it the Kubernetes step says how to get it.
 #
 # Checks:
 #   compose     docker-compose --env-file .env.example config -q (Compose's own schema and
@@ -17,8 +19,8 @@
 #               network segmentation, Redis flags, health-gated start-up, Prometheus targets)
 #   front       caddy validate of deploy/caddy/Caddyfile (with a throw-away certificate) and
 #               Caddyfile.acme
-#   kubernetes  kubectl kustomize of every overlay in deploy/k8s/overlays (with its
-#               secrets.env.example when it has no secrets.env), then tools/validate-k8s.mjs:
+#   kubernetes  deploy/scripts/preview.sh of every overlay in deploy/k8s/overlays (kustomize on a
+#               copy, the Secret from secrets.env.example), then tools/validate-k8s.mjs:
 #               Kubernetes JSON schemas, unknown fields, relay policy and references; and no
 #               secrets.env is tracked by git
 #   dockerfile  tools/validate-dockerfile.mjs: lint + the image requirements
@@ -51,9 +53,7 @@ fi
 if ! command -v kubectl >/dev/null && ! command -v kustomize >/dev/null; then
   say "installing kubectl (apt)"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends kubectl >/dev/null 2>&1 \
-    || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends kubernetes-client >/dev/null 2>&1 \
-    || true
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends kubectl >/dev/null 2>&1 || true
 fi
 TOOLS="$REPO/deploy/tools"
 LOCK_SUM="$(sha256sum "$TOOLS/package-lock.json" | cut -d' ' -f1)"
@@ -97,19 +97,14 @@ check front front_check
 
 # ---- kubernetes --------------------------------------------------------------------------------
 k8s_check() {
-  local kustomize
-  if command -v kubectl >/dev/null; then kustomize=(kubectl kustomize)
-  elif command -v kustomize >/dev/null; then kustomize=(kustomize build)
-  else echo "validate: no kubectl or kustomize: install kubectl >= 1.27 (kustomize v5)" >&2; return 1; fi
   local tracked
   tracked="$(git ls-files -- 'deploy/k8s/**/secrets.env' 'deploy/k8s/*/secrets.env' '.env' 2>/dev/null || true)"
   if [ -n "$tracked" ]; then echo "validate: secrets are tracked by git: $tracked" >&2; return 1; fi
-  cp -r deploy/k8s "$WORK/k8s"
   local overlay name rendered=()
-  for overlay in "$WORK"/k8s/overlays/*/; do
+  for overlay in deploy/k8s/overlays/*/; do
     name="$(basename "$overlay")"
-    if [ ! -f "$overlay/secrets.env" ] && [ -f "$overlay/secrets.env.example" ]; then cp "$overlay/secrets.env.example" "$overlay/secrets.env"; fi
-    if ! "${kustomize[@]}" "$overlay" > "$WORK/$name.yaml" 2> "$WORK/$name.err"; then
+    # The documented preview: renders a copy, the Secret from the committed secrets.env.example.
+    if ! deploy/scripts/preview.sh "$name" > "$WORK/$name.yaml" 2> "$WORK/$name.err"; then
       sed "s|^|validate: kustomize $name: |" "$WORK/$name.err" >&2
       return 1
     fi

@@ -7,14 +7,16 @@
  *   pnpm bench --url https://relay.example --pids core:1234,gatekeeper:1240 --redis-url redis://…
  *
  * Exit status: 0 when every response validated (and work was done), 1 when any did not, 2 on a
- * usage error or a run that could not start or had to stop (e.g. files answered 405).
+ * usage error or a run that could not start or had to stop (e.g. files answered 405), or was
+ * throttled: a relay answering 429 measures its per-client budgets, not itself (shared/throttle.ts).
  */
 import { parseArgs } from 'node:util';
-import { runScenario, type PidGroup, type RunContext, type RunResult } from './engine.js';
+import { runScenario, ThrottledError, type PidGroup, type RunContext, type RunResult } from './engine.js';
 import { LocalRelay } from './harness.js';
 import { runMemory, type MemoryResult } from './memory.js';
 import { platformByName } from './platform-node.js';
 import { RedisInfo } from './redis-info.js';
+import { throttledMessage } from './shared/throttle.js';
 import { DEFAULT_OPTIONS, SCENARIOS, type ScenarioName, type ScenarioOptions } from './shared/wire.js';
 import { pidAlive } from './cpu.js';
 import { printSummary, profilesIn, summarize } from './profile.js';
@@ -93,7 +95,7 @@ function printRun(r: RunResult, out: (s: string) => void): void {
     out(`  ${name.padEnd(18)}${String(s.count).padStart(8)} ${f(s.p50).padStart(8)} ${f(s.p95).padStart(8)} ${f(s.p99).padStart(8)} ${f(s.max).padStart(8)} ${String(errors).padStart(7)}`);
   for (const [name, s] of Object.entries(r.steps)) row(name, s, s.errors);
   row('(iteration)', r.iteration, '');
-  if (r.errors.total === 0) out('  errors: none (every response validated)');
+  if (r.errors.total === 0) out(r.fatal === null && r.throttled === 0 ? '  errors: none (every response validated)' : '  errors: none in the measured window');
   else {
     out(`  errors: ${r.errors.total}`);
     for (const [status, b] of Object.entries(r.errors.byStatus)) {
@@ -105,6 +107,7 @@ function printRun(r: RunResult, out: (s: string) => void): void {
     }
   }
   if (r.fatal !== null) out(`  STOPPED: ${r.fatal}`);
+  else if (r.throttled > 0) out(`  THROTTLED: ${throttledMessage(r.throttled)}`);
   const c = r.cpu;
   const parts = Object.entries(c.relayMs)
     .map(([k, v]) => `${k} ${f(r.ops > 0 ? v / r.ops : null, 3)}`)
@@ -137,6 +140,7 @@ function printMemory(m: MemoryResult, out: (s: string) => void): void {
     out(`  errors: ${m.errors.length}`);
     for (const e of m.errors.slice(0, 5)) out(`    e.g. ${e}`);
   } else out('  errors: none (every response validated)');
+  if (m.throttled > 0) out(`  THROTTLED: ${throttledMessage(m.throttled)}`);
 }
 
 async function main(): Promise<number> {
@@ -238,6 +242,7 @@ async function main(): Promise<number> {
   let transport: Transport | null = null;
   const results: (RunResult | MemoryResult)[] = [];
   let code = 0;
+  let throttled = 0;
   try {
     redisInfo = redisUrl !== undefined ? await RedisInfo.connect(redisUrl) : null;
     const maxConc = Math.max(...concurrencies);
@@ -260,12 +265,19 @@ async function main(): Promise<number> {
           results.push(m);
           printMemory(m, out);
           if (!m.ok) code = Math.max(code, 1);
+          if (m.throttled > 0) {
+            throttled += m.throttled;
+            code = 2;
+            break outer;
+          }
           continue;
         }
         const r = await runScenario(ctx, SCENARIOS[s as ScenarioName], { concurrency, durationSec, warmupSec, ops });
         results.push(r);
         printRun(r, out);
-        if (r.fatal !== null) {
+        throttled += r.throttled;
+        // Throttled: every later run would measure the same budgets.
+        if (r.fatal !== null || r.throttled > 0) {
           code = 2;
           break outer;
         }
@@ -273,7 +285,10 @@ async function main(): Promise<number> {
       }
     }
   } catch (e) {
-    out(`bench failed: ${e instanceof Error ? e.message : String(e)}`);
+    if (e instanceof ThrottledError) {
+      throttled += e.times;
+      out(`bench failed: could not open the sessions: ${e.message}`);
+    } else out(`bench failed: ${e instanceof Error ? e.message : String(e)}`);
     code = 2;
   } finally {
     transport?.close();
@@ -290,6 +305,10 @@ async function main(): Promise<number> {
   if (json) {
     const meta = { url: relay !== null ? 'local' : url, http: transport?.name ?? null, crypto: platform.name, node: process.version, options, relayEnv };
     process.stdout.write(`${JSON.stringify({ meta, results }, null, 2)}\n`);
+  }
+  if (throttled > 0) {
+    const own = relay !== null ? ` (the relay this tool starts has them off unless --relay-env sets them)` : '';
+    out(`\nbench: INVALID RUN: ${throttledMessage(throttled)}${own}`);
   }
   out(code === 0 ? '\nbench: OK, every response validated' : `\nbench: FAILED (exit ${code})`);
   return code;

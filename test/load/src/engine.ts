@@ -8,6 +8,7 @@
 import { performance } from 'node:perf_hooks';
 import { CpuMeter } from './cpu.js';
 import type { RedisInfo } from './redis-info.js';
+import { THROTTLE_STREAK, THROTTLED, throttledMessage } from './shared/throttle.js';
 import { CheckFailure, connectSteps, newDevice, resetDevice, type Device, type Platform, type Scenario, type ScenarioOptions, type Step } from './shared/wire.js';
 import { Samples, type LatencySummary } from './stats.js';
 import type { Send } from './transport.js';
@@ -68,6 +69,8 @@ export interface RunResult {
   steps: Record<string, LatencySummary & { errors: number }>;
   iteration: LatencySummary;
   errors: { total: number; byStatus: Record<string, ErrorBucket> };
+  /** 429 answers over the whole run (warm-up included): the relay throttled the generator. */
+  throttled: number;
   fatal: string | null;
   cpu: {
     /** CPU milliseconds over the measured window. */
@@ -99,6 +102,9 @@ class Recorder {
   iteration = new Samples();
   errors = new Map<string, ErrorBucket>();
   errorTotal = 0;
+  /** 429s seen (warm-up included), and how many came in a row with no valid response between. */
+  throttled = 0;
+  throttleStreak = 0;
 
   step(name: string): { samples: Samples; errors: number } {
     let s = this.steps.get(name);
@@ -158,8 +164,13 @@ export async function runScenario(ctx: RunContext, scenario: Scenario, limits: R
           const req = step.request(d);
           const res = await ctx.send(req.path, req.body);
           const dt = performance.now() - ts;
+          if (res.status === THROTTLED) {
+            rec.throttled++;
+            rec.throttleStreak++;
+          }
           try {
             step.check(d, res);
+            rec.throttleStreak = 0;
             if (measured) {
               rec.step(step.name).samples.add(dt);
               rec.requests++;
@@ -180,6 +191,11 @@ export async function runScenario(ctx: RunContext, scenario: Scenario, limits: R
           if (measured || failure.fatal) rec.error(failure.step, failure.status, failure.reason);
           if (failure.fatal) {
             run.fatal = failure.message;
+            stopNow();
+          }
+          // A run of 429s: the relay's per-client budgets, not its capacity, decide the figures.
+          if (rec.throttleStreak >= THROTTLE_STREAK && run.fatal === null) {
+            run.fatal = 'throttled';
             stopNow();
           }
           resetDevice(d);
@@ -235,6 +251,7 @@ export async function runScenario(ctx: RunContext, scenario: Scenario, limits: R
   stopNow();
   await done;
   const tEnd = performance.now();
+  if (run.fatal === 'throttled') run.fatal = throttledMessage(rec.throttled);
   const gen = process.cpuUsage(gen0);
   const relayMs: Record<string, number> = {};
   let exited = 0;
@@ -273,6 +290,7 @@ export async function runScenario(ctx: RunContext, scenario: Scenario, limits: R
     steps,
     iteration: rec.iteration.summary(),
     errors: { total: rec.errorTotal, byStatus },
+    throttled: rec.throttled,
     fatal: run.fatal,
     cpu: {
       relayMs,
@@ -286,7 +304,7 @@ export async function runScenario(ctx: RunContext, scenario: Scenario, limits: R
       redisMsPerOp: perOp(redisProcMs ?? redisInfoMs),
       generatorMsPerOp: perOp(generatorMs),
     },
-    ok: run.fatal === null && rec.errorTotal === 0 && rec.ops > 0,
+    ok: run.fatal === null && rec.errorTotal === 0 && rec.throttled === 0 && rec.ops > 0,
   };
   if (scenario.name === 'files') {
     result.uploadMBps = rec.upBytes / 1e6 / measuredSec;
@@ -301,26 +319,46 @@ export async function runScenario(ctx: RunContext, scenario: Scenario, limits: R
   return result;
 }
 
-/** Opens a session on every device (retrying a few times), outside the measurement. */
+/** The relay throttled the generator (429): the run measures its per-client budgets, not the relay. */
+export class ThrottledError extends Error {
+  constructor(readonly times: number) {
+    super(throttledMessage(times));
+    this.name = 'ThrottledError';
+  }
+}
+
+/**
+ * Opens a session on every device (retrying a few times), outside the measurement. A device that
+ * cannot because the relay answers 429 fails the whole set-up with a ThrottledError.
+ */
 export async function connectSessions(ctx: RunContext, devices: Device[]): Promise<void> {
-  await Promise.all(
+  let throttled = 0;
+  const results = await Promise.allSettled(
     devices.map(async (d) => {
       let last = '';
+      let lastThrottled = false;
       for (let attempt = 0; attempt < 5; attempt++) {
         try {
           for (const step of connectSteps(d)) {
             const req = step.request(d);
-            step.check(d, await ctx.send(req.path, req.body));
+            const res = await ctx.send(req.path, req.body);
+            if (res.status === THROTTLED) throttled++;
+            step.check(d, res);
           }
           return;
         } catch (e) {
           last = e instanceof Error ? e.message : String(e);
+          lastThrottled = e instanceof CheckFailure && e.status === THROTTLED;
           resetDevice(d);
           await sleep(100);
         }
       }
+      if (lastThrottled) throw new ThrottledError(0);
       throw new Error(`could not open a session: ${last}`);
     }),
   );
+  const failures = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as unknown);
+  if (failures.some((e) => e instanceof ThrottledError)) throw new ThrottledError(throttled);
+  if (failures.length > 0) throw failures[0];
 }
 

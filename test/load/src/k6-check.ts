@@ -5,7 +5,8 @@
  *     tweetnacl) against the node generator's (node:crypto, Buffer, sodium-native);
  *  3. starts a relay (or uses --url) and runs every bundle briefly under Node with a stand-in for
  *     `k6`, `k6/http`, `k6/metrics`, `k6/crypto` and `k6/execution`, evaluating its thresholds.
- * Exits non-zero when a bundle fails to build, a cross-check differs, or a script run fails.
+ * Exits non-zero when a bundle fails to build, a cross-check differs, or a script run fails; a
+ * relay that answers 429 (its per-client budgets throttle the one-address check) is named as such.
  *
  *   --build-only     only bundle (for operators: then `k6 run test/load/k6/dist/<scenario>.js`)
  *   --url URL        run against this relay instead of starting one
@@ -23,6 +24,7 @@ import { platformByName } from './platform-node.js';
 import { fromBase64Strict, toBase64, utf8Decode, utf8Encode } from './shared/encoding.js';
 import { portablePlatform, pureH2 } from './shared/portable.js';
 import { sha256 } from './shared/sha256.js';
+import { THROTTLED, throttledMessage } from './shared/throttle.js';
 import { makeNonce, type Platform } from './shared/wire.js';
 
 function crossCheck(): string[] {
@@ -108,6 +110,7 @@ async function main(): Promise<number> {
   }
   let passed = 0;
   let failed = problems.length > 0 ? 1 : 0;
+  let throttled = 0;
   try {
     for (const bundle of bundles) {
       const name = basename(bundle, '.js');
@@ -132,9 +135,14 @@ async function main(): Promise<number> {
       }
       const checks = `${r.checks.passes}/${r.checks.passes + r.checks.fails} checks`;
       const fileSkip = name === 'files' && r.aborted !== null && r.aborted.includes('405') && process.env.BENCH_ALLOW_FILES_405 === '1';
-      if (r.ok || fileSkip) passed++;
+      // A throttled script measured the relay's per-client budgets: never a pass.
+      const scriptThrottled = r.statuses[String(THROTTLED)] ?? 0;
+      throttled += scriptThrottled;
+      const ok = r.ok && scriptThrottled === 0;
+      if (ok || fileSkip) passed++;
       else failed++;
-      console.log(`${r.ok ? 'PASS' : fileSkip ? 'SKIP' : 'FAIL'} k6/${name}: ${r.iterations} iterations by ${r.vus} VUs in ${r.seconds.toFixed(1)} s, ${checks}`);
+      console.log(`${ok ? 'PASS' : fileSkip ? 'SKIP' : 'FAIL'} k6/${name}: ${r.iterations} iterations by ${r.vus} VUs in ${r.seconds.toFixed(1)} s, ${checks}`);
+      if (scriptThrottled > 0) console.log(`    THROTTLED: ${throttledMessage(scriptThrottled)}`);
       for (const t of r.thresholds) console.log(`    ${t.ok ? 'ok  ' : 'FAIL'} ${t.metric}: ${t.expression} (${t.value === null ? 'no data' : Number(t.value.toFixed(3))})`);
       for (const e of r.errors) console.log(`    error: ${e}`);
       for (const e of r.exceptions) console.log(`    exception: ${e}`);
@@ -145,6 +153,10 @@ async function main(): Promise<number> {
     if (relay !== null) await relay.stop();
   }
   console.log(`k6-check finished in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  if (throttled > 0) {
+    const own = relay !== null ? ' (the relay this check starts has them off unless --relay-env sets them)' : '';
+    console.log(`k6-check: INVALID RUN: ${throttledMessage(throttled)}${own}`);
+  }
   console.log(`k6-check: ${passed} passed, ${failed} failed`);
   return failed === 0 ? 0 : 1;
 }

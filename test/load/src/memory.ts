@@ -10,6 +10,7 @@ import { performance } from 'node:perf_hooks';
 import { CpuMeter } from './cpu.js';
 import { connectSessions, type RunContext } from './engine.js';
 import type { RedisInfo } from './redis-info.js';
+import { THROTTLED } from './shared/throttle.js';
 import { CheckFailure, countStep, newDevice, uploadStep, type Device, type Step } from './shared/wire.js';
 
 export interface MemoryPass {
@@ -36,13 +37,15 @@ export interface MemoryResult {
   redisCpuMsPerCount: number | null;
   passes: MemoryPass[];
   errors: string[];
+  /** 429 answers: the relay throttled the generator. */
+  throttled: number;
   ok: boolean;
 }
 
 const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 200));
 
 /** Runs `jobs` requests over the devices (each device one at a time); returns failures. */
-async function drive(ctx: RunContext, devices: Device[], jobs: number, stepFor: (i: number) => Step): Promise<string[]> {
+async function drive(ctx: RunContext, devices: Device[], jobs: number, stepFor: (i: number) => Step, seen: { throttled: number }): Promise<string[]> {
   let next = 0;
   const errors: string[] = [];
   await Promise.all(
@@ -53,6 +56,7 @@ async function drive(ctx: RunContext, devices: Device[], jobs: number, stepFor: 
           const req = step.request(d);
           step.check(d, await ctx.send(req.path, req.body));
         } catch (e) {
+          if (e instanceof CheckFailure && e.status === THROTTLED) seen.throttled++;
           errors.push(e instanceof CheckFailure ? e.message : String(e));
           if (errors.length > 20) return;
         }
@@ -85,11 +89,12 @@ export async function runMemory(ctx: RunContext, concurrency: number, messages: 
   const devices = Array.from({ length: concurrency }, () => newDevice(p, ctx.options));
   await connectSessions(ctx, devices);
   const errors: string[] = [];
+  const seen = { throttled: 0 };
 
   // Per-command cost (nonce replay-cache record): N `count` commands store nothing else.
   const baselineUsedMemory = await info.usedMemory();
   const count = countStep();
-  const c = await measure(ctx, info, () => drive(ctx, devices, messages, () => count));
+  const c = await measure(ctx, info, () => drive(ctx, devices, messages, () => count, seen));
   errors.push(...c.value);
   const bytesPerCommand = c.memDelta / messages;
 
@@ -98,7 +103,7 @@ export async function runMemory(ctx: RunContext, concurrency: number, messages: 
     const mailboxes = Math.ceil(messages / perMailbox);
     const recipients = Array.from({ length: mailboxes }, () => p.b64(p.random(32)));
     const steps = recipients.map((to) => uploadStep(to));
-    const u = await measure(ctx, info, () => drive(ctx, devices, messages, (i) => steps[Math.floor(i / perMailbox)]!));
+    const u = await measure(ctx, info, () => drive(ctx, devices, messages, (i) => steps[Math.floor(i / perMailbox)]!, seen));
     errors.push(...u.value);
     const bytesPerMessage = u.memDelta / messages;
     passes.push({
@@ -124,6 +129,7 @@ export async function runMemory(ctx: RunContext, concurrency: number, messages: 
     redisCpuMsPerCount: c.redisMs / messages,
     passes,
     errors,
+    throttled: seen.throttled,
     ok: errors.length === 0,
   };
 }

@@ -21,6 +21,7 @@ import http from 'k6/http';
 import { Counter, Rate, Trend } from 'k6/metrics';
 import type { Options } from 'k6/options';
 import { portablePlatform } from '../../src/shared/portable.js';
+import { THROTTLED, THROTTLED_HINT } from '../../src/shared/throttle.js';
 import { CheckFailure, DEFAULT_OPTIONS, newDevice, resetDevice, SCENARIOS, type Device, type ScenarioName, type WireResponse } from '../../src/shared/wire.js';
 
 /** k6 has a console; @types/k6 does not declare it (and the script must not pull in DOM types). */
@@ -74,6 +75,7 @@ const platform = portablePlatform((n) => new Uint8Array(randomBytes(n)));
 const timeout = env('TIMEOUT', '10s');
 let device: Device | null = null;
 let warned = 0;
+let hinted = false;
 
 function post(step: string, path: string, body: string): WireResponse {
   const res = http.post(`${RELAY_URL}${path}`, body, {
@@ -117,6 +119,10 @@ export function iterate(name: ScenarioName): void {
     if (failure !== null) {
       errors.add(1, { step: step.name, status: String(failure.status) });
       if (warned++ < 5) console.warn(`VU ${__VU}: ${failure.message}`);
+      if (failure.status === THROTTLED && !hinted) {
+        hinted = true;
+        console.warn(`VU ${__VU}: ${THROTTLED_HINT}`);
+      }
       if (failure.fatal) exec.test.abort(failure.message);
       resetDevice(d);
       return;

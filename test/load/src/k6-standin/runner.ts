@@ -45,6 +45,8 @@ export interface K6RunResult {
   exceptions: string[];
   aborted: string | null;
   checks: { passes: number; fails: number };
+  /** HTTP responses by status (from `http_reqs`; 0 = no response). */
+  statuses: Record<string, number>;
   errors: string[];
   ok: boolean;
 }
@@ -242,6 +244,11 @@ export async function runK6Script(bundle: string, env: Record<string, string>, m
   }
   const checkSamples = metrics.get('checks')?.samples ?? [];
   const passes = checkSamples.filter((s) => s.value !== 0).length;
+  const statuses: Record<string, number> = {};
+  for (const s of metrics.get('http_reqs')?.samples ?? []) {
+    const status = s.tags.status ?? '0';
+    statuses[status] = (statuses[status] ?? 0) + 1;
+  }
   await shutdown();
   return {
     script: bundle,
@@ -252,6 +259,7 @@ export async function runK6Script(bundle: string, env: Record<string, string>, m
     exceptions,
     aborted,
     checks: { passes, fails: checkSamples.length - passes },
+    statuses,
     errors,
     ok: errors.length === 0 && exceptions.length === 0 && aborted === null && iterations > 0 && thresholds.every((t) => t.ok),
   };
