@@ -4,10 +4,11 @@
  * on two gatekeeper replicas alike; clients that solve it still get through; it falls back, one step
  * per period, once the load stops. Short periods (1.8 s) are configured for the test. The core's
  * GET /internal/load is polled too (its pressure thresholds stay at their defaults here; the
- * core-driven rise is test/defenses/core-load.test.ts), and the gatekeepers stay ready. The
- * observed timeline is printed.
+ * core-driven rise is test/defenses/core-load.test.ts), and the gatekeepers stay ready. Every wait
+ * is for an observed event (a sample, a count of handshakes), bounded only by the test's timeout;
+ * the published changes are read from the controllers' logs. The observed timeline is printed.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { inject } from 'vitest';
 import { b64, h2 } from '@zax/protocol';
 import { Relay, post } from '../support/relay.js';
@@ -71,69 +72,98 @@ async function sample(): Promise<[number, number]> {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** A published change, from the leader's "difficulty changed" log line. */
+interface Change {
+  period: number;
+  from: number;
+  to: number;
+}
+
+/** Every change the controllers published (whichever replica held the lease), in period order. */
+function publishedChanges(): Change[] {
+  const out: Change[] = [];
+  for (const g of relay.gatekeepers) {
+    for (const line of g.logs) {
+      if (!line.includes('"difficulty changed"')) continue;
+      const l = JSON.parse(line) as Change;
+      out.push({ period: l.period, from: l.from, to: l.to });
+    }
+  }
+  return out.sort((x, y) => x.period - y.period);
+}
+
 describe('difficulty driven by handshake load, two replicas', () => {
   it('rises under load on both replicas alike, lets solving clients through, and falls back when the load stops', async () => {
     const t0 = Date.now();
     const samples: { t: number; a: number; b: number; phase: string }[] = [];
     let phase = 'idle';
     let sampling = true;
+    let sampled: () => void = () => {};
+    /** Resolves once the sampler has taken one more sample. */
+    const nextSample = (): Promise<void> => new Promise((resolve) => (sampled = resolve));
+    /** Waits, sample by sample, until `done` holds (bounded by the test's timeout). */
+    const until = async (done: () => boolean): Promise<void> => {
+      while (!done()) await nextSample();
+    };
     const sampler = (async () => {
       while (sampling) {
         const [a, b] = await sample();
         samples.push({ t: Date.now() - t0, a, b, phase });
+        sampled();
         await sleep(200);
       }
     })();
+    const results: { start: number; verify: number; d: number }[] = [];
+    const timeline = (): string => {
+      const shown = samples.filter((s, i) => i === 0 || s.a !== samples[i - 1]!.a || s.b !== samples[i - 1]!.b);
+      const agree = samples.filter((s) => s.a === s.b).length;
+      return [
+        `difficulty timeline (period ${(PERIOD_MIN * 60).toFixed(1)} s, min 50, f 2, step ${STEP}, max ${MAX}; two gatekeepers; t in s since start):`,
+        ...shown.map((s) => `  t=${(s.t / 1000).toFixed(1).padStart(5)}  gk1=${String(s.a).padStart(2)}  gk2=${String(s.b).padStart(2)}  (${s.phase})`),
+        `published: ${publishedChanges().map((c) => `${c.from}→${c.to}`).join(', ')}`,
+        `samples where both replicas announced the same value: ${agree}/${samples.length}`,
+        `load: ${results.length} handshakes, ${results.filter((r) => r.verify === 200).length} verified; statuses ${JSON.stringify(countBy(results.map((r) => `${r.start}/${r.verify}`)))}`,
+        `announced during load: ${JSON.stringify(countBy(results.map((r) => String(r.d))))}`,
+      ].join('\n');
+    };
+    onTestFailed(() => console.log(timeline()));
 
-    await sleep(1000);
+    // idle: a few samples, all at the base
+    await until(() => samples.length >= 3);
     expect(samples.every((s) => s.a === 0 && s.b === 0)).toBe(true);
 
     // ---- load: 24 concurrent loops of full handshakes ----
     phase = 'load';
     let loading = true;
-    const results: { start: number; verify: number; d: number }[] = [];
     const workers = Array.from({ length: 24 }, async (_, w) => {
       for (let i = 0; loading; i++) results.push(await handshake(relay.urls[(w + i) % 2]!, relay.urls[(w + i + 1) % 2]!));
     });
-    // wait until the difficulty has risen on both replicas (bounded)
-    const riseDeadline = Date.now() + 12_000;
-    while (Date.now() < riseDeadline) {
-      const last = samples.at(-1);
-      if (last !== undefined && last.a >= STEP && last.b >= STEP) break;
-      await sleep(100);
-    }
+    // until the difficulty has risen on both replicas
+    await until(() => {
+      const last = samples.at(-1)!;
+      return last.phase === 'load' && last.a >= STEP && last.b >= STEP;
+    });
     // a client that solves the raised difficulty still gets through: full handshake, prove, command
     const hs = await raw.startSession(relay.urls[1]!);
     const session = await raw.connect(relay.url);
     const count = await raw.command(session, { cmd: 'count' });
-    await sleep(1500);
+    // the load goes on until 200 more handshakes have been solved at a raised difficulty
+    const raised = (): number => results.filter((r) => r.d >= STEP).length;
+    const target = raised() + 200;
+    await until(() => raised() >= target);
     loading = false;
     await Promise.all(workers);
 
-    // ---- no load: wait until both are back at the base ----
+    // ---- no load: until both are back at the base ----
     phase = 'quiet';
-    const fallDeadline = Date.now() + 16_000;
-    while (Date.now() < fallDeadline) {
+    await until(() => {
       const recent = samples.slice(-3);
-      if (recent.length === 3 && recent.every((s) => s.phase === 'quiet' && s.a === 0 && s.b === 0)) break;
-      await sleep(100);
-    }
+      return recent.length === 3 && recent.every((s) => s.phase === 'quiet' && s.a === 0 && s.b === 0);
+    });
     sampling = false;
     await sampler;
 
-    // ---- the timeline, for the closing note ----
-    const changes = samples.filter((s, i) => i === 0 || s.a !== samples[i - 1]!.a || s.b !== samples[i - 1]!.b);
-    const handshakes = results.length;
-    const verified = results.filter((r) => r.verify === 200).length;
-    console.log(
-      [
-        `difficulty timeline (period ${(PERIOD_MIN * 60).toFixed(1)} s, min 50, f 2, step ${STEP}, max ${MAX}; two gatekeepers; t in s since start):`,
-        ...changes.map((s) => `  t=${(s.t / 1000).toFixed(1).padStart(5)}  gk1=${String(s.a).padStart(2)}  gk2=${String(s.b).padStart(2)}  (${s.phase})`),
-        `load: ${handshakes} handshakes in the load phase, ${verified} verified; statuses ${JSON.stringify(countBy(results.map((r) => `${r.start}/${r.verify}`)))}`,
-        `announced during load: ${JSON.stringify(countBy(results.map((r) => String(r.d))))}`,
-        `a fresh client during load saw d=${hs.difficulty}; its command answered ${count.status}`,
-      ].join('\n'),
-    );
+    console.log([timeline(), `a fresh client during load saw d=${hs.difficulty}; its command answered ${count.status}`].join('\n'));
 
     // rose on both replicas, to the same peak, and clients kept getting through
     const peakA = Math.max(...samples.map((s) => s.a));
@@ -144,16 +174,30 @@ describe('difficulty driven by handshake load, two replicas', () => {
     expect(hs.difficulty).toBeGreaterThanOrEqual(STEP);
     expect(count.status).toBe(200);
     expect(count.plain).toBe('0');
-    // no answer solved at the announced difficulty was refused (the grace window covers changes)
+    // no answer solved at the announced difficulty was refused (the grace window covers changes,
+    // and a replica whose cache predates a change reads it again before refusing); a busy core
+    // (503) is the only other answer allowed
     expect(results.filter((r) => r.verify === 401)).toEqual([]);
-    expect(verified / handshakes).toBeGreaterThan(0.98);
-    // both replicas announce the same value (they read one published value, cached ≤ 300 ms)
-    const agree = samples.filter((s) => s.a === s.b).length / samples.length;
-    expect(agree).toBeGreaterThan(0.85);
-    // fell back to the base, never more than one step per period on the way down
+    expect(results.filter((r) => !(r.start === 200 && r.verify === 200) && r.start !== 503 && r.verify !== 503)).toEqual([]);
+    expect(results.some((r) => r.verify === 200 && r.d >= STEP)).toBe(true);
+    // both replicas announce the published values: each one announced was published, and where
+    // they differ they stand on the two sides of one change (a cache, ≤ 300 ms, not yet renewed)
+    const changes = publishedChanges();
+    const values = [0, ...changes.map((c) => c.to)];
+    for (let i = 1; i < values.length; i++) expect(changes[i - 1]!.from).toBe(values[i - 1]);
+    const oneChangeApart = (x: number, y: number): boolean =>
+      values.some((v, i) => i > 0 && ((values[i - 1] === x && v === y) || (values[i - 1] === y && v === x)));
+    for (const s of samples) {
+      expect(values).toContain(s.a);
+      expect(values).toContain(s.b);
+      if (s.a !== s.b) expect(oneChangeApart(s.a, s.b), JSON.stringify(s)).toBe(true);
+    }
+    // fell back to the base, never more than one step per period on the way down (one published
+    // change per period at most: the controller's own record)
     expect(samples.at(-1)).toMatchObject({ a: 0, b: 0 });
-    const quiet = samples.filter((s) => s.phase === 'quiet');
-    for (let i = 1; i < quiet.length; i++) expect(quiet[i - 1]!.a - quiet[i]!.a).toBeLessThanOrEqual(STEP);
+    expect(changes.at(-1)!.to).toBe(0);
+    expect(new Set(changes.map((c) => c.period)).size).toBe(changes.length);
+    for (const c of changes) if (c.to < c.from) expect(c.from - c.to).toBeLessThanOrEqual(STEP);
     // the controller read the core's load report throughout, and the gatekeepers stay ready
     expect(relay.gatekeepers.some((g) => g.logs.some((l) => l.includes('core load report unavailable')))).toBe(false);
     for (const u of relay.urls) expect((await fetch(`${u}/readyz`)).status).toBe(200);

@@ -10,7 +10,9 @@
  *   with the changes of the last grace window. The write is fenced by the lease and the period.
  * - Every replica reads the published value, cached for DIFFICULTY_CACHE_MS, so all announce the
  *   same difficulty; a proof is accepted at any difficulty in effect during the last
- *   DIFFICULTY_GRACE_SEC (for a change to or from 0, both kinds of answer).
+ *   DIFFICULTY_GRACE_SEC (for a change to or from 0, both kinds of answer). A cache may predate a
+ *   change another replica already announces, so a verify that fits nothing cached reads the
+ *   published value once more before refusing.
  * - A core that cannot be reached (or does not serve /internal/load yet: 404) leaves the
  *   core-pressure part where it is; the handshake-count rule goes on. The gatekeeper stays ready.
  */
@@ -23,8 +25,6 @@ import type { GatekeeperMetrics } from './metrics.js';
 
 /** Most changes kept in the published state, however short the periods. */
 const MAX_CHANGES = 32;
-/** A verify that fits no cached difficulty re-reads the state if the cache is older than this. */
-const FRESH_READ_AFTER_MS = 100;
 
 export interface AdaptiveOptions {
   readonly store: DifficultyStore;
@@ -131,7 +131,16 @@ export function adaptiveDifficulty(o: AdaptiveOptions): AdaptiveDifficulty {
       return (lastAnnounced = currentOf(cached));
     },
     async accepted(nowMs, fresh) {
-      if (stale(nowMs, fresh === true ? FRESH_READ_AFTER_MS : o.cacheMs)) await refresh(nowMs);
+      if (fresh === true) {
+        // The answer may have been solved against a change published after the cache was read,
+        // however young the cache: only a read sent after this call is sure to see it. A read
+        // already under way may have been answered before the change: wait for it and read again
+        // (the calls that arrive meanwhile share that one read).
+        if (reading !== null) await reading;
+        await refresh(nowMs);
+      } else if (stale(nowMs, o.cacheMs)) {
+        await refresh(nowMs);
+      }
       return acceptedOf(nowMs);
     },
     last: () => lastAnnounced,

@@ -11,7 +11,8 @@ export interface DifficultyProvider {
   current(nowMs: number): Promise<number>;
   /**
    * Non-empty; includes `current(nowMs)`. `fresh`: the caller found no accepted difficulty that
-   * fits and asks once more with a value re-read from the source (a cache may lag a change).
+   * fits and asks once more with a value read from the source after this call (a cache, however
+   * young, or a read already under way may predate a change another replica already announces).
    */
   accepted(nowMs: number, fresh?: boolean): Promise<readonly number[]>;
   /** The difficulty last announced, without I/O (for the metrics gauge). */

@@ -9,9 +9,9 @@ import { inject } from 'vitest';
 import { b64, h2, hasLowZeroBits, type LoadReport } from '@zax/protocol';
 import { dropPrefix, freshPrefix } from '../../../test/support/prefix.js';
 import { adaptiveDifficulty, type AdaptiveDifficulty, type AdaptiveOptions } from '../src/difficulty-adaptive.js';
-import { difficultyStore } from '../src/difficulty-store.js';
+import { difficultyStore, type DifficultyState, type DifficultyStore } from '../src/difficulty-store.js';
 import { edgeKeys } from '../src/keys.js';
-import { createMetrics, type GatekeeperMetrics } from '../src/metrics.js';
+import { createMetrics, type GatekeeperMetrics, type RedisOp } from '../src/metrics.js';
 import { connectRedis, redisReady, type EdgeRedis } from '../src/redis.js';
 import { FAKE_PK, post, silentLog, startFakeCore, startGatekeeper, testClock, type FakeCore, type Gatekeeper } from './helpers.js';
 
@@ -46,12 +46,14 @@ interface StackOptions {
   loadReport?: AdaptiveOptions['loadReport'];
   metrics?: GatekeeperMetrics;
   cacheMs?: number;
+  /** @default the real store over the test prefix */
+  store?: DifficultyStore;
 }
 
 /** One replica's provider + controller over the shared prefix (policy: min 10, f 2). */
 function stack(o: StackOptions = {}): AdaptiveDifficulty {
   const s = adaptiveDifficulty({
-    store: difficultyStore(redis, edgeKeys(prefix)),
+    store: o.store ?? difficultyStore(redis, edgeKeys(prefix)),
     clock,
     policy: {
       base: o.base ?? 4,
@@ -335,6 +337,122 @@ describe('grace window through HTTP (§3.4 "Difficulty changes")', () => {
     clock.ms = changedAt + GRACE_MS;
     expect(await verify(nonce4)).toBe(401);
     expect(await verify(ZERO_ANSWER)).toBe(200);
+  });
+});
+
+/** The real store, counting its state reads (the fresh re-read of /verify_session is one). */
+function countingStore(): { store: DifficultyStore; reads: () => number } {
+  let reads = 0;
+  const observe = (op: RedisOp) => (): void => {
+    if (op === 'difficulty_read') reads++;
+  };
+  return { store: difficultyStore(redis, edgeKeys(prefix), observe), reads: () => reads };
+}
+
+/**
+ * The real store, whose state reads can be held: a read goes to Redis at once, its answer is
+ * delivered only on release (a read under way while the leader publishes).
+ */
+function holdableStore(): { store: DifficultyStore; hold(): void; release(): void; sent: Promise<DifficultyState | null>[] } {
+  const real = difficultyStore(redis, edgeKeys(prefix));
+  let gate: Promise<void> | null = null;
+  let open = (): void => {};
+  const sent: Promise<DifficultyState | null>[] = [];
+  return {
+    sent,
+    hold() {
+      gate = new Promise((resolve) => (open = resolve));
+    },
+    release() {
+      open();
+      gate = null;
+    },
+    store: {
+      ...real,
+      read() {
+        const answer = real.read();
+        sent.push(answer);
+        const g = gate;
+        return g === null ? answer : answer.then(async (state) => (await g, state));
+      },
+    },
+  };
+}
+
+describe('the fresh re-read before a refusal (two replicas, §3.4 "Difficulty changes")', () => {
+  // A client starts on the leader just after it published 0 → 6 and verifies on the other replica,
+  // whose cache, read before the change, is `age` ms old (DIFFICULTY_CACHE_MS 1000).
+  const CT = Buffer.alloc(32, 0x51);
+  const RT = Buffer.alloc(32, 0x61);
+  const ID = b64(h2(CT));
+  let core: FakeCore;
+  const gks: Gatekeeper[] = [];
+  beforeEach(async () => {
+    core = await startFakeCore();
+  });
+  afterEach(async () => {
+    await Promise.all(gks.splice(0).map((g) => g.close()));
+    await core.close();
+  });
+  const replica = async (s: AdaptiveDifficulty): Promise<Gatekeeper> => {
+    const gk = await startGatekeeper({ coreUrl: core.url, clock, prefix, difficulty: s.provider, random: (n) => RT.subarray(0, n), env: { DIFFICULTY_GRACE_SEC: '65' } });
+    gks.push(gk);
+    return gk;
+  };
+
+  it.each([0, 1, 50, 99, 100, 500, 999])('a cache %i ms old that predates the change: an answer at the announced difficulty is accepted', async (age) => {
+    const leader = stack({ base: 0, step: 3 }); // load 40 → 0 + ⌊3·2 + 0.5⌋ = 6
+    const reads = countingStore();
+    const other = stack({ base: 0, step: 3, cacheMs: 1000, store: reads.store });
+    const a = await replica(leader);
+    const b = await replica(other);
+    await leader.controller.tick();
+    record(leader, 40);
+    endPeriod();
+    const readAt = clock.ms;
+    // b reads the state (0) for an announcement, just before the leader publishes
+    expect((await post(b.port, '/start_session', b64(Buffer.alloc(32, 0x52)))).body.split('\r\n')[1]).toBe('0');
+    await leader.controller.tick();
+    expect((await state()).changes).toBe(`${readAt}:0:6`);
+    clock.ms = readAt + age;
+    expect((await post(a.port, '/start_session', b64(CT))).body.split('\r\n')[1]).toBe('6');
+    expect(await other.provider.current(clock.ms)).toBe(0); // still the cached value
+
+    const before = reads.reads();
+    const r = await post(b.port, '/verify_session', `${ID}\r\n${b64(nonceBetween(CT, RT, 6, 256))}`);
+    expect(r.status).toBe(200);
+    expect(r.body).toBe(FAKE_PK);
+    expect(reads.reads() - before).toBe(1); // one re-read, after the cached list did not fit
+    expect(await other.provider.current(clock.ms)).toBe(6); // and the cache took the new value
+
+    // an answer that fits nothing is still refused, after one re-read of its own
+    const wrong = b64(nonceBetween(CT, RT, 0, 1)); // not h2(ct‖rt), not even 1 zero bit
+    const refused = await post(b.port, '/verify_session', `${ID}\r\n${wrong}`);
+    expect(refused.status).toBe(401);
+    expect(reads.reads() - before).toBe(2);
+    expect(core.mints).toHaveLength(1);
+  });
+
+  it('a re-read waits for a read already under way (it may predate the change) and reads again', async () => {
+    const leader = stack({ base: 0, step: 3 });
+    const held = holdableStore();
+    const other = stack({ base: 0, step: 3, cacheMs: 1000, store: held.store });
+    await leader.controller.tick();
+    record(leader, 40);
+    endPeriod();
+    expect(await other.provider.current(clock.ms)).toBe(0);
+    clock.ms += 500;
+    held.hold();
+    // a verify that fitted nothing (a wrong answer) re-reads: Redis answers 0, held back
+    const first = other.provider.accepted(clock.ms, true);
+    expect(await held.sent.at(-1)).toMatchObject({ d: 0 });
+    await leader.controller.tick(); // publishes 0 → 6
+    // a verify of an answer at 6 (announced by the leader) that does not fit the cached 0
+    const second = other.provider.accepted(clock.ms, true);
+    held.release();
+    expect(await first).toEqual([0]);
+    expect(await second).toEqual([0, 6]);
+    expect(held.sent).toHaveLength(3);
   });
 });
 

@@ -31,8 +31,8 @@ export async function verifySession(deps: HandshakeDeps, body: Buffer): Promise<
   const clientToken = Buffer.from(record.clientToken, 'base64');
   const relayToken = Buffer.from(record.relayToken, 'base64');
   const fits = (accepted: readonly number[]): boolean => accepted.some((d) => checkAnswer(clientToken, relayToken, answer, d));
-  // A cached difficulty may lag a change published a moment ago: before refusing, ask once more
-  // with a freshly read value (the provider rate-limits those reads).
+  // A cached difficulty may lag a change published a moment ago (and announced by another replica):
+  // before refusing, ask once more with a value read after this point (concurrent ones share a read).
   const accepted = await deps.difficulty.accepted(nowMs);
   if (!fits(accepted)) {
     const again = await deps.difficulty.accepted(nowMs, true);
