@@ -1,11 +1,29 @@
 /**
  * `pnpm start`: the whole relay on one machine. Starts a private memory-only redis-server when
  * REDIS_URL is unset, then the core, waits for its /readyz, then the gatekeeper, waits for its
- * /readyz, and prints the URL clients use. SIGINT/SIGTERM stop the gatekeeper, the core and Redis
- * in that order (exit 0); a child that dies on its own stops everything (exit 1).
+ * /readyz, and prints the URL clients use. `pnpm start` runs this through scripts/start.js (which
+ * builds first) as pnpm's direct child, so what pnpm forwards reaches this process.
  *
- * Children run in their own process groups, so a terminal's Ctrl-C reaches only this launcher and
- * the stop order holds.
+ * How it stops, however it is stopped:
+ * - SIGINT, SIGTERM or SIGHUP (to this process, or to pnpm, which forwards them), or the parent
+ *   going away (pnpm killed: the parent pid changes; polled every PARENT_POLL_MS): the gatekeeper,
+ *   then the core, then Redis, each by SIGTERM and waited for (SIGKILL after STOP_TIMEOUT_MS); exit 0.
+ * - A child that dies on its own: the same stop, exit 1.
+ * - This process killed outright (SIGKILL, a crash): the core and the gatekeeper hold an IPC
+ *   channel to it and drain and exit when it closes. redis-server has no such hook, so it gets a
+ *   watchdog: a tiny `sh` that blocks reading a pipe whose write end is held by this launcher, the
+ *   core and the gatekeeper (passed to them as fd 4, which they never touch; the core's cluster
+ *   workers do not get it, but the core waits for them before it exits). When the last holder is
+ *   gone the read sees end-of-file and the watchdog SIGKILLs redis-server, so Redis outlives the
+ *   services' drain but nothing outlives the services.
+ *   SIGKILL because every client is gone and the instance is memory-only: there is nothing to save
+ *   and it cannot be refused. The watchdog is a child of this launcher, and is SIGKILLed in the same
+ *   tick that redis-server's exit is reaped here, so it never signals a recycled pid. (The other
+ *   option, making redis die with its parent via PR_SET_PDEATHSIG, is Linux-only and would stop
+ *   Redis before the services finish draining.)
+ *
+ * Children run in their own process groups, so a terminal's Ctrl-C reaches only pnpm and this
+ * launcher, and the stop order holds.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -14,6 +32,7 @@ import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import { join } from 'node:path';
+import type { Writable } from 'node:stream';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
@@ -23,17 +42,33 @@ const GATEKEEPER_MAIN = join(ROOT, 'packages/gatekeeper/dist/main.js');
 
 const READY_TIMEOUT_MS = 60_000;
 const STOP_TIMEOUT_MS = 15_000;
+const PARENT_POLL_MS = 250;
+
+/** Blocks until its stdin reaches end-of-file, then SIGKILLs the pid given as $1 (see the header). */
+const REDIS_WATCHDOG = 'read -r _; kill -KILL "$1" 2>/dev/null';
 
 interface Child {
   readonly name: string;
   readonly proc: ChildProcess;
   /** Port from the child's `"msg":"listening"` log line, once seen. */
   listeningPort: number | null;
+  /** The last error or fatal log line's message, to name the reason if it dies while starting. */
+  lastError: string | null;
   exited: boolean;
+  /** Resolves once it has exited and its output is read (up to a second: a process it started may hold the pipes). */
+  readonly ended: Promise<void>;
 }
 
 const children: Child[] = [];
-let stopping = false;
+let stopping: Promise<never> | null = null;
+/** The Redis watchdog (header), and its stdin: the write end the services also hold (fd 4). */
+let watchdog: ChildProcess | null = null;
+let watchdogPipe: Writable | null = null;
+
+// A reader of our output that goes away (a closed terminal, a killed `| tee`) must not crash the
+// launcher and leave the stop to the watchdogs: the lines are dropped instead.
+process.stdout.on('error', () => {});
+process.stderr.on('error', () => {});
 
 const say = (msg: string): void => {
   process.stdout.write(`[launcher] ${msg}\n`);
@@ -70,13 +105,13 @@ function relayOutput(child: Child): void {
   if (proc.stdout) {
     createInterface({ input: proc.stdout }).on('line', (line) => {
       process.stdout.write(`[${name}] ${line}\n`);
-      if (child.listeningPort === null && line.includes('"listening"')) {
-        try {
-          const rec = JSON.parse(line) as { msg?: unknown; port?: unknown };
-          if (rec.msg === 'listening' && Number.isInteger(Number(rec.port))) child.listeningPort = Number(rec.port);
-        } catch {
-          // not JSON: ignore
-        }
+      if (!line.startsWith('{')) return;
+      try {
+        const rec = JSON.parse(line) as { level?: unknown; msg?: unknown; port?: unknown };
+        if (child.listeningPort === null && rec.msg === 'listening' && Number.isInteger(Number(rec.port))) child.listeningPort = Number(rec.port);
+        if (typeof rec.level === 'number' && rec.level >= 50 && typeof rec.msg === 'string') child.lastError = rec.msg;
+      } catch {
+        // not JSON: ignore
       }
     });
   }
@@ -85,12 +120,17 @@ function relayOutput(child: Child): void {
 
 /** Spawns a child; resolves once it is running, rejects with the spawn error (e.g. ENOENT). */
 function launch(name: string, command: string, args: readonly string[], env: NodeJS.ProcessEnv): Promise<Child> {
+  if (stopping !== null) return Promise.reject(new Error(`not starting ${name}: stopping`));
   return new Promise((resolve, reject) => {
-    // Node children get an IPC channel: it closes when this launcher dies, however it dies, and
-    // they drain and exit on that (redis-server has no such hook; it is stopped on a normal exit).
-    const stdio: ('ignore' | 'pipe' | 'ipc')[] = command === process.execPath ? ['ignore', 'pipe', 'pipe', 'ipc'] : ['ignore', 'pipe', 'pipe'];
+    // Node children get an IPC channel (fd 3): it closes when this launcher dies, however it dies,
+    // and they drain and exit on that. They also hold the Redis watchdog's pipe (fd 4; header).
+    const stdio: (ChildProcess['stdin'] | 'ignore' | 'pipe' | 'ipc')[] =
+      command === process.execPath ? ['ignore', 'pipe', 'pipe', 'ipc', ...(watchdogPipe !== null ? [watchdogPipe] : [])] : ['ignore', 'pipe', 'pipe'];
     const proc = spawn(command, args, { env, stdio, detached: true });
-    const child: Child = { name, proc, listeningPort: null, exited: false };
+    const closed = new Promise<void>((r) => proc.once('close', () => r()));
+    const exited = new Promise<void>((r) => proc.once('exit', () => r()));
+    const ended = exited.then(() => Promise.race([closed, sleep(1000)]));
+    const child: Child = { name, proc, listeningPort: null, lastError: null, exited: false, ended };
     proc.once('error', reject);
     proc.once('spawn', () => {
       proc.off('error', reject);
@@ -100,13 +140,31 @@ function launch(name: string, command: string, args: readonly string[], env: Nod
       say(`started ${name} (pid ${proc.pid})`);
       proc.once('exit', (code, signal) => {
         child.exited = true;
-        if (stopping) return;
-        process.stderr.write(`[launcher] ${name} exited unexpectedly (${signal ?? `code ${code}`}); stopping the relay\n`);
-        void stopAll(1);
+        if (stopping !== null) return;
+        // Its last lines first, so that the message can give its last error (e.g. a port in use).
+        void ended.then(() => {
+          if (stopping !== null) return;
+          const why = child.lastError !== null ? `: ${child.lastError}` : '';
+          process.stderr.write(`[launcher] ${name} exited unexpectedly (${signal ?? `code ${code}`})${why}; stopping the relay\n`);
+          void stopAll(1);
+        });
       });
       resolve(child);
     });
   });
+}
+
+/** Starts the watchdog of redis-server `pid` (header); it is killed as soon as Redis has exited. */
+function guardRedis(redis: ChildProcess): void {
+  if (redis.exitCode !== null || redis.signalCode !== null) return; // already gone: nothing to guard
+  const w = spawn('/bin/sh', ['-c', REDIS_WATCHDOG, 'zax-redis-watchdog', String(redis.pid)], { stdio: ['pipe', 'ignore', 'ignore'], detached: true });
+  w.on('error', (err) => {
+    process.stderr.write(`[launcher] could not start the redis-server watchdog (${err.message}); if this launcher is killed, stop redis-server yourself\n`);
+  });
+  w.stdin.on('error', () => {}); // never written to; its end-of-file is the signal
+  watchdog = w;
+  watchdogPipe = w.stdin;
+  redis.once('exit', () => w.kill('SIGKILL'));
 }
 
 function redisPing(port: number): Promise<boolean> {
@@ -143,7 +201,8 @@ function httpOk(url: string): Promise<boolean> {
 async function waitUntil(what: string, child: Child, check: () => Promise<boolean>): Promise<void> {
   const deadline = Date.now() + READY_TIMEOUT_MS;
   for (;;) {
-    if (child.exited) throw new Error(`${child.name} exited before it was ready`);
+    if (child.exited) await child.ended;
+    if (child.exited) throw new Error(`${child.name} exited before it was ready${child.lastError !== null ? `: ${child.lastError}` : ''}`);
     if (await check()) return;
     if (Date.now() > deadline) throw new Error(`${what} was not ready within ${READY_TIMEOUT_MS / 1000} s`);
     await sleep(100);
@@ -172,11 +231,13 @@ async function stopChild(child: Child): Promise<void> {
   clearTimeout(timer);
 }
 
-/** Stops the gatekeeper, then the core, then Redis (the reverse of the start order). */
-async function stopAll(code: number): Promise<never> {
-  stopping = true;
-  for (const child of [...children].reverse()) await stopChild(child);
-  process.exit(code);
+/** Stops the gatekeeper, then the core, then Redis (the reverse of the start order); once. */
+function stopAll(code: number): Promise<never> {
+  stopping ??= (async () => {
+    for (const child of [...children].reverse()) await stopChild(child);
+    process.exit(code);
+  })();
+  return stopping;
 }
 
 function envPort(env: NodeJS.ProcessEnv, name: string, def: number): number {
@@ -196,13 +257,25 @@ async function main(): Promise<void> {
 
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.on(sig, () => {
-      if (stopping) return;
+      if (stopping !== null) return;
       say(`${sig}: stopping`);
       void stopAll(0);
     });
   }
+  // The parent (pnpm, a supervisor, a shell) killed outright: this process is re-parented, and
+  // stops the relay rather than run on with nobody to stop it. (Nothing to watch when started by
+  // the init process itself.)
+  const parent = process.ppid;
+  if (parent > 1) {
+    setInterval(() => {
+      if (process.ppid === parent || stopping !== null) return;
+      say(`parent process ${parent} is gone: stopping`);
+      void stopAll(0);
+    }, PARENT_POLL_MS).unref();
+  }
   // If the launcher itself dies, take the children along rather than leave them running.
   process.on('exit', () => {
+    watchdog?.kill('SIGKILL');
     for (const c of children) if (!c.exited) c.proc.kill('SIGKILL');
   });
 
@@ -213,6 +286,7 @@ async function main(): Promise<void> {
     try {
       redis = await launch('redis', 'redis-server', args, env);
     } catch (err) {
+      if (stopping !== null) return;
       const code = (err as NodeJS.ErrnoException).code;
       fail(
         code === 'ENOENT'
@@ -220,6 +294,7 @@ async function main(): Promise<void> {
           : `could not start redis-server (${code ?? 'error'}). Set REDIS_URL to a running Redis instead.`,
       );
     }
+    guardRedis(redis.proc);
     await waitUntil('redis-server', redis, () => redisPing(redisPort));
     env.REDIS_URL = `redis://127.0.0.1:${redisPort}`;
     say(`started a private memory-only redis-server on 127.0.0.1:${redisPort}`);
@@ -248,6 +323,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
+  if (stopping !== null) return; // a stop signal arrived while starting: that stop is under way
   process.stderr.write(`[launcher] ${err instanceof Error ? err.message : String(err)}\n`);
   void stopAll(1);
 });

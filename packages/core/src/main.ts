@@ -30,6 +30,15 @@ const REDIS_STARTUP_WAIT_MS = 10_000;
 /** Longest drain on shutdown before open connections are cut. */
 const DRAIN_TIMEOUT_MS = 10_000;
 
+/** Why a server cannot listen on `port` (set by `variable`), and the fix. */
+function cannotListen(err: NodeJS.ErrnoException, host: string, port: number, variable: string): string {
+  const where = `port ${port} on ${host} (${variable})`;
+  if (err.code === 'EADDRINUSE') return `cannot listen: ${where} is already in use; set ${variable}=… to another port, or stop what listens there`;
+  if (err.code === 'EACCES') return `cannot listen: no permission to use ${where}; set ${variable}=… to a port above 1023`;
+  if (err.code === 'EADDRNOTAVAIL') return `cannot listen: ${host} is not an address of this machine; set CORE_HOST=… to one that is`;
+  return `cannot listen on ${where}: ${err.code ?? err.message}`;
+}
+
 function readConfig(): Config {
   try {
     return loadConfig(process.env);
@@ -98,10 +107,14 @@ async function serve(config: Config, tlsOptions: CoreTlsOptions | null, log: Log
   server.headersTimeout = 66_000;
   server.requestTimeout = 30_000;
   server.on('clientError', (_err, socket) => socket.destroy());
+  server.on('error', (err: NodeJS.ErrnoException) => {
+    log.error({ code: err.code, port: config.port }, cannotListen(err, config.host, config.port, 'CORE_PORT'));
+    process.exit(1);
+  });
   const admin = config.adminPort === null ? null : http.createServer(app.adminHandler);
   admin?.on('clientError', (_err, socket) => socket.destroy());
   admin?.on('error', (err: NodeJS.ErrnoException) => {
-    log.error({ code: err.code }, 'cannot listen on the admin port');
+    log.error({ code: err.code, port: config.adminPort }, cannotListen(err, config.host, config.adminPort ?? 0, 'CORE_ADMIN_PORT'));
     process.exit(1);
   });
 

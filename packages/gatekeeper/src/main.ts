@@ -104,13 +104,22 @@ process.on('unhandledRejection', (reason) => {
   log.error({ errName: reason instanceof Error ? reason.name : typeof reason }, 'unhandled rejection');
 });
 
+/** Why a server cannot listen on `port` (set by `variable`), and the fix. */
+function cannotListen(err: NodeJS.ErrnoException, port: number, variable: string): string {
+  const where = `port ${port} on ${config.host} (${variable})`;
+  if (err.code === 'EADDRINUSE') return `cannot listen: ${where} is already in use; set ${variable}=… to another port, or stop what listens there`;
+  if (err.code === 'EACCES') return `cannot listen: no permission to use ${where}; set ${variable}=… to a port above 1023`;
+  if (err.code === 'EADDRNOTAVAIL') return `cannot listen: ${config.host} is not an address of this machine; set HOST=… to one that is`;
+  return `cannot listen on ${where}: ${err.code ?? err.message}`;
+}
+
 server.on('error', (err: NodeJS.ErrnoException) => {
-  log.fatal({ code: err.code }, 'cannot listen');
+  log.fatal({ code: err.code, port: config.port }, cannotListen(err, config.port, 'PORT'));
   process.exit(1);
 });
 
 admin?.on('error', (err: NodeJS.ErrnoException) => {
-  log.fatal({ code: err.code }, 'cannot listen on the admin port');
+  log.fatal({ code: err.code, port: config.adminPort }, cannotListen(err, config.adminPort ?? 0, 'ADMIN_PORT'));
   process.exit(1);
 });
 

@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { b64 } from '@zax/protocol';
 import { dropPrefix, freshPrefix } from '../../../test/support/prefix.js';
@@ -24,6 +24,11 @@ interface Proc {
   /** Resolves with the first stdout match of `re`. */
   waitFor(re: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
 }
+
+// The test command builds first (`pnpm test` runs `tsc -b`): a missing file is a failure, never a skip.
+beforeAll(() => {
+  for (const file of [gatekeeperMain, coreMain, launcher]) expect(existsSync(file), `${file} is missing: run \`pnpm build\` first`).toBe(true);
+});
 
 const running: Proc[] = [];
 const prefixes: string[] = [];
@@ -140,7 +145,7 @@ describe('launcher (scripts/dist/start.js)', () => {
     expect(p.err).toContain('REDIS_URL');
   });
 
-  it.skipIf(!existsSync(coreMain))(
+  it(
     'runs core + gatekeeper on a private redis-server, serves /start_session, and stops cleanly on SIGTERM',
     async () => {
       const [port, corePort] = [await freePort(), await freePort()];
@@ -168,7 +173,7 @@ describe('launcher (scripts/dist/start.js)', () => {
     90_000,
   );
 
-  it.skipIf(!existsSync(coreMain))(
+  it(
     'runs two launchers side by side; a child that dies stops its launcher (exit 1) and leaves the other alone',
     async () => {
       const start = async () => {
