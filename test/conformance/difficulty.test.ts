@@ -1,12 +1,13 @@
 /**
  * §8.23 §8.24 §8.27 on real processes: a relay configured with difficulty 8 publishes it, accepts
- * answers meeting it (low-order bits) and refuses the rest; an out-of-range difficulty prevents
- * start-up.
+ * answers meeting it (low-order bits) and refuses the rest, exactly at the boundary (7 bits refused,
+ * 8 accepted); an out-of-range difficulty prevents start-up. Answers are judged by an oracle of this
+ * file (the hash as a little-endian integer), not by the relay's own `hasLowZeroBits`.
  */
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
-import { b64, h2, hasLowZeroBits } from '@zax/protocol';
+import { b64, h2 } from '@zax/protocol';
 import { GATEKEEPER_MAIN, Relay, post } from '../support/relay.js';
 import * as raw from '../support/raw.js';
 
@@ -15,6 +16,26 @@ beforeAll(async () => {
   relay = await Relay.start({ redisUrl: inject('redisUrl'), env: { DIFFICULTY: '8' } });
 });
 afterAll(async () => relay?.stop());
+
+/** Trailing zero bits of the hash read as a little-endian 256-bit integer (256 for zero). */
+function lowZeroBits(hash: Uint8Array): number {
+  const v = BigInt('0x' + (Buffer.from(hash).reverse().toString('hex') || '0'));
+  if (v === 0n) return 8 * hash.length;
+  let n = 0;
+  while (((v >> BigInt(n)) & 1n) === 0n) n++;
+  return n;
+}
+
+/** A random answer whose hash has exactly `bits` low-order zero bits for this handshake. */
+function answerWithExactly(hs: raw.Handshake, bits: number): Buffer {
+  for (;;) {
+    const a = raw.rnd(32);
+    if (lowZeroBits(h2(hs.clientToken, hs.relayToken, a)) === bits) return a;
+  }
+}
+
+const verify = (hs: raw.Handshake, answer: Buffer): Promise<{ status: number; headers: Headers }> =>
+  post(`${relay.url}/verify_session`, `${hs.handshakeId}\r\n${b64(answer)}`);
 
 describe('static difficulty 8', () => {
   it('§8.23 publishes d and accepts an answer with d low-order zero bits', async () => {
@@ -30,18 +51,38 @@ describe('static difficulty 8', () => {
     const hs = await raw.startSession(relay.url);
     let bad: Buffer;
     do bad = raw.rnd(32);
-    while (hasLowZeroBits(h2(hs.clientToken, hs.relayToken, bad), 8));
-    const r = await post(`${relay.url}/verify_session`, `${hs.handshakeId}\r\n${b64(bad)}`);
+    while (lowZeroBits(h2(hs.clientToken, hs.relayToken, bad)) >= 8);
+    const r = await verify(hs, bad);
     expect([r.status, r.headers.get('x-error-details')]).toEqual([401, 'Your request can not be completed.']);
     // the zero-difficulty answer is not a valid proof at d = 8 (outside any grace window)
-    const zero = await post(`${relay.url}/verify_session`, `${hs.handshakeId}\r\n${b64(h2(hs.clientToken, hs.relayToken))}`);
-    expect(zero.status).toBe(hasLowZeroBits(h2(hs.clientToken, hs.relayToken, h2(hs.clientToken, hs.relayToken)), 8) ? 200 : 401);
+    const answer0 = h2(hs.clientToken, hs.relayToken);
+    const zero = await verify(hs, answer0);
+    expect(zero.status).toBe(lowZeroBits(h2(hs.clientToken, hs.relayToken, answer0)) >= 8 ? 200 : 401);
     for (const n of [31, 33]) {
       const line = b64(raw.rnd(n)); // 31 and 33 bytes are 44 base64 chars too
       expect(line).toHaveLength(44);
       const res = await post(`${relay.url}/verify_session`, `${hs.handshakeId}\r\n${line}`);
       expect([res.status, res.headers.get('x-error-details')]).toEqual([400, 'Your request can not be completed.']);
     }
+  });
+
+  it('§8.23 §8.24 at the boundary: exactly 7 low-order zero bits is 401 G, exactly 8 or 9 is 200', async () => {
+    for (const bits of [7, 6, 1, 0]) {
+      const hs = await raw.startSession(relay.url);
+      const r = await verify(hs, answerWithExactly(hs, bits));
+      expect([r.status, r.headers.get('x-error-details')], `${bits} bits`).toEqual([401, 'Your request can not be completed.']);
+    }
+    for (const bits of [8, 9]) {
+      const hs = await raw.startSession(relay.url);
+      expect((await verify(hs, answerWithExactly(hs, bits))).status, `${bits} bits`).toBe(200);
+    }
+  });
+
+  it('the oracle of this file reads the hash as a little-endian integer', () => {
+    expect(lowZeroBits(Buffer.from([0x00, 0x20]))).toBe(13);
+    expect(lowZeroBits(Buffer.from([0x80, 0x00]))).toBe(7);
+    expect(lowZeroBits(Buffer.from([0x01, 0x00]))).toBe(0);
+    expect(lowZeroBits(Buffer.alloc(32))).toBe(256);
   });
 
   it('§8.27 a configured difficulty outside 0..255 prevents start-up', () => {

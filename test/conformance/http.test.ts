@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
-import { b64, h2, TEXT_F, TEXT_G } from '@zax/protocol';
+import { b64, h2, hsalsa20, tweetnaclCrypto as nacl, TEXT_F, TEXT_G } from '@zax/protocol';
 import { Relay, post } from '../support/relay.js';
 import { loadVector } from '../support/vectors.js';
 import * as raw from '../support/raw.js';
@@ -20,6 +20,39 @@ beforeAll(async () => {
   url = relay.url;
 });
 afterAll(async () => relay?.stop());
+
+/**
+ * Low-order X25519 points (u-coordinates, little-endian): with any secret key the shared secret is all
+ * zero, so a relay without the check would use HSalsa20 of 32 zero bytes as the box key.
+ */
+const LOW_ORDER_POINTS: ReadonlyArray<readonly [string, Buffer]> = [
+  ['0', Buffer.alloc(32)],
+  ['1', Buffer.from('01' + '00'.repeat(31), 'hex')],
+  ['a point of order 8', Buffer.from('e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800', 'hex')],
+];
+const ZERO_SECRET_KEY = hsalsa20(new Uint8Array(32));
+
+/**
+ * A /prove body for identity `comm` with session key `sess`. The outer box is sealed under
+ * `outerKey` and the inner box under `innerKey` when given (forged boxes), else under the real keys.
+ */
+function proveSealed(
+  hs: raw.Handshake,
+  comm: { publicKey: Uint8Array; secretKey?: Uint8Array },
+  sess: { publicKey: Uint8Array; secretKey?: Uint8Array },
+  outerKey: Uint8Array | undefined,
+  innerKey: Uint8Array | undefined,
+): string {
+  const rpk = hs.relaySessionPk!;
+  const keyOf = (forged: Uint8Array | undefined, sk: Uint8Array | undefined): Uint8Array => forged ?? nacl.before(rpk, sk!)!;
+  const innerNonce = raw.freshNonce();
+  const outerNonce = raw.freshNonce();
+  const sign = h2(sess.publicKey, hs.relayToken, hs.clientToken);
+  const inner = nacl.boxAfter(sign, innerNonce, keyOf(innerKey, comm.secretKey));
+  const json = JSON.stringify({ pub_key: b64(comm.publicKey), nonce: b64(innerNonce), ctext: b64(inner) });
+  const outer = nacl.boxAfter(Buffer.from(json), outerNonce, keyOf(outerKey, sess.secretKey));
+  return [hs.handshakeId, b64(sess.publicKey), b64(outerNonce), b64(outer)].join('\r\n');
+}
 
 const G = TEXT_G;
 const F = TEXT_F;
@@ -253,6 +286,12 @@ describe('proof of work and handshake', () => {
     expect(details(r)).toBe(G);
   });
 
+  it('§8.55 control: the /prove builder of the low-order case is accepted when its keys are real', async () => {
+    const hs = await raw.verifySession(url, await raw.startSession(url));
+    const r = await post(`${url}/prove`, proveSealed(hs, raw.newIdentity().comm, nacl.keyPair(), undefined, undefined));
+    expect([r.status, r.text]).toEqual([200, '0']);
+  });
+
   it('§8.49 §8.50 §8.51 §8.52 §8.53 §8.54 §8.55 prove failures, retry, repeat and the count', async () => {
     const hs = await raw.verifySession(url, await raw.startSession(url));
     const id = raw.newIdentity();
@@ -272,12 +311,14 @@ describe('proof of work and handshake', () => {
     // 51: wrong signature → 401 G
     const wrongSig = raw.proveBody(hs, id, { signature: h2('not the signature') }).body;
     expect(await post(`${url}/prove`, wrongSig).then((r) => [r.status, details(r)])).toEqual([401, G]);
-    // 55: low-order a_sess_pk or pub_key → 400 G
-    const zeroKeys = { publicKey: new Uint8Array(32), secretKey: new Uint8Array(32) };
-    const lowSess = raw.proveBody(hs, id, { sessionKeys: zeroKeys }).body;
-    expect((await post(`${url}/prove`, lowSess)).status).toBe(400);
-    const lowPub = raw.proveBody(hs, { comm: zeroKeys, hpk: '' }).body;
-    expect((await post(`${url}/prove`, lowPub)).status).toBe(400);
+    // 55: low-order a_sess_pk or pub_key → 400 G, although each box is sealed under the key a relay
+    // without the check would derive (so it would open them and accept the proof)
+    for (const [name, point] of LOW_ORDER_POINTS) {
+      const lowSess = proveSealed(hs, id.comm, { publicKey: point }, ZERO_SECRET_KEY, undefined);
+      expect(await post(`${url}/prove`, lowSess).then((r) => [r.status, details(r)]), `a_sess_pk = ${name}`).toEqual([400, G]);
+      const lowPub = proveSealed(hs, { publicKey: point }, nacl.keyPair(), undefined, ZERO_SECRET_KEY);
+      expect(await post(`${url}/prove`, lowPub).then((r) => [r.status, details(r)]), `pub_key = ${name}`).toEqual([400, G]);
+    }
     // 52: after all that, a correct prove on the same handshake succeeds; 54: it answers the count
     await raw.command(await raw.connect(url), { cmd: 'upload', to: id.hpk, payload: 'for id' });
     const good = raw.proveBody(hs, id).body;

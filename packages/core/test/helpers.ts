@@ -2,6 +2,11 @@
  * Test helpers for the core: a real Redis under a fresh prefix, the app mounted on a real
  * http.Server on port 0 with an injected clock, and a small client that mints handshakes, proves,
  * builds encrypted `/command` bodies and opens encrypted responses.
+ *
+ * The core runs on sodium-native by default, the backend the services pick (`bestCrypto`); the
+ * files where the backend matters (envelope, /prove vectors, commands) run once on each of
+ * `CORE_BACKENDS`. The client side of these helpers always uses tweetnacl, so a core backend that
+ * disagrees with the reference fails.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -13,6 +18,7 @@ import {
   h2,
   makeNonce,
   randomBytes,
+  sodiumCrypto,
   tweetnaclCrypto,
   type Clock,
   type Crypto,
@@ -31,6 +37,19 @@ export const SECRET = 'core-test-secret-0123456789';
 export const T0 = 1_700_000_000;
 
 export const redisUrl = (): string => inject('redisUrl');
+
+/** sodium-native, which the services run; a test run where its binding does not load fails. */
+function sodiumBackend(): Crypto {
+  const sodium = sodiumCrypto();
+  if (sodium === null) throw new Error('sodium-native does not load: the core tests need the backend the services run');
+  return sodium;
+}
+
+/** The core's default backend in tests: the one the services run. */
+export const CORE_CRYPTO: Crypto = sodiumBackend();
+
+/** Both Crypto backends, for the test files that run once on each. */
+export const CORE_BACKENDS: readonly Crypto[] = [CORE_CRYPTO, tweetnaclCrypto];
 
 /** A settable clock (ms). */
 export class FakeClock implements Clock {
@@ -115,7 +134,7 @@ export async function startCore(opts: CoreOptions = {}): Promise<Core> {
   const ownRedis = opts.redis === undefined;
   const redis = opts.redis ?? (await connectRedis(url, { commandTimeoutMs: config.redisCommandTimeoutMs }));
   const clock = opts.clock ?? new FakeClock();
-  const app = createApp({ config, redis, clock, crypto: opts.crypto ?? tweetnaclCrypto, log: opts.log ?? createLogger('silent'), ...(opts.metrics !== undefined ? { metrics: opts.metrics } : {}) });
+  const app = createApp({ config, redis, clock, crypto: opts.crypto ?? CORE_CRYPTO, log: opts.log ?? createLogger('silent'), ...(opts.metrics !== undefined ? { metrics: opts.metrics } : {}) });
   const server: Server = createServer(app.handler);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -198,16 +217,22 @@ export interface ProveParts {
   /** Replace the inner JSON object. */
   innerJson?: (fields: { pub_key: string; nonce: string; ctext: string }) => unknown;
   sep?: string;
+  /** Seal the outer box under this key instead of box.before(r_sess_pk, a_sess_sk) (a forged box). */
+  outerKey?: Uint8Array;
+  /** Seal the inner box under this key instead of box.before(r_sess_pk, identity sk) (a forged box). */
+  innerKey?: Uint8Array;
 }
 
 /** The 4-line `/prove` body of docs/PROTOCOL.md §4.3. */
 export function proveBody(p: ProveParts): string {
   const h = p.handshake;
   const sign = p.sign ?? h2(p.aSess.publicKey, h.relayToken, h.clientToken);
-  const inner = C.box(sign, p.innerNonce, h.relaySessionPk, p.identity.secretKey);
+  const inner =
+    p.innerKey !== undefined ? C.boxAfter(sign, p.innerNonce, p.innerKey) : C.box(sign, p.innerNonce, h.relaySessionPk, p.identity.secretKey);
   const fields = { pub_key: b64(p.identity.publicKey), nonce: b64(p.innerNonce), ctext: b64(inner) };
-  const json = JSON.stringify(p.innerJson ? p.innerJson(fields) : fields);
-  const outer = C.box(Buffer.from(json, 'utf8'), p.outerNonce, h.relaySessionPk, p.aSess.secretKey);
+  const json = Buffer.from(JSON.stringify(p.innerJson ? p.innerJson(fields) : fields), 'utf8');
+  const outer =
+    p.outerKey !== undefined ? C.boxAfter(json, p.outerNonce, p.outerKey) : C.box(json, p.outerNonce, h.relaySessionPk, p.aSess.secretKey);
   return [h.handshakeId, b64(p.aSess.publicKey), b64(p.outerNonce), b64(outer)].join(p.sep ?? '\r\n');
 }
 
@@ -288,10 +313,10 @@ export const randomHpk = (): string => b64(randomBytes(32));
 export const randomNonceB64 = (sec = T0): string => b64(nonceAt(sec));
 
 /**
- * For a test file whose tests each want a fresh core and three sessions on it: `setup` starts one,
- * `track` adds a core started otherwise, and an afterEach closes every core of the test.
+ * For a test file whose tests each want a fresh core and three sessions on it: `setup` starts one
+ * (on `crypto`), `track` adds a core started otherwise, and an afterEach closes every core of the test.
  */
-export function coresWithThreeSessions(): {
+export function coresWithThreeSessions(crypto: Crypto = CORE_CRYPTO): {
   setup: (env?: Record<string, string>) => Promise<{ core: Core; alice: Session; bob: Session; carol: Session }>;
   track: (core: Core) => Core;
 } {
@@ -307,7 +332,7 @@ export function coresWithThreeSessions(): {
   return {
     track,
     async setup(env = {}) {
-      const core = track(await startCore({ env }));
+      const core = track(await startCore({ env, crypto }));
       return { core, alice: await establishSession(core), bob: await establishSession(core), carol: await establishSession(core) };
     },
   };
