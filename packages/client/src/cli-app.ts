@@ -3,10 +3,13 @@
  * 2 usage). `runCli` takes its streams, environment and fetch as parameters, so tests run it in
  * process; `cli.ts` is the executable that calls it.
  */
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { rootCertificates } from 'node:tls';
 import { parseArgs } from 'node:util';
 import { b64, decodeFixed, NONCE_BYTES } from '@zax/protocol';
-import { RelayHttpError, UsageError, ZaxClientError } from './errors.js';
+import { RelayHttpError, RelayNetworkError, UsageError, ZaxClientError } from './errors.js';
 import { defaultIdentityPath, generateIdentity, isIdentityFileExposed, loadIdentityFile, parseKey, saveIdentityFile, type Identity } from './keys.js';
 import { Mailbox, type ReceivedMessage } from './mailbox.js';
 import { normalizeBaseUrl, type FetchLike } from './relay.js';
@@ -35,9 +38,10 @@ class CliUsage extends Error {
 }
 
 const ENV_HELP = `Environment:
-  ZAX_IDENTITY   identity file (default ~/.config/zax/identity.json)
-  ZAX_RELAY      relay URL when --relay is not given
-  ZAX_DEBUG      set to 1 to print stack traces of unexpected errors`;
+  ZAX_IDENTITY         identity file (default ~/.config/zax/identity.json)
+  ZAX_RELAY            relay URL when --relay is not given
+  ZAX_DEBUG            set to 1 to print stack traces of unexpected errors
+  NODE_EXTRA_CA_CERTS  a PEM file of CA certificates to trust besides the system's (as --ca)`;
 
 const MAIN_HELP = `zax: send and receive end-to-end encrypted messages through a Zax relay
 
@@ -64,7 +68,9 @@ const HELP: Record<string, string> = {
   keygen: `Usage: zax keygen [--out FILE] [--force]
 
 Creates a new identity and writes it (mode 0600) to FILE, or to the default identity file.
-Prints the public key (give it to your correspondents) and the hpk (your mailbox address).
+Prints the public key and the hpk (your mailbox address). Share the public key: people need it
+to write to you. Keep the identity file secret: it holds your secret key, and whoever has it can
+read your mail and write as you.
 
 Options:
   -o, --out FILE   where to write the identity (default: $ZAX_IDENTITY or ~/.config/zax/identity.json)
@@ -79,7 +85,7 @@ Options:
   -i, --id FILE    identity file (default: $ZAX_IDENTITY or ~/.config/zax/identity.json)
   -h, --help       show this help
 `,
-  send: `Usage: zax send --relay URL --to PUBKEY [--id FILE] [--plain] [--json] MESSAGE|-
+  send: `Usage: zax send --relay URL --to PUBKEY [--id FILE] [--plain] [--json] [--ca FILE] MESSAGE|-
 
 Encrypts MESSAGE to the recipient's public key (the glow.ts format, so glow.ts clients can read
 it) and uploads it. With "-" the message is read from standard input (one trailing newline is
@@ -91,9 +97,10 @@ Options:
   -i, --id FILE    identity file (default: $ZAX_IDENTITY or ~/.config/zax/identity.json)
       --plain      send unencrypted (the relay and anyone with access to it can read it)
       --json       print {"token","nonce","to"} as JSON
+      --ca FILE    trust the CA certificate in FILE (PEM) for an https:// relay, e.g. a self-signed one
   -h, --help       show this help
 `,
-  inbox: `Usage: zax inbox --relay URL [--id FILE] [--from PUBKEY ...] [--only] [--json]
+  inbox: `Usage: zax inbox --relay URL [--id FILE] [--from PUBKEY ...] [--only] [--json] [--ca FILE]
 
 Lists every message in your mailbox (nothing is deleted). Messages from the public keys given
 with --from are decrypted; others are shown as stored, marked with their sender's hpk.
@@ -104,10 +111,11 @@ Options:
   -f, --from PUBKEY  a correspondent's public key; repeat for several
       --only         list only messages from the --from keys
       --json         print a JSON array (nonce, time, from, kind, status, sender, text, data)
+      --ca FILE      trust the CA certificate in FILE (PEM) for an https:// relay, e.g. a self-signed one
   -h, --help         show this help
 `,
-  delete: `Usage: zax delete --relay URL [--id FILE] NONCE...
-       zax delete --relay URL [--id FILE] --all
+  delete: `Usage: zax delete --relay URL [--id FILE] [--ca FILE] NONCE...
+       zax delete --relay URL [--id FILE] [--ca FILE] --all
 
 Deletes messages from your mailbox by their nonce (as "zax inbox" shows it), or all of them.
 Prints how many messages are left.
@@ -116,9 +124,10 @@ Options:
   -r, --relay URL  relay base URL (default: $ZAX_RELAY)
   -i, --id FILE    identity file (default: $ZAX_IDENTITY or ~/.config/zax/identity.json)
   -a, --all        delete every message
+      --ca FILE    trust the CA certificate in FILE (PEM) for an https:// relay, e.g. a self-signed one
   -h, --help       show this help
 `,
-  status: `Usage: zax status --relay URL [--id FILE] [--json] TOKEN
+  status: `Usage: zax status --relay URL [--id FILE] [--json] [--ca FILE] TOKEN
 
 Asks how long the message with this storage token (printed by "zax send") still lives on the
 relay. A message that was deleted by its recipient, expired, or never existed is "gone".
@@ -127,6 +136,7 @@ Options:
   -r, --relay URL  relay base URL (default: $ZAX_RELAY)
   -i, --id FILE    identity file (default: $ZAX_IDENTITY or ~/.config/zax/identity.json)
       --json       print {"token","ttlSec"} (ttlSec -2 when gone)
+      --ca FILE    trust the CA certificate in FILE (PEM) for an https:// relay, e.g. a self-signed one
   -h, --help       show this help
 `,
 };
@@ -134,6 +144,7 @@ Options:
 const COMMON = {
   relay: { type: 'string', short: 'r' },
   id: { type: 'string', short: 'i' },
+  ca: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -192,6 +203,10 @@ function report(e: unknown, io: CliIo, command: CommandName | null): number {
     io.stderr.write(`zax: error: ${e.message}${hint(e)}\n`);
     return EXIT_ERROR;
   }
+  if (e instanceof CliNetworkError) {
+    io.stderr.write(`zax: error: ${e.message}\n`);
+    return EXIT_ERROR;
+  }
   if (e instanceof ZaxClientError) {
     io.stderr.write(`zax: error: ${e.message}\n`);
     return EXIT_ERROR;
@@ -204,6 +219,12 @@ function report(e: unknown, io: CliIo, command: CommandName | null): number {
 
 function hint(e: RelayHttpError): string {
   switch (e.status) {
+    case 403:
+      // The gatekeeper's REQUIRE_HTTPS refusal says so; the core refuses anything without the
+      // relay's internal secret with a bare 403.
+      return e.details === 'HTTPS required'
+        ? ' (this relay takes requests over HTTPS only: use an https:// URL)'
+        : " (this looks like the relay's core port, which only the relay's gatekeeper may call: use the public gatekeeper port, 8080 by default)";
     case 400:
       return ' (is this machine\'s clock right? the relay accepts request nonces within 60 s of its own)';
     case 404:
@@ -219,12 +240,54 @@ function hint(e: RelayHttpError): string {
   }
 }
 
+/**
+ * parseArgs, with the checks of its strict mode done here so that the messages name the option
+ * plainly (node's own end in an unbalanced quote).
+ */
 function parse<C extends CommandName>(command: C, args: readonly string[]) {
+  const options: Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }> = OPTIONS[command];
+  let parsed;
   try {
-    return parseArgs({ args: [...args], options: OPTIONS[command], allowPositionals: true, strict: true });
+    parsed = parseArgs({ args: [...args], options: OPTIONS[command], allowPositionals: true, strict: false, tokens: true });
   } catch (e) {
     throw new CliUsage(e instanceof Error ? e.message : String(e), command);
   }
+  for (const t of parsed.tokens) {
+    if (t.kind !== 'option') continue;
+    const def = Object.prototype.hasOwnProperty.call(options, t.name) ? options[t.name] : undefined;
+    if (def === undefined) throw new CliUsage(unknownOption(command, t.rawName), command);
+    if (def.type === 'string' && t.value === undefined) throw new CliUsage(`${t.rawName} needs a value`, command);
+    // As strict mode does: "--out --force" is a forgotten value, not a file named "--force".
+    if (def.type === 'string' && t.inlineValue === false && t.value?.startsWith('-')) {
+      throw new CliUsage(`${t.rawName} needs a value (one that starts with "-" is written --${t.name}=${t.value})`, command);
+    }
+    if (def.type === 'boolean' && t.inlineValue === true) throw new CliUsage(`${t.rawName} takes no value`, command);
+  }
+  return parsed;
+}
+
+function unknownOption(command: CommandName, raw: string): string {
+  const why =
+    command === 'send' && raw === '--file'
+      ? ' (send takes the message as one argument, or "-" to read it from standard input: zax send ... - < FILE)'
+      : command === 'send'
+        ? ' (a message that starts with "-" goes after "--": zax send ... -- "-MESSAGE")'
+        : '';
+  return `unknown option "${raw}" for zax ${command}${why}`;
+}
+
+interface Values {
+  relay?: string;
+  id?: string;
+  out?: string;
+  force?: boolean;
+  to?: string;
+  plain?: boolean;
+  json?: boolean;
+  from?: string[];
+  only?: boolean;
+  all?: boolean;
+  ca?: string;
 }
 
 async function runCommand(command: CommandName, args: readonly string[], io: CliIo): Promise<number> {
@@ -233,18 +296,15 @@ async function runCommand(command: CommandName, args: readonly string[], io: Cli
     io.stdout.write(HELP[command]!);
     return EXIT_OK;
   }
-  const v = values as {
-    relay?: string;
-    id?: string;
-    out?: string;
-    force?: boolean;
-    to?: string;
-    plain?: boolean;
-    json?: boolean;
-    from?: string[];
-    only?: boolean;
-    all?: boolean;
-  };
+  const v = values as Values;
+  try {
+    return await runParsed(command, v, positionals, io);
+  } catch (e) {
+    throw explainNetworkError(e, v.ca);
+  }
+}
+
+async function runParsed(command: CommandName, v: Values, positionals: readonly string[], io: CliIo): Promise<number> {
   const usage = (msg: string): CliUsage => new CliUsage(msg, command);
   const noPositionals = (): void => {
     if (positionals.length > 0) throw usage(`unexpected argument "${positionals[0]}"`);
@@ -256,6 +316,11 @@ async function runCommand(command: CommandName, args: readonly string[], io: Cli
       throw usage(e instanceof Error ? e.message : String(e));
     }
   };
+  const openMailbox = async (relay: string): Promise<Mailbox> => {
+    const identity = await loadIdentity(v.id, io);
+    const fetch = v.ca !== undefined ? await caFetch(v.ca) : io.fetch;
+    return Mailbox.create({ url: relay, identity, ...(fetch ? { fetch } : {}) });
+  };
 
   switch (command) {
     case 'keygen': {
@@ -263,8 +328,12 @@ async function runCommand(command: CommandName, args: readonly string[], io: Cli
       const path = v.out ?? defaultIdentityPath(io.env);
       const id = generateIdentity();
       await saveIdentityFile(path, id, { overwrite: v.force === true });
-      io.stderr.write(`identity written to ${path}\n`);
       io.stdout.write(describeIdentity(id));
+      io.stderr.write(
+        `identity written to ${path}\n` +
+          'Share your public key (above) with the people who will write to you; the hpk is your mailbox address.\n' +
+          'Keep the identity file secret (and backed up): it holds your secret key; whoever has it can read your mail and write as you.\n',
+      );
       return EXIT_OK;
     }
     case 'id': {
@@ -280,7 +349,7 @@ async function runCommand(command: CommandName, args: readonly string[], io: Cli
       const text = positionals[0] === '-' ? dropTrailingNewline(await readAll(io.stdin)) : positionals[0]!;
       // glow.ts shows an empty decrypted text as its ciphertext, so an empty message is refused.
       if (text === '') throw usage('the message is empty');
-      const mailbox = await openMailbox(relay, v.id, io);
+      const mailbox = await openMailbox(relay);
       const sent = await mailbox.send(to, text, { encrypt: v.plain !== true });
       io.stdout.write(v.json ? `${JSON.stringify(sent)}\n` : `${sent.token}\n`);
       return EXIT_OK;
@@ -290,7 +359,7 @@ async function runCommand(command: CommandName, args: readonly string[], io: Cli
       const from = (v.from ?? []).map((k) => key(k, '--from'));
       if (v.only && from.length === 0) throw usage('--only needs at least one --from PUBKEY');
       const relay = relayUrl(v.relay, io, command);
-      const mailbox = await openMailbox(relay, v.id, io);
+      const mailbox = await openMailbox(relay);
       for (const pk of from) mailbox.addGuest(pk);
       const messages = await mailbox.receive(v.only ? { from } : {});
       io.stdout.write(v.json ? `${JSON.stringify(messages.map(toJson), null, 2)}\n` : formatInbox(messages));
@@ -303,7 +372,7 @@ async function runCommand(command: CommandName, args: readonly string[], io: Cli
         if (decodeFixed(n, NONCE_BYTES) === null) throw usage(`not a message nonce (32 characters of base64): "${n}"`);
       }
       const relay = relayUrl(v.relay, io, command);
-      const mailbox = await openMailbox(relay, v.id, io);
+      const mailbox = await openMailbox(relay);
       const left = v.all ? await mailbox.deleteAll() : await mailbox.delete(positionals);
       io.stdout.write(`${left} message${left === 1 ? '' : 's'} left\n`);
       return EXIT_OK;
@@ -313,13 +382,48 @@ async function runCommand(command: CommandName, args: readonly string[], io: Cli
       const token = positionals[0]!;
       if (decodeFixed(token, 32) === null) throw usage(`not a storage token (44 characters of base64): "${token}"`);
       const relay = relayUrl(v.relay, io, command);
-      const mailbox = await openMailbox(relay, v.id, io);
+      const mailbox = await openMailbox(relay);
       const ttl = await mailbox.messageStatus(token);
       if (v.json) io.stdout.write(`${JSON.stringify({ token, ttlSec: ttl })}\n`);
       else io.stdout.write(ttl >= 0 ? `live, expires in ${formatDuration(ttl)}\n` : 'gone (deleted by the recipient, expired, or unknown)\n');
       return EXIT_OK;
     }
   }
+}
+
+/** A network failure reworded for the CLI (its fixes are CLI options). */
+class CliNetworkError extends ZaxClientError {}
+
+/** An untrusted relay certificate: the fix is --ca or NODE_EXTRA_CA_CERTS. Other errors pass through. */
+function explainNetworkError(e: unknown, caFile: string | undefined): unknown {
+  if (!(e instanceof RelayNetworkError) || e.reason !== 'certificate-untrusted') return e;
+  const what = `cannot reach ${e.url ?? 'the relay'}: the relay's TLS certificate is not trusted (${e.code ?? 'unknown CA'})`;
+  return new CliNetworkError(
+    caFile === undefined
+      ? `${what}. If this is your relay, trust its certificate for this run with --ca FILE (FILE: the PEM certificate of the CA that signed it, or the self-signed certificate itself), or set NODE_EXTRA_CA_CERTS=FILE`
+      : `${what}, not even with --ca ${caFile}: that file does not hold the certificate that signed the relay's`,
+    { cause: e },
+  );
+}
+
+/** A fetch that trusts the certificates in `file` (PEM) besides the system's, for this run. */
+async function caFetch(file: string): Promise<FetchLike> {
+  let pem: string;
+  try {
+    pem = await readFile(file, 'utf8');
+  } catch (e) {
+    const code = (e as { code?: unknown }).code;
+    throw new ZaxClientError(`cannot read --ca ${file}${typeof code === 'string' ? ` (${code})` : ''}`);
+  }
+  try {
+    new X509Certificate(pem); // the first certificate must parse; node reads every one in the file
+  } catch {
+    throw new ZaxClientError(`--ca ${file} is not a PEM certificate ("-----BEGIN CERTIFICATE-----" ...)`);
+  }
+  // undici's own fetch with its own Agent: node's global fetch is a different undici copy.
+  const { Agent, fetch } = await import('undici');
+  const dispatcher = new Agent({ connect: { ca: [...rootCertificates, pem] } });
+  return (url, init) => fetch(url, { ...(init as Parameters<typeof fetch>[1]), dispatcher }) as unknown as Promise<Response>;
 }
 
 function relayUrl(flag: string | undefined, io: CliIo, command: CommandName): string {
@@ -342,11 +446,6 @@ async function loadIdentity(flag: string | undefined, io: CliIo): Promise<Identi
     // stat failing right after a successful read is not worth failing the command
   }
   return id;
-}
-
-async function openMailbox(relay: string, idFlag: string | undefined, io: CliIo): Promise<Mailbox> {
-  const identity = await loadIdentity(idFlag, io);
-  return Mailbox.create({ url: relay, identity, ...(io.fetch ? { fetch: io.fetch } : {}) });
 }
 
 function describeIdentity(id: Identity): string {

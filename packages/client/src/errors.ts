@@ -26,17 +26,62 @@ export class RelayHttpError extends ZaxClientError {
   }
 }
 
-/** The relay could not be reached (connection refused or reset, DNS failure, …). */
+/**
+ * Why a relay could not be reached (`RelayNetworkError.reason`), as far as the failure tells:
+ * - `connection-refused`: nothing accepts connections at that host and port;
+ * - `host-not-found`: the host name does not resolve;
+ * - `certificate-untrusted`: the relay's TLS certificate is not signed by a CA this process trusts
+ *   (self-signed, or a private CA): trust the CA with `NODE_EXTRA_CA_CERTS=FILE` or pass a `fetch`
+ *   that does;
+ * - `certificate-invalid`: the certificate is expired, not yet valid, or for another host name;
+ * - `port-speaks-https`: an `http://` URL, but the server at that port speaks TLS: use `https://`;
+ * - `port-speaks-http`: an `https://` URL, but the server at that port does not speak TLS: use `http://`;
+ * - `timeout`: no answer within `timeoutMs` (a `RelayTimeoutError`);
+ * - `other`: anything else (connection reset, …); the message and `code` say what.
+ */
+export type NetworkFailureReason =
+  | 'connection-refused'
+  | 'host-not-found'
+  | 'certificate-untrusted'
+  | 'certificate-invalid'
+  | 'port-speaks-https'
+  | 'port-speaks-http'
+  | 'timeout'
+  | 'other';
+
+export interface RelayNetworkErrorOptions {
+  cause?: unknown;
+  /** @default 'other' */
+  reason?: NetworkFailureReason;
+  /** @default null */
+  code?: string | null;
+  /** @default null */
+  url?: string | null;
+}
+
+/** The relay could not be reached (connection refused or reset, DNS failure, TLS failure, …). */
 export class RelayNetworkError extends ZaxClientError {
   override readonly name: string = 'RelayNetworkError';
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
+  /** What went wrong, as far as the failure tells; the message explains it and names the fix. */
+  readonly reason: NetworkFailureReason;
+  /** The underlying error code, e.g. `ECONNREFUSED` or `DEPTH_ZERO_SELF_SIGNED_CERT`, or null. */
+  readonly code: string | null;
+  /** The request URL that failed, or null. */
+  readonly url: string | null;
+  constructor(message: string, options: RelayNetworkErrorOptions = {}) {
+    super(message, options.cause !== undefined ? { cause: options.cause } : undefined);
+    this.reason = options.reason ?? 'other';
+    this.code = options.code ?? null;
+    this.url = options.url ?? null;
   }
 }
 
-/** The relay did not answer within the timeout. */
+/** The relay did not answer within the timeout (`reason` is `timeout`). */
 export class RelayTimeoutError extends RelayNetworkError {
   override readonly name = 'RelayTimeoutError';
+  constructor(message: string, options: Omit<RelayNetworkErrorOptions, 'reason'> = {}) {
+    super(message, { ...options, reason: 'timeout' });
+  }
 }
 
 /** The relay answered 200 with something this client cannot read (wrong line count, bad base64, a box that does not open). */

@@ -25,7 +25,8 @@ import {
   type Crypto,
   type KeyPair,
 } from '@zax/protocol';
-import { RelayHttpError, RelayNetworkError, RelayProtocolError, RelayTimeoutError, UsageError, ZaxClientError } from './errors.js';
+import { diagnoseNetworkFailure, plainRequestToTlsPort } from './diagnose.js';
+import { RelayHttpError, RelayProtocolError, RelayTimeoutError, UsageError, ZaxClientError } from './errors.js';
 import type { Identity } from './keys.js';
 
 /** The subset of `fetch` the session uses; pass your own to route, record or fake requests. */
@@ -166,13 +167,6 @@ export function normalizeBaseUrl(url: string | URL): string {
   if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new UsageError(`relay URL must be http or https: ${String(url)}`);
   if (u.search !== '' || u.hash !== '') throw new UsageError(`relay URL must not have a query or fragment: ${String(url)}`);
   return u.href.replace(/\/+$/, '');
-}
-
-function describeFetchError(e: unknown): string {
-  const cause = (e as { cause?: { code?: unknown; message?: unknown } } | null)?.cause;
-  if (typeof cause?.code === 'string') return cause.code;
-  if (typeof cause?.message === 'string') return cause.message;
-  return e instanceof Error ? e.message : String(e);
 }
 
 // ---------- the session ----------
@@ -351,7 +345,7 @@ export class RelaySession {
     return { key, provedAtMs, messageCount };
   }
 
-  /** One POST; returns the response lines, or throws a RelayHttpError / RelayNetworkError. */
+  /** One POST; returns the response lines, or throws a RelayHttpError / RelayNetworkError (diagnose.ts). */
   private async post(path: string, lines: readonly string[]): Promise<string[]> {
     const url = `${this.url}/${path}`;
     const signal = AbortSignal.timeout(this.timeoutMs);
@@ -362,10 +356,12 @@ export class RelaySession {
       text = await res.text();
     } catch (e) {
       if (e instanceof ZaxClientError) throw e;
-      if (signal.aborted) throw new RelayTimeoutError(`no answer from ${url} within ${this.timeoutMs} ms`, { cause: e });
-      throw new RelayNetworkError(`cannot reach ${url}: ${describeFetchError(e)}`, { cause: e });
+      if (signal.aborted) throw new RelayTimeoutError(`no answer from ${url} within ${this.timeoutMs} ms`, { cause: e, url });
+      throw await diagnoseNetworkFailure(e, url, this.url, this.timeoutMs);
     }
     if (!res.ok) {
+      const tlsPort = plainRequestToTlsPort(url, this.url, res.status, text);
+      if (tlsPort !== null) throw tlsPort;
       throw new RelayHttpError(res.status, res.headers.get('x-error-details'), parseRetryAfter(res.headers.get('retry-after'), this.clock.nowMs()), path);
     }
     return splitLines(text);

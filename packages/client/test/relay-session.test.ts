@@ -236,6 +236,7 @@ describe('errors', () => {
     const err = await session.connect().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(RelayTimeoutError);
     expect(err).toBeInstanceOf(RelayNetworkError);
+    expect(err).toMatchObject({ reason: 'timeout', url: `${relay.url}/start_session` });
   });
 
   it('an unreachable relay gives RelayNetworkError', async () => {
@@ -246,7 +247,20 @@ describe('errors', () => {
     const err = await new RelaySession({ url, identity: generateIdentity() }).connect().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(RelayNetworkError);
     expect(err).not.toBeInstanceOf(RelayTimeoutError);
-    expect((err as Error).message).toMatch(/cannot reach .*\/start_session: ECONNREFUSED/);
+    const port = new URL(url).port;
+    expect(err).toMatchObject({ reason: 'connection-refused', code: 'ECONNREFUSED', url: `${url}/start_session` });
+    expect((err as Error).message).toBe(
+      `cannot reach ${url}/start_session: connection refused at 127.0.0.1:${port} (nothing listens there): is the relay running, and is that its address and port?`,
+    );
+  });
+
+  it('https:// against a plain HTTP relay gives RelayNetworkError port-speaks-http, naming the http:// URL', async () => {
+    const relay = await fakeRelay();
+    const https = relay.url.replace(/^http:/, 'https:');
+    const err = await new RelaySession({ url: https, identity: generateIdentity() }).connect().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RelayNetworkError);
+    expect(err).toMatchObject({ reason: 'port-speaks-http', url: `${https}/start_session` });
+    expect((err as Error).message).toMatch(new RegExp(`; use ${relay.url.replace(/\./g, '\\.')}$`));
   });
 
   it('a 200 with the wrong number of lines gives RelayProtocolError', async () => {
