@@ -6,12 +6,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEXT_BUSY, b64, h2 } from '@zax/protocol';
 import { startRedisServer, type RedisServer } from '../../../test/support/redis-server.js';
+import { asClient } from './as-client.js';
 import { post, request, startFakeCore, startGatekeeper, type FakeCore, type Gatekeeper, type Reply } from './helpers.js';
 
 /** The edge Redis command timeout the test gatekeepers run with (helpers.ts). */
 const COMMAND_TIMEOUT_MS = 500;
 /** A client that gives up on its own after this long; the gatekeeper must have answered by then. */
 const CLIENT_TIMEOUT_MS = 5000;
+const asClientWithin = (r: Promise<Reply>): Promise<Reply & { ms: number }> => asClient(r, CLIENT_TIMEOUT_MS);
 
 const CT = Buffer.alloc(32, 0x21);
 const ID = b64(h2(CT));
@@ -41,21 +43,6 @@ afterAll(async () => {
   await redisServer.stop();
 });
 
-/** A request as a client that gives up after CLIENT_TIMEOUT_MS; returns the reply and its latency. */
-async function asClient(r: Promise<Reply>): Promise<Reply & { ms: number }> {
-  const started = performance.now();
-  let timer: NodeJS.Timeout | undefined;
-  const giveUp = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer before the client's own timeout (${CLIENT_TIMEOUT_MS} ms)`)), CLIENT_TIMEOUT_MS);
-  });
-  try {
-    const reply = await Promise.race([r, giveUp]);
-    return { ...reply, ms: performance.now() - started };
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 async function until(pred: () => Promise<boolean>, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await pred())) {
@@ -70,7 +57,7 @@ describe('edge Redis down', () => {
     redisServer.freeze(); // no answer to anything until thaw()
     let r: Reply & { ms: number };
     try {
-      r = await asClient(post(gk.port, '/start_session', b64(CT)));
+      r = await asClientWithin(post(gk.port, '/start_session', b64(CT)));
     } finally {
       redisServer.thaw();
     }
@@ -84,17 +71,17 @@ describe('edge Redis down', () => {
     await redisServer.stop();
     await until(async () => gk.redis.status !== 'ready', 5000);
 
-    const start = await asClient(post(gk.port, '/start_session', b64(CT)));
+    const start = await asClientWithin(post(gk.port, '/start_session', b64(CT)));
     expectBusy(start);
-    const verify = await asClient(post(gk.port, '/verify_session', `${ID}\r\n${b64(h2(CT, CT))}`));
+    const verify = await asClientWithin(post(gk.port, '/verify_session', `${ID}\r\n${b64(h2(CT, CT))}`));
     expectBusy(verify);
     console.log(`stopped edge Redis: 503 after ${start.ms.toFixed(0)} ms (/start_session), ${verify.ms.toFixed(0)} ms (/verify_session)`);
-    expectBusy(await asClient(request(gk.port, { method: 'GET', path: '/readyz' })));
+    expectBusy(await asClientWithin(request(gk.port, { method: 'GET', path: '/readyz' })));
     expect((await request(gk.port, { method: 'GET', path: '/livez' })).status).toBe(200);
-    expectBusy(await asClient(post(gk.port, '/command', 'x')));
-    expectBusy(await asClient(post(gk.port, '/prove', 'x')));
+    expectBusy(await asClientWithin(post(gk.port, '/command', 'x')));
+    expectBusy(await asClientWithin(post(gk.port, '/prove', 'x')));
     // throttling (§6.3 step 2) comes before parsing: with the budget on, nothing can be checked
-    expectBusy(await asClient(post(gk.port, '/start_session', 'short')));
+    expectBusy(await asClientWithin(post(gk.port, '/start_session', 'short')));
   });
 
   it('without a request budget, forwarding needs no edge Redis and keeps working', async () => {
