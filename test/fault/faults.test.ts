@@ -51,21 +51,36 @@ describe('core killed', () => {
   it('while commands flow: no 500, every failure is 503, and traffic recovers', async () => {
     const a = await raw.connect(relay.url);
     const statuses: number[] = [];
+    // Each phase waits for what the traffic shows, not for a number of milliseconds.
+    let waiting: { cond: () => boolean; resolve: () => void }[] = [];
     let stop = false;
     const loop = (async () => {
       while (!stop) {
         const r = await raw.command(a, { cmd: 'upload', to: a.id.hpk, payload: 'x' });
         statuses.push(r.status);
+        const met = waiting.filter((w) => w.cond());
+        waiting = waiting.filter((w) => !met.includes(w));
+        for (const w of met) w.resolve();
         if (r.status !== 200) expectBusy(r);
       }
     })();
-    await new Promise((r) => setTimeout(r, 300));
-    await relay.core.stop('SIGKILL');
-    await new Promise((r) => setTimeout(r, 500));
-    await relay.core.start();
-    await new Promise((r) => setTimeout(r, 300));
-    stop = true;
-    await loop;
+    // A loop that fails (a status other than 200 or 503) ends the wait with its error.
+    const when = (cond: () => boolean): Promise<void> =>
+      cond()
+        ? Promise.resolve()
+        : Promise.race([new Promise<void>((resolve) => waiting.push({ cond, resolve })), loop.then(() => Promise.reject(new Error('the traffic stopped')))]);
+    try {
+      await when(() => statuses.filter((s) => s === 200).length >= 3); // flowing
+      await relay.core.stop('SIGKILL');
+      const killedAt = statuses.length;
+      await when(() => statuses.slice(killedAt).includes(503)); // refused while the core is gone
+      await relay.core.start();
+      const backAt = statuses.length;
+      await when(() => statuses.slice(backAt).includes(200)); // flowing again
+    } finally {
+      stop = true;
+      await loop;
+    }
     expect(statuses).toContain(503);
     expect(statuses.at(-1)).toBe(200);
     expect(statuses.every((s) => s === 200 || s === 503)).toBe(true);
@@ -92,16 +107,15 @@ describe('Redis stopped (§8.18)', () => {
     expect((await fetch(`${relay.url}/livez`)).status).toBe(200);
     await redis.restart();
     // memory-only Redis lost everything: a fresh handshake works once both services reconnect
-    const deadline = Date.now() + 10_000;
-    for (;;) {
-      try {
-        const s = await raw.connect(relay.url);
-        expect((await raw.command(s, { cmd: 'count' })).plain).toBe('0');
-        break;
-      } catch (e) {
-        if (Date.now() > deadline) throw e;
-        await new Promise((r) => setTimeout(r, 200));
-      }
+    // (by themselves, however long that takes: the test's own timeout is the bound)
+    let s: raw.Session | null = null;
+    while (s === null) {
+      s = await raw.connect(relay.url).catch((e: unknown) => {
+        if (!(e instanceof Error && / 503$/.test(e.message))) throw e; // only "busy" means not yet
+        return null;
+      });
+      if (s === null) await new Promise((r) => setTimeout(r, 200));
     }
+    expect((await raw.command(s, { cmd: 'count' })).plain).toBe('0');
   });
 });

@@ -134,14 +134,3 @@ export function rawRequest(opts: RawRequest): Promise<RawReply> {
     req.end(body);
   });
 }
-
-/** Polls `check` until it gives a value other than undefined/false, or throws after `timeoutMs`. */
-export async function eventually<T>(check: () => T | Promise<T>, what: string, timeoutMs = 5000): Promise<Exclude<T, undefined | false>> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined && v !== false) return v as Exclude<T, undefined | false>;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}

@@ -13,7 +13,7 @@ import { GATEKEEPER_MAIN, Relay, ServiceProcess } from '../support/relay.js';
 import { freePort } from '../support/redis-server.js';
 import { makeCa, type IssuedCert, type TestCa } from './certs.js';
 import { bundleGlowExchange, runGlowExchange } from './glow-child.js';
-import { caFetch, eventually, rawRequest } from './https-fetch.js';
+import { caFetch, rawRequest } from './https-fetch.js';
 
 let ca: TestCa;
 let coreCa: TestCa;
@@ -165,6 +165,8 @@ describe('TLS on the core link', () => {
     );
     extra.push(wrongCa);
     await wrongCa.start();
+    const unverified = /"reason":"(UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_GET_ISSUER_CERT_LOCALLY)"[^\n]*"msg":"core unavailable"/;
+    const logged = wrongCa.waitForLog((l) => unverified.test(l));
     const f = caFetch(ca.caPem);
     try {
       const s = new RelaySession({ url: `https://127.0.0.1:${port}`, identity: generateIdentity(), fetch: f.fetch });
@@ -178,8 +180,7 @@ describe('TLS on the core link', () => {
     } finally {
       f.close();
     }
-    const unverified = /"reason":"(UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_GET_ISSUER_CERT_LOCALLY)"[^\n]*"msg":"core unavailable"/;
-    await eventually(() => unverified.test(wrongCa.logs.join('\n')), 'the "core unavailable" line naming the certificate problem');
+    await logged; // the "core unavailable" line names the certificate problem
     // and the relay's own gatekeeper, which trusts the core CA, is fine
     const f2 = caFetch(ca.caPem);
     try {

@@ -24,6 +24,14 @@ export interface RedisServer {
   stop(): Promise<void>;
   /** Starts it again on the same port (after stop). */
   restart(): Promise<void>;
+  /**
+   * Freezes the process (SIGSTOP): connections stay open, nothing is answered until `thaw`. A
+   * stall that lasts exactly as long as the test wants, unlike CLIENT PAUSE (whose UNPAUSE waits
+   * for the pause to end on Redis 7.0).
+   */
+  freeze(): void;
+  /** Lets a frozen process go on (SIGCONT); what was sent meanwhile is answered then. */
+  thaw(): void;
 }
 
 /** `extraArgs` go to redis-server after the defaults (e.g. `['--maxmemory', '8mb']`). */
@@ -66,6 +74,12 @@ export async function startRedisServer(port?: number, extraArgs: readonly string
     },
     async restart() {
       await launch();
+    },
+    freeze() {
+      (child as ChildProcess | null)?.kill('SIGSTOP');
+    },
+    thaw() {
+      (child as ChildProcess | null)?.kill('SIGCONT');
     },
   };
 }

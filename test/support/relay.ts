@@ -24,6 +24,8 @@ export interface ProbeTls {
 export class ServiceProcess {
   private child: ChildProcess | null = null;
   readonly logs: string[] = [];
+  /** Called with every new log line (waitForLog). */
+  private readonly watchers = new Set<(line: string) => void>();
   constructor(
     readonly name: string,
     readonly main: string,
@@ -43,12 +45,45 @@ export class ServiceProcess {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.child = child;
-    const collect = (b: Buffer): void => {
-      for (const line of b.toString('utf8').split('\n')) if (line.length > 0) this.logs.push(line);
+    // Lines can arrive split over chunks: each stream keeps its unfinished last line.
+    const add = (line: string): void => {
+      if (line.length === 0) return;
+      this.logs.push(line);
+      for (const w of [...this.watchers]) w(line);
     };
-    child.stdout!.on('data', collect);
-    child.stderr!.on('data', collect);
+    for (const stream of [child.stdout!, child.stderr!]) {
+      let rest = '';
+      stream.on('data', (b: Buffer) => {
+        const lines = (rest + b.toString('utf8')).split('\n');
+        rest = lines.pop()!;
+        for (const line of lines) add(line);
+      });
+      stream.on('end', () => add(rest));
+    }
     await waitReady(`${this.tls === null ? 'http' : 'https'}://127.0.0.1:${this.port}/readyz`, child, () => this.logs.join('\n'), this.tls);
+  }
+
+  /**
+   * Resolves with the first line logged from now on that `match` accepts (an event, not a poll);
+   * rejects if the process exits first.
+   */
+  waitForLog(match: (line: string) => boolean): Promise<string> {
+    const child = this.child;
+    if (child === null || child.exitCode !== null || child.signalCode !== null) return Promise.reject(new Error(`${this.name} is not running`));
+    return new Promise((resolve, reject) => {
+      const onExit = (code: number | null): void => {
+        this.watchers.delete(watch);
+        reject(new Error(`${this.name} exited (${code}) while a log line was awaited`));
+      };
+      const watch = (line: string): void => {
+        if (!match(line)) return;
+        this.watchers.delete(watch);
+        child.off('exit', onExit);
+        resolve(line);
+      };
+      this.watchers.add(watch);
+      child.once('exit', onExit);
+    });
   }
 
   /** Sends a signal (e.g. SIGHUP) without waiting for anything. */
@@ -98,6 +133,8 @@ export interface RelayOptions {
   redisUrl: string;
   /** Extra environment for both services (e.g. DIFFICULTY, SESSION_TTL_SEC). */
   env?: Record<string, string>;
+  /** Extra environment for the gatekeepers only, over `env` (e.g. LOG_LEVEL). */
+  gatekeeperEnv?: Record<string, string>;
   prefix?: string;
   /** Gatekeeper processes sharing the edge Redis (replicas behind one URL). @default 1 */
   gatekeepers?: number;
@@ -173,7 +210,7 @@ export class Relay {
         new ServiceProcess(
           i === 0 ? 'gatekeeper' : `gatekeeper-${i + 1}`,
           GATEKEEPER_MAIN,
-          { ...env, PORT: String(port), ...(adminPorts[i] !== undefined ? { ADMIN_PORT: String(adminPorts[i]) } : {}) },
+          { ...env, ...opts.gatekeeperEnv, PORT: String(port), ...(adminPorts[i] !== undefined ? { ADMIN_PORT: String(adminPorts[i]) } : {}) },
           port,
           probe(opts.tls),
         ),

@@ -114,7 +114,7 @@ export function createApp(deps: AppDeps): App {
   const keys = createKeys(config.redisPrefix);
   const stores = createStores(redis, keys, config, metrics);
   const fileSeed = createFileSeed({ configured: config.fileSeed, redis, key: keys.fileSeed, randomBytes: crypto.randomBytes });
-  const storeGuard = createStoreGuard(redis, { ratio: config.storeHighWaterRatio, retryAfterSec: config.busyRetryAfterSec, log, observer: metrics });
+  const storeGuard = createStoreGuard(redis, { ratio: config.storeHighWaterRatio, retryAfterSec: config.busyRetryAfterSec, log, observer: metrics, clock });
   const timing = loadTiming(config.loadPeriodSec);
   const loadStore = createLoadStore(redis, keys, metrics);
   const meter = createLoadMeter({ store: loadStore, clock, timing, log, ...(deps.replicaId !== undefined ? { replicaId: deps.replicaId } : {}) });

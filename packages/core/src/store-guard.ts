@@ -3,10 +3,11 @@
  * exceeds ratio × `maxmemory`, every write command (upload, startFileUpload, uploadFileChunk) is
  * refused with 503 and Retry-After, so Redis never reaches its hard limit mid-script and reads and
  * deletes keep working. Without a `maxmemory` there is no mark. `INFO memory` is sampled at most
- * once per `sampleMs` (concurrent requests share one sample), never per request. The same sample
- * gives the memory figures of the load report and the metrics (`memory`, `lastMemory`).
+ * once per `sampleMs` of the service clock (concurrent requests share one sample), never per
+ * request. The same sample gives the memory figures of the load report and the metrics (`memory`,
+ * `lastMemory`).
  */
-import { RelayError } from '@zax/protocol';
+import { RelayError, systemClock, type Clock } from '@zax/protocol';
 import type { Redis } from 'ioredis';
 import type { Log } from './log.js';
 import { storeCall } from './store/errors.js';
@@ -27,6 +28,8 @@ export interface StoreGuardOptions {
   readonly log: Log;
   /** @default 1000 */
   readonly sampleMs?: number;
+  /** What `sampleMs` is measured on (a clock that went back also takes a new sample). @default systemClock */
+  readonly clock?: Clock;
   /** Times the INFO call. */
   readonly observer?: StoreObserver;
 }
@@ -47,6 +50,7 @@ export function parseMemoryInfo(info: string): MemorySample {
 
 export function createStoreGuard(redis: Redis, opts: StoreGuardOptions): StoreGuard {
   const sampleMs = opts.sampleMs ?? 1000;
+  const clock = opts.clock ?? systemClock;
   let sampledAt = -Infinity;
   let high = false;
   let last: MemorySample | null = null;
@@ -63,11 +67,12 @@ export function createStoreGuard(redis: Redis, opts: StoreGuardOptions): StoreGu
       else opts.log.info(fields, 'store below its high-water mark again: accepting writes');
     }
     high = nowHigh;
-    sampledAt = performance.now();
+    sampledAt = clock.nowMs();
   }
 
   async function fresh(): Promise<void> {
-    if (performance.now() - sampledAt >= sampleMs) {
+    const nowMs = clock.nowMs();
+    if (nowMs - sampledAt >= sampleMs || nowMs < sampledAt) {
       pending ??= sample().finally(() => {
         pending = null;
       });

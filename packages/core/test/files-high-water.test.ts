@@ -2,7 +2,8 @@
  * The store high-water mark (STORE_HIGH_WATER_RATIO): on a private redis-server with a small
  * `maxmemory`, once `used_memory` passes ratio × maxmemory every write (upload, startFileUpload,
  * uploadFileChunk) gets 503 with Retry-After, while reads and deletes still work; after deletes it
- * recovers. `INFO memory` is sampled about once a second, so the tests wait for a new sample.
+ * recovers. `INFO memory` is sampled once a second of the service clock: the tests move the injected
+ * clock a second on for a new sample.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { TEXT_BUSY } from '@zax/protocol';
@@ -24,8 +25,6 @@ afterEach(async () => {
   await core?.close();
   core = null;
 });
-
-const nextSample = (): Promise<void> => new Promise((r) => setTimeout(r, 1100));
 
 function expectBusy(r: HttpReply): void {
   expect(r.status).toBe(503);
@@ -61,7 +60,7 @@ describe('store high-water mark', () => {
       filler.push(`${c.prefix}filler:${filler.length}`);
       await c.redis.set(filler.at(-1)!, Buffer.alloc(1024 * 1024, 7));
     }
-    await nextSample();
+    c.clock.advanceSec(1); // the next request takes a new sample
 
     expectBusy(await putChunk(c, alice, f.uploadID, 4, rnd(1000)));
     expectBusy(await command(c, alice, { cmd: 'startFileUpload', to: bob.hpk, file_size: 10, metadata: { nonce: randomNonceB64(), ctext: 'm' } }));
@@ -79,7 +78,7 @@ describe('store high-water mark', () => {
 
     await c.redis.del(...filler);
     expect(await used()).toBeLessThan(mark);
-    await nextSample();
+    c.clock.advanceSec(1);
     expect((await command(c, alice, { cmd: 'upload', to: bob.hpk, payload: 'hello' })).status).toBe(200);
     const g = await startFile(c, alice, bob, 100);
     await putChunkOk(c, alice, g.uploadID, 0, rnd(100));

@@ -255,9 +255,9 @@ describe('the load-aggregate job', () => {
     });
     jobs.push(j);
     await j.scheduled;
-    const deadline = Date.now() + 5000;
+    // The job's first run (on BullMQ's schedule, real time): as long as it takes.
     let summary = await core.app.loadStore.readSummary();
-    while (summary === null && Date.now() < deadline) {
+    while (summary === null) {
       await new Promise((r) => setTimeout(r, 50));
       summary = await core.app.loadStore.readSummary();
     }

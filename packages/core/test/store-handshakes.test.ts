@@ -4,6 +4,7 @@ import { b64, randomBytes } from '@zax/protocol';
 import { KEY_TTL_MARGIN_MS } from '../src/keys.js';
 import type { MintInput } from '../src/store/index.js';
 import { openStores, type StoreFixture } from './helpers.js';
+import { expectTtlGiven, timedWrite } from '../../../test/support/ttl.js';
 
 const NOW = 1_700_000_000_000;
 const EXP = NOW + 300_000;
@@ -75,10 +76,8 @@ describe('mint (create-if-absent)', () => {
 
   it('sets a Redis TTL of the remaining lifetime plus the margin', async () => {
     const i = input();
-    await f.stores.handshakes.mint(i, NOW);
-    const ttl = await f.redis.pttl(f.keys.handshake(i.handshakeId).secrets);
-    expect(ttl).toBeGreaterThan(300_000 + KEY_TTL_MARGIN_MS - 5000);
-    expect(ttl).toBeLessThanOrEqual(300_000 + KEY_TTL_MARGIN_MS);
+    const w = await timedWrite(f.redis, () => f.stores.handshakes.mint(i, NOW));
+    await expectTtlGiven(f.redis, f.keys.handshake(i.handshakeId).secrets, w, 300_000 + KEY_TTL_MARGIN_MS);
   });
 });
 
@@ -95,10 +94,9 @@ describe('consume and the proven marker', () => {
   it('the marker lives until the handshake expiry, with a Redis TTL to match', async () => {
     const i = input();
     await f.stores.handshakes.mint(i, NOW);
-    await f.stores.handshakes.consume(i.handshakeId, i.relayToken, NOW);
+    const w = await timedWrite(f.redis, () => f.stores.handshakes.consume(i.handshakeId, i.relayToken, NOW));
     expect(await f.stores.handshakes.mint(i, EXP - 1)).toEqual({ status: 'proven' });
-    const ttl = await f.redis.pttl(f.keys.handshake(i.handshakeId).proven);
-    expect(ttl).toBeGreaterThan(300_000 + KEY_TTL_MARGIN_MS - 5000);
+    await expectTtlGiven(f.redis, f.keys.handshake(i.handshakeId).proven, w, 300_000 + KEY_TTL_MARGIN_MS);
     const later = { ...i, expiresAtMs: EXP + 300_000 };
     expect(await f.stores.handshakes.mint(later, EXP)).toEqual({ status: 'ok', relaySessionPk: i.relaySessionPk });
   });

@@ -5,6 +5,7 @@ import { storageToken } from '../src/store/index.js';
 import { BYTES_FIELD } from '../src/store/mailbox.js';
 import { openStores, randomHpk, type StoreFixture } from './helpers.js';
 import { NOW, QUOTAS, TTL_MS, message, parseItems } from './mailbox-fixture.js';
+import { expectTtlGiven, timedWrite } from '../../../test/support/ttl.js';
 
 let f: StoreFixture;
 beforeEach(async () => {
@@ -99,13 +100,9 @@ describe('upload', () => {
   it('gives every mailbox key and the token a TTL of the latest expiry plus the margin', async () => {
     const to = randomHpk();
     const m = message(to);
-    await f.stores.mailboxes.upload(m, QUOTAS);
+    const w = await timedWrite(f.redis, () => f.stores.mailboxes.upload(m, QUOTAS));
     const k = f.keys.mailbox(to);
-    for (const key of [k.msgs, k.order, k.exp, f.keys.storageToken(storageToken(to, m.nonce))]) {
-      const ttl = await f.redis.pttl(key);
-      expect(ttl).toBeGreaterThan(TTL_MS + KEY_TTL_MARGIN_MS - 5000);
-      expect(ttl).toBeLessThanOrEqual(TTL_MS + KEY_TTL_MARGIN_MS);
-    }
+    for (const key of [k.msgs, k.order, k.exp, f.keys.storageToken(storageToken(to, m.nonce))]) await expectTtlGiven(f.redis, key, w, TTL_MS + KEY_TTL_MARGIN_MS);
     for (const key of [k.msgs, k.order, k.exp]) expect(key).toContain(`{${to}}`);
   });
 

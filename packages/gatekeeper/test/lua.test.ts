@@ -2,6 +2,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { dropPrefix, freshPrefix } from '../../../test/support/prefix.js';
+import { expectTtlGiven, timedWrite } from '../../../test/support/ttl.js';
 import { KEY_TTL_MARGIN_MS, handshakeStore, type HandshakeStore } from '../src/handshake/store.js';
 import { edgeKeys, type EdgeKeys } from '../src/keys.js';
 import { connectRedis, redisReady, type EdgeRedis } from '../src/redis.js';
@@ -34,11 +35,10 @@ afterEach(async () => {
 
 describe('start-session.lua', () => {
   it('creates a record with the candidate token, the absolute expiry and a key TTL of lifetime + margin', async () => {
-    expect(await store.start(ID, CT, RT1, T0, TTL_SEC)).toBe(RT1);
+    const w = await timedWrite(redis, () => store.start(ID, CT, RT1, T0, TTL_SEC));
+    expect(w.result).toBe(RT1);
     expect(await redis.hgetall(keys.handshake(ID))).toEqual({ ct: CT, rt: RT1, exp: String(T0 + TTL_SEC * 1000) });
-    const pttl = await redis.pttl(keys.handshake(ID));
-    expect(pttl).toBeGreaterThan(TTL_SEC * 1000 + KEY_TTL_MARGIN_MS - 5000);
-    expect(pttl).toBeLessThanOrEqual(TTL_SEC * 1000 + KEY_TTL_MARGIN_MS);
+    await expectTtlGiven(redis, keys.handshake(ID), w, TTL_SEC * 1000 + KEY_TTL_MARGIN_MS);
   });
 
   it('reuses the live record: a repeat returns the first relay token', async () => {

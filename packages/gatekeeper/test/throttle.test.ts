@@ -8,6 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { TEXT_BUSY, TEXT_TOO_LARGE, TEXT_TOO_MANY, b64 } from '@zax/protocol';
 import { dropPrefix, freshPrefix } from '../../../test/support/prefix.js';
+import { expectTtlGiven, timedWrite } from '../../../test/support/ttl.js';
 import { edgeKeys } from '../src/keys.js';
 import { connectRedis, redisReady, type EdgeRedis } from '../src/redis.js';
 import { createThrottle, type Throttle } from '../src/throttle.js';
@@ -66,12 +67,10 @@ describe('lua/throttle.lua (token bucket, injected clock)', () => {
   });
 
   it('stores one hash with a TTL of a full refill plus a margin', async () => {
-    await throttle.take('handshake', '198.51.100.1', T0);
+    const w = await timedWrite(redis, () => throttle.take('handshake', '198.51.100.1', T0));
     const key = edgeKeys(prefix).bucket('handshake', '198.51.100.1');
     expect(await redis.hgetall(key)).toEqual({ t: '2', ts: String(T0) });
-    const pttl = await redis.pttl(key);
-    expect(pttl).toBeGreaterThan(30_000);
-    expect(pttl).toBeLessThanOrEqual(31_000);
+    await expectTtlGiven(redis, key, w, 31_000);
   });
 
   it('a budget with burst 0 is unlimited and never touches Redis', async () => {
@@ -222,9 +221,13 @@ describe('HTTP', () => {
   it('MAX_IN_FLIGHT_REQUESTS: one more concurrent request gets 503 busy with Retry-After; health is not counted', async () => {
     const gk = await gatekeeper({ MAX_IN_FLIGHT_REQUESTS: '2' });
     const held: http.ServerResponse[] = [];
-    core.onForward = (_p, _b, res) => held.push(res);
+    const bothHeld = new Promise<void>((resolve) => {
+      core.onForward = (_p, _b, res) => {
+        if (held.push(res) === 2) resolve();
+      };
+    });
     const slow = [post(gk.port, '/command', 'a'), post(gk.port, '/command', 'b')];
-    while (held.length < 2) await new Promise((r) => setTimeout(r, 10));
+    await bothHeld;
     const r = await post(gk.port, '/start_session', token(1));
     expect(r.status).toBe(503);
     expect(r.headers['x-error-details']).toBe(TEXT_BUSY);

@@ -3,7 +3,7 @@
  * the file watch), HSTS and REQUIRE_HTTPS on the app behind a real https server, and the core client
  * over TLS with an extra CA and keep-alive. Certificates come from openssl at test time.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, unwatchFile, watchFile, writeFileSync } from 'node:fs';
 import type http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -69,14 +69,6 @@ function fingerprintAt(port: number): Promise<string> {
   });
 }
 
-async function until(check: () => Promise<boolean>, ms = 3000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
 describe('readTlsPair', () => {
   it('reads a good pair: TLS ≥ 1.2 options and the certificate facts', () => {
     const p = readTlsPair(a.certFile, a.keyFile);
@@ -104,6 +96,34 @@ describe('readTlsPair', () => {
   });
 });
 
+/**
+ * Listens to the stat watch of `files`. node:fs keeps one watch per file and calls its listeners in
+ * the order they were added, so a listener added after the reloader's hears every change in the
+ * same call, just after it (and hears them alone once the reloader has stopped listening).
+ */
+function listenAfter(files: string[]): { bothChanged(): Promise<void>; stop(): void } {
+  let pending = new Set<string>();
+  let done: (() => void) | null = null;
+  const listeners = new Map<string, () => void>();
+  for (const f of files) {
+    const l = (): void => {
+      pending.delete(f);
+      if (pending.size === 0 && done !== null) done();
+    };
+    listeners.set(f, l);
+    watchFile(f, { persistent: false }, l);
+  }
+  return {
+    bothChanged() {
+      pending = new Set(files);
+      return new Promise<void>((resolve) => (done = resolve));
+    },
+    stop: () => listeners.forEach((l, f) => unwatchFile(f, l)),
+  };
+}
+
+const DEBOUNCE_MS = 30;
+
 describe('tlsReloader', () => {
   let reloader: TlsReloader | null = null;
   let server: https.Server | null = null;
@@ -115,7 +135,7 @@ describe('tlsReloader', () => {
   });
 
   /** A server on copies of `a`'s files (tests overwrite them). */
-  async function serve(watchIntervalMs: number): Promise<{ port: number; cert: string; key: string; outcomes: string[] }> {
+  async function serve(watchIntervalMs: number): Promise<{ port: number; cert: string; key: string; outcomes: string[]; nextOutcome(): Promise<string> }> {
     const cert = `${ca.dir}/live-${Math.random().toString(36).slice(2)}.pem`;
     const key = cert.replace(/\.pem$/, '.key');
     writeFileSync(cert, a.certPem);
@@ -124,6 +144,7 @@ describe('tlsReloader', () => {
     const s = await listenHttps(initial.options, (_req, res) => res.end('ok'));
     server = s.server;
     const outcomes: string[] = [];
+    const waiting: ((outcome: string) => void)[] = [];
     const srv = s.server;
     reloader = tlsReloader({
       certFile: cert,
@@ -131,11 +152,15 @@ describe('tlsReloader', () => {
       initial,
       apply: (o) => srv.setSecureContext(o),
       log: silent,
-      onReload: (outcome, info) => outcomes.push(`${outcome}:${info.fingerprint256}`),
+      onReload: (outcome, info) => {
+        outcomes.push(`${outcome}:${info.fingerprint256}`);
+        for (const w of waiting.splice(0)) w(outcomes.at(-1)!);
+      },
       watchIntervalMs,
-      debounceMs: 30,
+      debounceMs: DEBOUNCE_MS,
     });
-    return { port: s.port, cert, key, outcomes };
+    const nextOutcome = (): Promise<string> => new Promise((resolve) => waiting.push(resolve));
+    return { port: s.port, cert, key, outcomes, nextOutcome };
   }
 
   it('reload() serves the new pair to the next connection', async () => {
@@ -165,15 +190,26 @@ describe('tlsReloader', () => {
 
   it('the watch reloads after both files change, and stops on close()', async () => {
     const s = await serve(20);
-    replaceFile(s.cert, b.certPem);
-    replaceFile(s.key, b.keyPem);
-    await until(async () => (await fingerprintAt(s.port)) === b.fingerprint256);
-    // Both files were replaced back to back: the debounce reads them together, so no failed load.
-    expect(new Set(s.outcomes)).toEqual(new Set([`ok:${b.fingerprint256}`]));
-    reloader!.close();
-    replaceFile(s.cert, a.certPem);
-    replaceFile(s.key, a.keyPem);
-    await new Promise((r) => setTimeout(r, 200));
+    const witness = listenAfter([s.cert, s.key]);
+    try {
+      const reloaded = s.nextOutcome();
+      replaceFile(s.cert, b.certPem);
+      replaceFile(s.key, b.keyPem);
+      // Both files were replaced back to back: the debounce reads them together, so no failed load.
+      expect(await reloaded).toBe(`ok:${b.fingerprint256}`);
+      expect(await fingerprintAt(s.port)).toBe(b.fingerprint256);
+      reloader!.close();
+      // After close, the watch sees both files change; a still-listening reloader would have
+      // started its debounce timer in that same call, so it would fire before this one.
+      const changed = witness.bothChanged();
+      replaceFile(s.cert, a.certPem);
+      replaceFile(s.key, a.keyPem);
+      await changed;
+      await new Promise((r) => setTimeout(r, DEBOUNCE_MS));
+    } finally {
+      witness.stop();
+    }
+    expect(s.outcomes).toHaveLength(1);
     expect(await fingerprintAt(s.port)).toBe(b.fingerprint256);
   });
 });
