@@ -5,7 +5,7 @@
 // 1. Lint: the `dockerfile-utils` validator (the engine of the Dockerfile language server): unknown
 //    instructions, bad flags and arguments, malformed JSON forms, missing FROM, ... Its warnings fail
 //    too.
-// 2. Relay requirements (issue 5): multi-stage; the build stage runs deploy/build.sh (the one
+// 2. Relay requirements (deploy/README.md): multi-stage; the build stage runs deploy/build.sh (the one
 //    recipe CI also runs, deploy/check-build.sh); every base image has an explicit tag (not latest);
 //    the final stage installs nothing (no apt-get/npm/pnpm/yarn: no build tools), copies its files
 //    from the build stage, runs as a numeric non-root user, and has a HEALTHCHECK, an ENTRYPOINT and

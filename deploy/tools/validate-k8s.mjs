@@ -9,7 +9,7 @@
 //    misspelt or misplaced field is otherwise silently dropped by the API server). The objects are
 //    type-checked with TypeScript against the same package's interfaces, which carry the OpenAPI
 //    property lists; excess-property checks flag every unknown field.
-// 3. Relay policy and references: the relay's requirements of issue 5 and docs/DESIGN.md (probes,
+// 3. Relay policy and references: the relay's requirements in deploy/README.md and docs/DESIGN.md (probes,
 //    resources, non-root read-only containers without capabilities, memory-only Redis with
 //    noeviction and a password, adaptive difficulty on, TLS on the Ingress, HPA, PDBs), and that
 //    every Service, probe, HPA, PDB, NetworkPolicy, Ingress backend and ConfigMap/Secret reference

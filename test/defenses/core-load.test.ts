@@ -1,5 +1,5 @@
 /**
- * Difficulty driven by the core's own load, on real processes (issue 4): the core measures its
+ * Difficulty driven by the core's own load, on real processes (docs/DESIGN.md "The gatekeeper"): the core measures its
  * event-loop utilisation and request latency per LOAD_PERIOD_SEC and serves them on
  * GET /internal/load; the gatekeeper's controller (adaptive difficulty on, short periods) raises
  * the announced difficulty while the core reports a figure over its threshold, and lowers it again

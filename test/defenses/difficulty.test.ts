@@ -1,5 +1,5 @@
 /**
- * Adaptive difficulty on real processes (issue 4): a load loop of many concurrent handshakes from
+ * Adaptive difficulty on real processes (docs/DESIGN.md "The gatekeeper"): a load loop of many concurrent handshakes from
  * many addresses (behind a trusted proxy, so the throttle lets them through) raises the difficulty
  * on two gatekeeper replicas alike; clients that solve it still get through; it falls back, one step
  * per period, once the load stops. Short periods (1.8 s) are configured for the test. The core's

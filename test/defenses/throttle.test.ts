@@ -1,5 +1,5 @@
 /**
- * Throttling on real processes (issue 4): two gatekeeper replicas sharing one edge Redis enforce one
+ * Throttling on real processes (docs/DESIGN.md "The gatekeeper"): two gatekeeper replicas sharing one edge Redis enforce one
  * budget per client; spoofed X-Forwarded-For from an untrusted peer buys nothing; behind a trusted
  * proxy, clients are told apart by address (IPv6 by /64); 429 carries Retry-After; health routes
  * are never throttled; /metrics lives on the admin port and counts the 429s. The processes run on the

@@ -1,5 +1,5 @@
 /**
- * The core's own load (docs/DESIGN.md "The internal API", issue 4), measured per period of
+ * The core's own load (docs/DESIGN.md "The internal API"), measured per period of
  * LOAD_PERIOD_SEC and served on `GET /internal/load` as a `LoadReport` (@zax/protocol internal.ts).
  *
  * - Every replica counts the `/internal/sessions` mints it answered ok and the `/prove` + `/command`
