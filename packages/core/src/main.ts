@@ -13,7 +13,7 @@
  */
 import cluster from 'node:cluster';
 import http from 'node:http';
-import { bestCrypto, systemClock } from '@zax/protocol';
+import { bestCrypto, cannotListenMessage, systemClock } from '@zax/protocol';
 import { createApp } from './app.js';
 import { runPrimary, workerLink, type WorkerLink } from './cluster.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
@@ -29,15 +29,6 @@ import { createCoreServer, loadCoreTls, type CoreTlsOptions } from './tls.js';
 const REDIS_STARTUP_WAIT_MS = 10_000;
 /** Longest drain on shutdown before open connections are cut. */
 const DRAIN_TIMEOUT_MS = 10_000;
-
-/** Why a server cannot listen on `port` (set by `variable`), and the fix. */
-function cannotListen(err: NodeJS.ErrnoException, host: string, port: number, variable: string): string {
-  const where = `port ${port} on ${host} (${variable})`;
-  if (err.code === 'EADDRINUSE') return `cannot listen: ${where} is already in use; set ${variable}=… to another port, or stop what listens there`;
-  if (err.code === 'EACCES') return `cannot listen: no permission to use ${where}; set ${variable}=… to a port above 1023`;
-  if (err.code === 'EADDRNOTAVAIL') return `cannot listen: ${host} is not an address of this machine; set CORE_HOST=… to one that is`;
-  return `cannot listen on ${where}: ${err.code ?? err.message}`;
-}
 
 function readConfig(): Config {
   try {
@@ -108,13 +99,13 @@ async function serve(config: Config, tlsOptions: CoreTlsOptions | null, log: Log
   server.requestTimeout = 30_000;
   server.on('clientError', (_err, socket) => socket.destroy());
   server.on('error', (err: NodeJS.ErrnoException) => {
-    log.error({ code: err.code, port: config.port }, cannotListen(err, config.host, config.port, 'CORE_PORT'));
+    log.error({ code: err.code, port: config.port }, cannotListenMessage(err.code, config.host, config.port, 'CORE_PORT', 'CORE_HOST'));
     process.exit(1);
   });
   const admin = config.adminPort === null ? null : http.createServer(app.adminHandler);
   admin?.on('clientError', (_err, socket) => socket.destroy());
   admin?.on('error', (err: NodeJS.ErrnoException) => {
-    log.error({ code: err.code, port: config.adminPort }, cannotListen(err, config.host, config.adminPort ?? 0, 'CORE_ADMIN_PORT'));
+    log.error({ code: err.code, port: config.adminPort }, cannotListenMessage(err.code, config.host, config.adminPort ?? 0, 'CORE_ADMIN_PORT', 'CORE_HOST'));
     process.exit(1);
   });
 

@@ -11,7 +11,7 @@
  */
 import http from 'node:http';
 import https from 'node:https';
-import { randomBytes, systemClock } from '@zax/protocol';
+import { cannotListenMessage, randomBytes, systemClock } from '@zax/protocol';
 import { createApp } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { createLogger } from './log.js';
@@ -104,22 +104,13 @@ process.on('unhandledRejection', (reason) => {
   log.error({ errName: reason instanceof Error ? reason.name : typeof reason }, 'unhandled rejection');
 });
 
-/** Why a server cannot listen on `port` (set by `variable`), and the fix. */
-function cannotListen(err: NodeJS.ErrnoException, port: number, variable: string): string {
-  const where = `port ${port} on ${config.host} (${variable})`;
-  if (err.code === 'EADDRINUSE') return `cannot listen: ${where} is already in use; set ${variable}=… to another port, or stop what listens there`;
-  if (err.code === 'EACCES') return `cannot listen: no permission to use ${where}; set ${variable}=… to a port above 1023`;
-  if (err.code === 'EADDRNOTAVAIL') return `cannot listen: ${config.host} is not an address of this machine; set HOST=… to one that is`;
-  return `cannot listen on ${where}: ${err.code ?? err.message}`;
-}
-
 server.on('error', (err: NodeJS.ErrnoException) => {
-  log.fatal({ code: err.code, port: config.port }, cannotListen(err, config.port, 'PORT'));
+  log.fatal({ code: err.code, port: config.port }, cannotListenMessage(err.code, config.host, config.port, 'PORT', 'HOST'));
   process.exit(1);
 });
 
 admin?.on('error', (err: NodeJS.ErrnoException) => {
-  log.fatal({ code: err.code, port: config.adminPort }, cannotListen(err, config.adminPort ?? 0, 'ADMIN_PORT'));
+  log.fatal({ code: err.code, port: config.adminPort }, cannotListenMessage(err.code, config.host, config.adminPort ?? 0, 'ADMIN_PORT', 'HOST'));
   process.exit(1);
 });
 

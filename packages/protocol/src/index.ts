@@ -13,3 +13,4 @@ export * from './internal.js';
 export * from './http.js';
 export * from './clock.js';
 export * from './crypto-sodium.js';
+export * from './listen-error.js';
