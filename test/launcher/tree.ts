@@ -8,6 +8,7 @@ import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../support/redis-server.js';
+import { until as untilShared } from '../support/until.js';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const LAUNCHER = `${ROOT}scripts/dist/start.js`;
@@ -151,14 +152,9 @@ export function fdTargets(pid: number): string[] {
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** Polls `check` until it holds; fails with `what` after PATIENCE_MS. */
-export async function until(what: string, check: () => boolean | Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + PATIENCE_MS;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`still not true after ${PATIENCE_MS} ms: ${what}`);
-    await sleep(50);
-  }
-}
+/** Polls `check` until it holds (test/support/until.ts), with this folder's patience. */
+export const until = (what: string, check: () => boolean | Promise<boolean>): Promise<true> =>
+  untilShared(what, async () => (await check()) || undefined, PATIENCE_MS);
 
 /** Does something accept TCP connections on 127.0.0.1:port? */
 export function portOpen(port: number): Promise<boolean> {

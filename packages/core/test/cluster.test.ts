@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { INTERNAL_SECRET_HEADER } from '@zax/protocol';
 import { dropPrefix, freshPrefix } from '../../../test/support/prefix.js';
+import { until } from '../../../test/support/until.js';
 import { restartDelayMs, RESTART_MAX_MS } from '../src/cluster.js';
 import { autoWorkers, ConfigError, loadConfig } from '../src/config.js';
 import { SECRET, redisUrl } from './helpers.js';
@@ -78,16 +79,6 @@ function start(env: Record<string, string>, ipc = false): Proc {
   };
   running.push(p);
   return p;
-}
-
-async function until<T>(what: string, f: () => T | undefined | false | Promise<T | undefined | false>, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 const byMsg = (p: Proc, msg: string): Line[] => p.lines().filter((l) => l.msg === msg);

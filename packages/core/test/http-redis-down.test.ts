@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { INTERNAL_SECRET_HEADER, TEXT_BUSY, b64, randomBytes } from '@zax/protocol';
 import { connectRedis, type CoreRedis } from '../src/redis.js';
 import { startRedisServer, type RedisServer } from '../../../test/support/redis-server.js';
+import { until } from '../../../test/support/until.js';
 import { SECRET, command, commandBody, establishSession, mint, startCore, type Core, type HttpReply } from './helpers.js';
 
 /** The core's Redis command timeout in this suite. */
@@ -54,14 +55,6 @@ async function postAsCaller(path: string, body: string): Promise<HttpReply> {
   return { status: res.status, headers: res.headers, body: await res.text() };
 }
 
-async function until(cond: () => Promise<boolean>, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 describe('Redis unavailable', () => {
   it('stalled Redis (commands time out) → 503 while it is still stalled, before the caller gives up', async () => {
     const s = await establishSession(core);
@@ -77,7 +70,7 @@ describe('Redis unavailable', () => {
     }
     expectBusy(reply);
     console.log(`stalled Redis: 503 after ${ms.toFixed(0)} ms (REDIS_COMMAND_TIMEOUT_MS ${COMMAND_TIMEOUT_MS}, caller timeout ${CALLER_TIMEOUT_MS} ms)`);
-    await until(async () => (await command(core, s, { cmd: 'count' })).status === 200);
+    await until('count answers 200 again', async () => (await command(core, s, { cmd: 'count' })).status === 200, 10_000);
   });
 
   it('stopped Redis → 503 on every route but /livez; recovers by itself after a restart', async () => {
@@ -97,7 +90,7 @@ describe('Redis unavailable', () => {
 
     await server.restart();
     running = true;
-    await until(async () => (await core.request('GET', '/readyz')).status === 200);
+    await until('the core ready again', async () => (await core.request('GET', '/readyz')).status === 200, 10_000);
     // The restarted Redis is empty (memory only): the old session is gone, a new one works.
     expect((await command(core, s, { cmd: 'count' })).status).toBe(401);
     const fresh = await establishSession(core);

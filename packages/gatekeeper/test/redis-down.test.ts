@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEXT_BUSY, b64, h2 } from '@zax/protocol';
 import { startRedisServer, type RedisServer } from '../../../test/support/redis-server.js';
+import { until } from '../../../test/support/until.js';
 import { asClient } from './as-client.js';
 import { post, request, startFakeCore, startGatekeeper, type FakeCore, type Gatekeeper, type Reply } from './helpers.js';
 
@@ -43,14 +44,6 @@ afterAll(async () => {
   await redisServer.stop();
 });
 
-async function until(pred: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await pred())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 describe('edge Redis down', () => {
   it('a stalled edge Redis (commands time out) → 503 while it is still stalled', async () => {
     expect(gk.config.redisCommandTimeoutMs).toBe(COMMAND_TIMEOUT_MS);
@@ -63,13 +56,13 @@ describe('edge Redis down', () => {
     }
     expectBusy(r);
     console.log(`stalled edge Redis: 503 after ${r.ms.toFixed(0)} ms (REDIS_COMMAND_TIMEOUT_MS ${COMMAND_TIMEOUT_MS})`);
-    await until(async () => (await request(gk.port, { method: 'GET', path: '/readyz' })).status === 200, 10_000);
+    await until('the gatekeeper ready', async () => (await request(gk.port, { method: 'GET', path: '/readyz' })).status === 200, 10_000);
   });
 
   it('answers 503 on every API endpoint (the throttle fails closed) and /readyz, at once, while /livez keeps working', async () => {
     expect((await post(gk.port, '/start_session', b64(CT))).status).toBe(200);
     await redisServer.stop();
-    await until(async () => gk.redis.status !== 'ready', 5000);
+    await until('the gatekeeper sees Redis gone', async () => gk.redis.status !== 'ready', 5000);
 
     const start = await asClientWithin(post(gk.port, '/start_session', b64(CT)));
     expectBusy(start);
@@ -85,14 +78,14 @@ describe('edge Redis down', () => {
   });
 
   it('without a request budget, forwarding needs no edge Redis and keeps working', async () => {
-    await until(async () => gkNoBudget.redis.status !== 'ready', 5000);
+    await until('the second gatekeeper sees Redis gone', async () => gkNoBudget.redis.status !== 'ready', 5000);
     expect((await post(gkNoBudget.port, '/command', 'x')).status).toBe(200);
   });
 
   it('recovers by itself once Redis is back (scripts are loaded again)', async () => {
     await redisServer.restart();
-    await until(async () => (await request(gk.port, { method: 'GET', path: '/readyz' })).status === 200, 10_000);
-    await until(async () => (await request(gkNoBudget.port, { method: 'GET', path: '/readyz' })).status === 200, 10_000);
+    await until('the gatekeeper ready', async () => (await request(gk.port, { method: 'GET', path: '/readyz' })).status === 200, 10_000);
+    await until('the second gatekeeper ready', async () => (await request(gkNoBudget.port, { method: 'GET', path: '/readyz' })).status === 200, 10_000);
     const r = await post(gk.port, '/start_session', b64(CT));
     expect(r.status).toBe(200);
     const rt = Buffer.from(r.body.split('\r\n')[0]!, 'base64');
