@@ -3,6 +3,7 @@
 #
 #   deploy/scripts/init-env.sh                      .env for docker compose (from .env.example)
 #   deploy/scripts/init-env.sh --k8s <overlay dir>  <overlay>/secrets.env (from secrets.env.example)
+#   deploy/scripts/init-env.sh --out FILE           FILE instead of .env (for `docker compose --env-file FILE`)
 #
 # Replaces every CHANGE_ME with its own random value; everything else is copied as is. Refuses to
 # overwrite an existing file (delete it first). Both outputs are git-ignored.
@@ -11,6 +12,8 @@ ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 if [ "${1:-}" = "--k8s" ]; then
   dir="${2:?usage: init-env.sh --k8s <overlay dir>}"
   src="$dir/secrets.env.example"; dst="$dir/secrets.env"
+elif [ "${1:-}" = "--out" ]; then
+  src="$ROOT/.env.example"; dst="${2:?usage: init-env.sh --out FILE}"
 else
   src="$ROOT/.env.example"; dst="$ROOT/.env"
 fi
