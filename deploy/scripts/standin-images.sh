@@ -17,7 +17,7 @@
 #               registry), NODE_EXTRA_CA_CERTS pointing at it
 #   redis       Debian's redis-server and redis-cli (7.0 where the real image is 7.2), /data
 #   caddy       Debian's caddy (2.6 where the real image is 2.11: a POST that was in flight to a
-#               replica that vanished is answered 502 instead of being replayed) and wget
+#               replica that vanished is not replayed but answered 503 + Retry-After) and wget
 #   prometheus  Debian's prometheus (2.42), the real image's entry point, command and `nobody` user
 #
 # The stand-ins are for tests on such a machine (deploy/compose-e2e.sh), never for a deployment.
