@@ -28,7 +28,7 @@ import type { Config } from './config.js';
 import type { FileSeed } from './file-seed.js';
 import { short, type Log } from './log.js';
 import { errorStatus, type CoreMetrics } from './metrics.js';
-import { checkNonce } from './nonce-check.js';
+import { nonceOf } from './nonce-check.js';
 import type { StoreGuard } from './store-guard.js';
 import type { Stores } from './store/index.js';
 
@@ -77,33 +77,30 @@ export async function runCommand(deps: CommandDeps, body: string): Promise<strin
     const line4 = lines[3] ?? null;
     // 2. hpk. DEVIATION D2: a bad hpk line is 400 (the reference relay answers 500).
     if (decodeFixed(hpk, HASH_BYTES) === null) throw new RelayError('invalid', 'hpk line: not 32 bytes');
-    // 3. Nonce (recorded even if the request fails later). Its record and the session lookup of
-    // step 5 go to Redis together (one round trip, auto-pipelined); their results are used in
-    // the protocol's order, so a bad nonce is 400 whatever the session.
-    const nonceChecked = checkNonce(stores.nonces, nonceLine, nowSec, config.nonceWindowSec, 'command nonce');
-    const sessionLookup = stores.sessions.get(hpk, nowMs);
-    let nonce: Buffer;
-    let box: Buffer | null;
-    let line4Bytes: Buffer | null = null;
-    try {
-      nonce = await nonceChecked;
-      // 4. Lines 3 and 4 strict base64 (line 4, a file chunk, is decoded once, here).
-      box = decodeStrict(boxLine);
-      if (line4 !== null) line4Bytes = decodeStrict(line4);
-      if (box === null || (line4 !== null && line4Bytes === null)) throw new RelayError('invalid', 'box line: not strict base64');
-    } catch (e) {
-      // The session is not used: wipe its key when the lookup lands.
-      sessionLookup.then((s) => s?.sharedKey.fill(0), () => {});
-      throw e;
+    // 3. Nonce form and time window; 4. lines 3 and 4 strict base64 (line 4, a file chunk, is
+    // decoded once, here). Both local: a request refused here has touched no store.
+    const nonce = nonceOf(nonceLine, nowSec, config.nonceWindowSec, 'command nonce');
+    const box = decodeStrict(boxLine);
+    const line4Bytes = line4 === null ? null : decodeStrict(line4);
+    if (box === null || (line4 !== null && line4Bytes === null)) throw new RelayError('invalid', 'box line: not strict base64');
+    // 3 (replay) and 5 (a live session), one atomic step in the hpk's slot: the nonce is recorded
+    // in the hpk's replay cache only when the hpk has a live session, so a request without one
+    // writes nothing. A replay is 400 whatever the session, as the protocol orders the steps.
+    const { session, replayed } = await stores.sessions.open(hpk, nonceLine, nowMs);
+    if (replayed) {
+      session?.sharedKey.fill(0);
+      throw new RelayError('invalid', 'command nonce: replayed');
     }
-    // 5. A live session.
-    const session = await sessionLookup;
     if (session === null) throw new RelayError('unauthorized', 'no live session');
     try {
       // 6. DEVIATION D5: a box that does not open under the live session is 401 (reference: 400), so
-      // glow.ts drops its stale session and reconnects.
+      // glow.ts drops its stale session and reconnects. The request is not authenticated: its
+      // nonce record goes too.
       const plaintext = crypto.boxOpenAfter(box, nonce, session.sharedKey);
-      if (plaintext === null) throw new RelayError('unauthorized', 'command box does not open');
+      if (plaintext === null) {
+        await stores.sessions.forgetNonce(hpk, nonceLine);
+        throw new RelayError('unauthorized', 'command box does not open');
+      }
       // 7–8. JSON object, known cmd, per-command validation (400 G or 413).
       const obj = parseJsonObject(plaintext);
       const cmd = field(obj, 'cmd');

@@ -2,8 +2,9 @@
  * Every Redis key the core writes, built in one place under the configured prefix. Keys of one
  * mailbox (its messages and its session) carry the hash tag `{hpk}`, the two keys of one
  * handshake carry `{handshake id}`, and the three keys of one file carry `{uploadID}`, so each of
- * those scripts touches a single Redis Cluster slot. Storage tokens and nonces are relay-wide, one
- * key each; the file registry (expiry and bytes per uploadID, the relay-wide byte total) shares the
+ * those scripts touches a single Redis Cluster slot. A command nonce is recorded in its hpk's slot
+ * (a nonce replayed under another hpk cannot open under that hpk's session key); storage tokens
+ * and `/prove` nonces are relay-wide, one key each; the file registry (expiry and bytes per uploadID, the relay-wide byte total) shares the
  * tag `{files}`; BullMQ's keys start with `jobsPrefix` and share the tag `{jobs}`; the load
  * measurement's keys (per-period counters, replica figures, the summary) share the tag `{load}`.
  */
@@ -67,8 +68,10 @@ export interface Keys {
   /** HASH key (shared key, b64), apk (a_sess_pk, b64), exp (ms). Same slot as the mailbox. */
   session(hpk: string): string;
   handshake(handshakeId: string): HandshakeKeys;
-  /** STRING, present while the nonce is in the replay cache. */
+  /** STRING, present while the `/prove` nonce is in the relay-wide replay cache. */
   nonce(nonceB64: string): string;
+  /** STRING, present while the `/command` nonce is in its hpk's replay cache. Same slot as the mailbox. */
+  commandNonce(hpk: string, nonceB64: string): string;
   /** STRING: the expiry (ms) of the message the storage token names. */
   storageToken(tokenB64: string): string;
   readonly load: LoadKeys;
@@ -98,6 +101,7 @@ export function createKeys(prefix: string): Keys {
       return { secrets: base, proven: `${base}:proven` };
     },
     nonce: (nonceB64) => `${prefix}nonce:${nonceB64}`,
+    commandNonce: (hpk, nonceB64) => `${prefix}mb:{${hpk}}:n:${nonceB64}`,
     storageToken: (tokenB64) => `${prefix}tok:${tokenB64}`,
     load: {
       counts: (period) => `${prefix}{load}:n:${period}`,

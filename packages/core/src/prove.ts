@@ -60,25 +60,24 @@ export async function prove(deps: ProveDeps, body: string): Promise<ProveResult>
   ];
   // 2. Handshake id.
   if (decodeFixed(hsLine, TOKEN_BYTES) === null) throw invalid('handshake id: not 32 bytes');
-  // Steps 3 and 5 both go to Redis: when every local check of steps 4–5 passes, the outer nonce is
-  // checked and recorded in the same round trip as the handshake lookup (auto-pipelined). The
-  // answers keep the protocol's order: no live handshake is 401 whatever the rest of the body.
-  const hsLookup = stores.handshakes.load(hsLine, nowMs);
-  const aSessPk = decodeFixed(aSessLine, KEY_BYTES);
-  const outerChecked = aSessPk !== null ? checkNonce(stores.nonces, nonceLine, nowSec, config.nonceWindowSec, 'outer nonce') : null;
-  outerChecked?.catch(() => {}); // awaited below once the handshake is there
-  // 3. A live, verified handshake.
-  const hs = await hsLookup;
+  // 3. A live, verified handshake. Nothing is written before it is found: the nonces of a request
+  // without one are not recorded (a refused request leaves no key).
+  const hs = await stores.handshakes.load(hsLine, nowMs);
   if (hs === null) throw unauthorized('no live handshake');
   // 4. a_sess_pk.
-  if (aSessPk === null || outerChecked === null) throw invalid('a_sess_pk: not 32 bytes');
+  const aSessPk = decodeFixed(aSessLine, KEY_BYTES);
+  if (aSessPk === null) throw invalid('a_sess_pk: not 32 bytes');
   // 5. Outer nonce.
-  const outerNonce = await outerChecked;
+  const outerNonce = await checkNonce(stores.nonces, nonceLine, nowSec, config.nonceWindowSec, 'outer nonce');
+  // The nonces this request recorded, removed again if the proof fails: only a session that was
+  // created leaves its nonces behind.
+  const recorded = [nonceLine];
   // 6. Outer box (a low-order a_sess_pk does not open: 400 G).
   const rSessSk = Buffer.from(hs.relaySessionSk, 'base64');
   // The outer box's key is the session's shared key: computed once, it serves both (one scalar
   // multiplication fewer per session).
   const sharedKey = crypto.before(aSessPk, rSessSk);
+  let proven = false;
   try {
     const outer = decodeStrict(outerLine);
     const innerJson = outer === null || sharedKey === null ? null : crypto.boxOpenAfter(outer, outerNonce, sharedKey);
@@ -95,6 +94,7 @@ export async function prove(deps: ProveDeps, body: string): Promise<ProveResult>
     if (ctext === null) throw invalid('inner ctext: not strict base64');
     // 8. Inner nonce (equal to the outer one = a replay).
     const innerNonce = await checkNonce(stores.nonces, innerNonceB64, nowSec, config.nonceWindowSec, 'inner nonce');
+    recorded.push(innerNonceB64);
     // 9. Inner box (a low-order pub_key does not open: 400 G).
     const sign = crypto.boxOpen(ctext, innerNonce, pubKey, rSessSk);
     if (sign === null) throw invalid('inner box does not open');
@@ -104,10 +104,11 @@ export async function prove(deps: ProveDeps, body: string): Promise<ProveResult>
 
     // Success: consume the handshake, then create the session for hpk = h2(pub_key).
     if (!(await stores.handshakes.consume(hsLine, hs.relayToken, nowMs))) throw unauthorized('handshake gone before consume');
+    proven = true;
     const hpk = b64(h2(pubKey));
     // The session write and the count are independent: one round trip (auto-pipelined).
     const [, count] = await Promise.all([
-      stores.sessions.set(hpk, { sharedKey, aSessPk: aSessLine, expiresAtMs: nowMs + config.sessionTtlSec * 1000 }, nowMs),
+      stores.sessions.set(hpk, { sharedKey, aSessPk: aSessLine, expiresAtMs: nowMs + config.sessionTtlSec * 1000 }, nowMs, [nonceLine, innerNonceB64]),
       stores.mailboxes.count(hpk, nowMs),
     ]);
     deps.log.debug({ hpk: short(hpk) }, 'session created');
@@ -115,5 +116,7 @@ export async function prove(deps: ProveDeps, body: string): Promise<ProveResult>
   } finally {
     rSessSk.fill(0);
     sharedKey?.fill(0);
+    // A store failure here leaves the records to their TTL; the refusal stands either way.
+    if (!proven) await stores.nonces.forget(recorded).catch(() => {});
   }
 }

@@ -11,8 +11,8 @@ import type { Log } from './log.js';
 const SCRIPTS = {
   zaxMint: { file: 'mint.lua', keys: 2 },
   zaxConsume: { file: 'consume.lua', keys: 2 },
-  zaxSessionSet: { file: 'session_set.lua', keys: 1 },
-  zaxSessionGet: { file: 'session_get.lua', keys: 1 },
+  zaxSessionSet: { file: 'session_set.lua', keys: 3 },
+  zaxSessionOpen: { file: 'session_open.lua', keys: 2 },
   zaxUpload: { file: 'mailbox_upload.lua', keys: 4 },
   zaxCount: { file: 'mailbox_count.lua', keys: 3 },
   zaxDownload: { file: 'mailbox_download.lua', keys: 3 },

@@ -308,6 +308,18 @@ export async function commandPlain(core: Core, s: Session, cmd: unknown): Promis
   return r.body;
 }
 
+/**
+ * Every key under the core's prefix with its dumped value, but for the load counters and the job
+ * queue (the relay's own bookkeeping) and the keys `skip` names: to show that requests changed nothing.
+ */
+export async function keySnapshot(core: Core, skip: (key: string) => boolean = () => false): Promise<Record<string, string>> {
+  const own = [`${core.prefix}{load}`, `${core.prefix}{jobs}`];
+  const keys = (await core.redis.keys(`${core.prefix}*`)).filter((k) => !own.some((p) => k.startsWith(p)) && !skip(k)).sort();
+  const out: Record<string, string> = {};
+  for (const k of keys) out[k] = (await core.redis.dumpBuffer(k))?.toString('hex') ?? '';
+  return out;
+}
+
 export const CONSUMED = CONSUMED_HANDSHAKE_HEADER;
 export const randomHpk = (): string => b64(randomBytes(32));
 export const randomNonceB64 = (sec = T0): string => b64(nonceAt(sec));

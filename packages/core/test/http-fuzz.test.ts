@@ -16,6 +16,7 @@ import {
   commandBody,
   commandPlain,
   establishSession,
+  keySnapshot,
   mint,
   nonceAt,
   proveBody,
@@ -50,7 +51,12 @@ beforeAll(async () => {
   for (const m of ['one', 'two']) await commandPlain(core, s, { cmd: 'upload', to: bob.hpk, payload: m });
   await commandPlain(core, bob, { cmd: 'upload', to: s.hpk, payload: 'three' });
   expect(core.config.nonceWindowSec).toBe(60); // the stale offsets below assume it
+  // A nonce used once already, in both replay caches: the relay-wide one of /prove (as another
+  // identity's outer nonce) and s's command cache.
   const used = nonceAt(core.clock.nowSec());
+  const { handshake } = await mint(core);
+  const proved = proveBody({ handshake, identity: C.keyPair(), aSess: C.keyPair(), outerNonce: used, innerNonce: nonceAt(core.clock.nowSec()) });
+  expect((await core.post('/prove', proved)).status).toBe(200);
   expect((await core.post('/command', commandBody(s, { cmd: 'count' }, { nonce: used }))).status).toBe(200);
   usedNonce = b64(used);
 });
@@ -72,14 +78,12 @@ async function send(path: string, body: string): Promise<Outcome> {
   return { status: r.status, details: r.headers.get('x-error-details'), body: r.body, why: refusals.join(' | ') };
 }
 
-/** Every key the relay keeps state in, with its dumped value (nonce records and load counters aside). */
-async function stateSnapshot(): Promise<Record<string, string>> {
-  const skip = [`${core.prefix}nonce:`, `${core.prefix}{load}`, `${core.prefix}{jobs}`];
-  const keys = (await core.redis.keys(`${core.prefix}*`)).filter((k) => !skip.some((p) => k.startsWith(p))).sort();
-  const out: Record<string, string> = {};
-  for (const k of keys) out[k] = (await core.redis.dumpBuffer(k))?.toString('hex') ?? '';
-  return out;
-}
+/**
+ * Every key the relay keeps state in (keySnapshot), but for the nonce records of requests that did
+ * authenticate (a fuzzed command whose box opened).
+ */
+const commandNonce = /^[^{]*mb:\{[^}]+\}:n:/;
+const stateSnapshot = (): Promise<Record<string, string>> => keySnapshot(core, (k) => k.startsWith(`${core.prefix}nonce:`) || commandNonce.test(k));
 
 /** Counts outcomes per stage and prints them as a table. */
 class StageTable {
@@ -161,7 +165,7 @@ const nonceFault = (valid: string): fc.Arbitrary<NonceFault> =>
     fc.constant({ kind: 'replayed' as const }),
   );
 
-/** A nonce that has been used once already (set up in beforeAll). */
+/** A nonce that has been used once already, by a /prove and by a command of `s` (set up in beforeAll). */
 let usedNonce = '';
 function nonceLine(f: NonceFault): string {
   if (f.kind === 'stale') return b64(nonceAt(core.clock.nowSec() + f.offset));

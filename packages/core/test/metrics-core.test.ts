@@ -164,7 +164,7 @@ describe('metrics on the main port (no CORE_ADMIN_PORT)', () => {
     expect(v('zax_core_files_deleted_total')).toBe(1);
     expect(v('zax_core_file_bytes_deleted_total')).toBe(500);
     // Redis latency by store operation (names as labels, never keys)
-    expect(v('zax_core_redis_command_duration_seconds_count', { op: 'session_get' })).toBeGreaterThanOrEqual(10);
+    expect(v('zax_core_redis_command_duration_seconds_count', { op: 'session_open' })).toBeGreaterThanOrEqual(10);
     expect(v('zax_core_redis_command_duration_seconds_count', { op: 'mint' })).toBe(5);
     expect(v('zax_core_redis_command_duration_seconds_count', { op: 'load_flush' })).toBeGreaterThanOrEqual(1);
     // load gauges: this replica and the deployment (as /internal/load serves it)

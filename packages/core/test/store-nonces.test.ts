@@ -25,6 +25,15 @@ describe('nonce record', () => {
     await expectTtlGiven(f.redis, f.keys.nonce(n), w, 600_000);
   });
 
+  it('forget removes what a failed /prove recorded', async () => {
+    const [a, b] = [randomNonceB64(), randomNonceB64()];
+    await f.stores.nonces.record(a);
+    await f.stores.nonces.record(b);
+    await f.stores.nonces.forget([a, b]);
+    expect(await f.redis.exists(f.keys.nonce(a), f.keys.nonce(b))).toBe(0);
+    await f.stores.nonces.forget([]);
+  });
+
   it('of 25 concurrent records of one nonce exactly one passes', async () => {
     const n = randomNonceB64();
     const results = await Promise.all(Array.from({ length: 25 }, () => f.stores.nonces.record(n)));

@@ -20,7 +20,7 @@ export interface Stores {
 export function createStores(redis: CoreRedis, keys: Keys, opts: { nonceCacheSec: number }, observer: StoreObserver = NO_OBSERVER): Stores {
   return {
     handshakes: createHandshakeStore(redis, keys, observer),
-    sessions: createSessionStore(redis, keys, observer),
+    sessions: createSessionStore(redis, keys, opts.nonceCacheSec, observer),
     nonces: createNonceStore(redis, keys, opts.nonceCacheSec, observer),
     mailboxes: createMailboxStore(redis, keys, observer),
     files: createFileStore(redis, keys, observer),
