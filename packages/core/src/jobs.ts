@@ -11,6 +11,20 @@
  * and bytes only, never identifiers) and counted (`zax_core_jobs_total{job,outcome}`) from the
  * worker's events. BullMQ gets its own ioredis connection (no key prefix, `maxRetriesPerRequest:
  * null`, offline queue on), separate from the request path's fail-fast connection.
+ *
+ * Schedules heal: a Redis that comes back empty (restart without persistence, failover to an empty
+ * replica, a flush) has lost the schedulers, and nothing would run again. So every core process
+ * checks them on each reconnect of its jobs connection (ioredis `ready` after the first) and every
+ * `checkEveryMs` (one job period, 1..60 s): a scheduler that is missing (`getJobScheduler`) is
+ * upserted again, and so is one whose job has not completed for two periods (its next run was lost).
+ * Upserting is idempotent by id, so several replicas doing it at once still make one schedule. The
+ * worker itself needs nothing: its blocking connection reconnects and it takes the next run.
+ *
+ * Each completed run is recorded (wall-clock ms) in the hash `<jobs prefix>:last-run`, which every
+ * process reads at each check, so all replicas know when each job last ran, whichever one ran it
+ * (the latest time seen is kept when Redis comes back empty). `health()` reports, per job, that time
+ * and whether it is stale: not completed for two periods, counted from start-up at the earliest (the
+ * grace period). /readyz and the metrics show it (app.ts, metrics.ts).
  */
 import { Queue, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -35,6 +49,16 @@ const KEEP_FAILED = { count: 50 };
 const CLOSE_TIMEOUT_MS = 5000;
 /** At most one log line per this period for repeated connection errors. */
 const ERROR_LOG_EVERY_MS = 10_000;
+/** A job is stale when it has not completed for this many of its periods. */
+const STALE_PERIODS = 2;
+/** Bounds of the default schedule check period (the shortest job period). */
+const MIN_CHECK_EVERY_MS = 1000;
+const MAX_CHECK_EVERY_MS = 60_000;
+
+interface Schedule {
+  readonly name: string;
+  readonly repeat: { readonly every: number; readonly offset?: number };
+}
 
 export interface JobsDeps {
   readonly redisUrl: string;
@@ -49,6 +73,23 @@ export interface JobsDeps {
   readonly load?: { readonly store: LoadStore; readonly timing: LoadTiming };
   /** Job results by name and outcome. */
   readonly metrics?: CoreMetrics;
+  /**
+   * How often this process checks that the schedules are in Redis.
+   * @default the shortest job period, between 1 s and 60 s
+   */
+  readonly checkEveryMs?: number;
+  /** Wall clock (ms) for last-run times and staleness; BullMQ schedules on real time. @default Date.now */
+  readonly wallMs?: () => number;
+}
+
+/** One job as this process sees it. */
+export interface JobHealth {
+  readonly job: string;
+  readonly periodMs: number;
+  /** When a run last completed (wall-clock ms, any replica), or null if none was seen. */
+  readonly lastRunMs: number | null;
+  /** No completed run for two periods, counted from this process's start at the earliest. */
+  readonly stale: boolean;
 }
 
 type JobResult = (SweepResult & { ms: number }) | { load: PeriodLoad; written: boolean; ms: number };
@@ -56,6 +97,10 @@ type JobResult = (SweepResult & { ms: number }) | { load: PeriodLoad; written: b
 export interface Jobs {
   /** Resolves once the schedule is in Redis (retried until Redis answers, or until close). */
   readonly scheduled: Promise<void>;
+  /** Per job: last completed run and staleness (from memory; refreshed by each check). */
+  health(): JobHealth[];
+  /** Checks the schedules now (re-creates missing ones) and refreshes the last-run times. */
+  check(): Promise<void>;
   /** Stops taking jobs, lets a running one finish (bounded), closes the connections. */
   close(): Promise<void>;
 }
@@ -73,6 +118,9 @@ async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> 
 
 export function startJobs(deps: JobsDeps): Jobs {
   const { log } = deps;
+  const wallMs = deps.wallMs ?? Date.now;
+  /** Last completed run per job name (wall-clock ms), shared by every replica. */
+  const lastRunKey = `${deps.prefix}:last-run`;
   const connection = new Redis(deps.redisUrl, {
     maxRetriesPerRequest: null,
     retryStrategy: (attempt) => Math.min(50 * 2 ** Math.min(attempt, 10), 2000),
@@ -154,16 +202,17 @@ export function startJobs(deps: JobsDeps): Jobs {
     });
 
   const jobOpts = { removeOnComplete: KEEP_COMPLETED, removeOnFail: KEEP_FAILED };
-  const schedules: { name: string; repeat: { every: number; offset?: number } }[] = [{ name: FILE_SWEEP_JOB, repeat: { every: deps.sweepIntervalSec * 1000 } }];
+  const schedules: Schedule[] = [{ name: FILE_SWEEP_JOB, repeat: { every: deps.sweepIntervalSec * 1000 } }];
   if (deps.load !== undefined) {
     const t = deps.load.timing;
     schedules.push({ name: LOAD_AGGREGATE_JOB, repeat: { every: t.periodMs, offset: t.settleMs + LOAD_JOB_SLACK_MS } });
   }
+  const upsert = (s: Schedule): Promise<unknown> => queue.upsertJobScheduler(s.name, s.repeat, { name: s.name, data: {}, opts: jobOpts });
   const scheduled = (async () => {
     for (const s of schedules) {
       for (let attempt = 0; !closed; attempt++) {
         try {
-          await queue.upsertJobScheduler(s.name, s.repeat, { name: s.name, data: {}, opts: jobOpts });
+          await upsert(s);
           log.info({ job: s.name, everyMs: s.repeat.every }, 'job scheduled');
           break;
         } catch (e) {
@@ -175,12 +224,95 @@ export function startJobs(deps: JobsDeps): Jobs {
     }
   })();
 
+  // --- healing: last runs, staleness, schedules re-created when Redis lost them ---
+  const startedMs = wallMs();
+  const lastRun = new Map<string, number>();
+  const noteRun = (name: string, ms: number): void => {
+    if (ms > (lastRun.get(name) ?? -Infinity)) lastRun.set(name, ms);
+  };
+  const isStale = (s: Schedule, nowMs: number): boolean => nowMs - Math.max(lastRun.get(s.name) ?? -Infinity, startedMs) > STALE_PERIODS * s.repeat.every;
+  worker.on('completed', (job: Job) => {
+    const ms = wallMs();
+    noteRun(job.name, ms);
+    // Shared with the other replicas; a failure here only leaves them their own view.
+    connection.hset(lastRunKey, job.name, String(ms)).catch(() => undefined);
+  });
+
+  async function checkOnce(): Promise<void> {
+    const recorded = await connection.hgetall(lastRunKey);
+    for (const [name, v] of Object.entries(recorded)) {
+      const ms = Number(v);
+      if (Number.isSafeInteger(ms)) noteRun(name, ms);
+    }
+    for (const s of schedules) {
+      if (closed) return;
+      const existing = await queue.getJobScheduler(s.name);
+      const missing = existing === undefined || existing === null || existing.next === null || existing.next === undefined;
+      // A scheduler whose job has not completed for two periods may have lost its next run:
+      // upserting it again re-adds that run (and replaces it, same time, if it was there).
+      const stale = isStale(s, wallMs());
+      if (!missing && !stale) continue;
+      await upsert(s);
+      deps.metrics?.jobScheduleRestored(s.name);
+      log.warn({ job: s.name, reason: missing ? 'missing' : 'stale', everyMs: s.repeat.every }, 'job schedule re-created');
+    }
+  }
+
+  let checking: Promise<void> | null = null;
+  let checkAgain = false;
+  let lastCheckErrorMs = -Infinity;
+  /** One check at a time; a request during one runs another right after it. */
+  function check(): Promise<void> {
+    if (checking !== null) {
+      checkAgain = true;
+      return checking;
+    }
+    checking = (async () => {
+      do {
+        checkAgain = false;
+        try {
+          await checkOnce();
+        } catch (e) {
+          const t = performance.now();
+          if (!closed && t - lastCheckErrorMs >= ERROR_LOG_EVERY_MS) {
+            lastCheckErrorMs = t;
+            log.warn({ err: e instanceof Error ? e.message : String(e) }, 'jobs: schedule check failed; retrying at the next one');
+          }
+        }
+      } while (checkAgain && !closed);
+    })().finally(() => {
+      checking = null;
+    });
+    return checking;
+  }
+  const shortestMs = Math.min(...schedules.map((s) => s.repeat.every));
+  const checkEveryMs = deps.checkEveryMs ?? Math.min(MAX_CHECK_EVERY_MS, Math.max(MIN_CHECK_EVERY_MS, shortestMs));
+  // Checks start once the first scheduling is done (until then, it is what retries).
+  let initialDone = false;
+  void scheduled.then(() => (initialDone = true));
+  const checkTimer = setInterval(() => {
+    if (initialDone) void check();
+  }, checkEveryMs);
+  checkTimer.unref();
+  // The first `ready` is the initial connection; every later one follows a reconnect, after which
+  // Redis may be a different, empty one.
+  let readies = 0;
+  connection.on('ready', () => {
+    if (readies++ > 0 && initialDone && !closed) void check();
+  });
+
   return {
     scheduled,
+    health() {
+      const now = wallMs();
+      return schedules.map((s) => ({ job: s.name, periodMs: s.repeat.every, lastRunMs: lastRun.get(s.name) ?? null, stale: isStale(s, now) }));
+    },
+    check,
     async close() {
       if (closed) return;
       closed = true;
       wake.abort();
+      clearInterval(checkTimer);
       // A running job may finish; one that outlasts the timeout is left to BullMQ's stalled-job
       // check, which hands it to another replica (the sweep is idempotent).
       if (!(await settlesWithin(worker.close(), CLOSE_TIMEOUT_MS))) {
@@ -190,6 +322,7 @@ export function startJobs(deps: JobsDeps): Jobs {
       // With Redis down these would wait for it: bounded, then the connection is cut.
       await settlesWithin(queue.close(), 1000);
       await settlesWithin(scheduled, 1000);
+      if (checking !== null) await settlesWithin(checking, 1000);
       if (!(await settlesWithin(connection.quit(), 1000))) connection.disconnect();
     },
   };

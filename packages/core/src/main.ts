@@ -17,7 +17,7 @@ import { bestCrypto, cannotListenMessage, systemClock } from '@zax/protocol';
 import { createApp } from './app.js';
 import { runPrimary, workerLink, type WorkerLink } from './cluster.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
-import { startJobs } from './jobs.js';
+import { startJobs, type JobHealth } from './jobs.js';
 import { createKeys } from './keys.js';
 import { createLogger, type Log } from './log.js';
 import { createMetrics } from './metrics.js';
@@ -75,7 +75,9 @@ async function serve(config: Config, tlsOptions: CoreTlsOptions | null, log: Log
   const crypto = bestCrypto();
   log.info({ crypto: crypto.name }, 'crypto backend');
   const metrics = createMetrics({ collectDefault: true, ...(link !== null ? { exposition: link.exposition } : {}) });
-  const app = createApp({ config, redis, clock: systemClock, crypto, log, metrics });
+  // The jobs start after the app (they use its load store); /readyz reads their health once they run.
+  let jobHealth: () => readonly JobHealth[] = () => [];
+  const app = createApp({ config, redis, clock: systemClock, crypto, log, metrics, jobHealth: () => jobHealth() });
   if (link !== null) {
     // The primary aggregates every worker's registry; each refreshes the deployment's load gauges.
     metrics.loadSource(() => app.loadReport());
@@ -92,6 +94,8 @@ async function serve(config: Config, tlsOptions: CoreTlsOptions | null, log: Log
     load: { store: app.loadStore, timing: app.loadTiming },
     metrics,
   });
+  jobHealth = () => jobs.health();
+  metrics.jobHealth(jobHealth);
   const server = createCoreServer(tlsOptions, app.handler); // HTTPS when CORE_TLS_* are set (tls.ts)
   // Longer than the gatekeeper's keep-alive idle time, so it never reuses a socket we just closed.
   server.keepAliveTimeout = 65_000;

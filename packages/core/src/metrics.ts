@@ -60,6 +60,10 @@ export interface CoreMetrics extends StoreObserver {
   proof(outcome: ProofOutcome): void;
   /** A BullMQ job finished (from the worker's events). */
   job(name: string, outcome: JobOutcome): void;
+  /** A job schedule was found missing (or its job stale) and upserted again (jobs.ts). */
+  jobScheduleRestored(name: string): void;
+  /** Per job, its last completed run (wall-clock ms, null if none seen) and staleness, read at scrape time. */
+  jobHealth(read: () => readonly { job: string; lastRunMs: number | null; stale: boolean }[]): void;
   /** This replica's event-loop utilisation and p99, read at scrape time. */
   localLoad(read: () => { eventLoopUtilization: number; latencyP99Ms: number }): void;
   /** The deployment's load as served on /internal/load (last settled period, all replicas). */
@@ -147,6 +151,36 @@ export function createMetrics(opts: MetricsOptions = {}): CoreMetrics {
     registers,
   });
 
+  const restored = new Counter({
+    name: `${p}job_schedules_restored_total`,
+    help: 'Job schedules this core found missing in Redis (e.g. after Redis came back empty) or whose job was stale, and upserted again',
+    labelNames: ['job'] as const,
+    registers,
+  });
+  let readJobs: () => readonly { job: string; lastRunMs: number | null; stale: boolean }[] = () => [];
+  new Gauge({
+    name: `${p}job_last_run_timestamp_seconds`,
+    help: 'Unix time of the last completed run of each maintenance job, by any replica, as this core knows it (absent before one is seen)',
+    labelNames: ['job'] as const,
+    registers,
+    aggregator: 'max',
+    collect() {
+      this.reset();
+      for (const j of readJobs()) if (j.lastRunMs !== null) this.labels(j.job).set(j.lastRunMs / 1000);
+    },
+  });
+  new Gauge({
+    name: `${p}job_stale`,
+    help: '1 when a maintenance job has not completed for two of its periods (counted from start-up at the earliest), else 0',
+    labelNames: ['job'] as const,
+    registers,
+    aggregator: 'max',
+    collect() {
+      this.reset();
+      for (const j of readJobs()) this.labels(j.job).set(j.stale ? 1 : 0);
+    },
+  });
+
   let readLocal = (): { eventLoopUtilization: number; latencyP99Ms: number } => ({ eventLoopUtilization: 0, latencyP99Ms: 0 });
   new Gauge({
     name: `${p}event_loop_utilization`,
@@ -227,6 +261,10 @@ export function createMetrics(opts: MetricsOptions = {}): CoreMetrics {
     mint: (outcome) => mintChildren[outcome].inc(),
     proof: (outcome) => proofChildren[outcome].inc(),
     job: (name, outcome) => jobs.labels(name, outcome).inc(),
+    jobScheduleRestored: (name) => restored.labels(name).inc(),
+    jobHealth(read) {
+      readJobs = read;
+    },
     localLoad(read) {
       readLocal = read;
     },

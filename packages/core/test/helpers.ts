@@ -125,6 +125,8 @@ export interface CoreOptions {
   log?: Log;
   /** The app's metrics (a fresh set by default). */
   metrics?: CoreMetrics;
+  /** The jobs' health that /readyz reports (none by default). */
+  jobHealth?: () => readonly { job: string; stale: boolean }[];
 }
 
 export async function startCore(opts: CoreOptions = {}): Promise<Core> {
@@ -134,7 +136,7 @@ export async function startCore(opts: CoreOptions = {}): Promise<Core> {
   const ownRedis = opts.redis === undefined;
   const redis = opts.redis ?? (await connectRedis(url, { commandTimeoutMs: config.redisCommandTimeoutMs }));
   const clock = opts.clock ?? new FakeClock();
-  const app = createApp({ config, redis, clock, crypto: opts.crypto ?? CORE_CRYPTO, log: opts.log ?? createLogger('silent'), ...(opts.metrics !== undefined ? { metrics: opts.metrics } : {}) });
+  const app = createApp({ config, redis, clock, crypto: opts.crypto ?? CORE_CRYPTO, log: opts.log ?? createLogger('silent'), ...(opts.metrics !== undefined ? { metrics: opts.metrics } : {}), ...(opts.jobHealth !== undefined ? { jobHealth: opts.jobHealth } : {}) });
   const server: Server = createServer(app.handler);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
