@@ -1,5 +1,5 @@
 /**
- * Jobs that heal (issue 12, item 1): the BullMQ schedules come back when core Redis loses them — on
+ * Jobs that heal: the BullMQ schedules come back when core Redis loses them — on
  * the reconnect after Redis restarts empty, and by the periodic check when they vanish without one —
  * and a job that has not completed for two periods is reported (metric, /readyz body) while the
  * core stays ready. Nothing here measures speed: every wait polls for an observable outcome with a
