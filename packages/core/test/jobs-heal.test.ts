@@ -5,6 +5,8 @@
  * core stays ready. Nothing here measures speed: every wait polls for an observable outcome with a
  * generous patience; the time from the restart to the first runs is only printed.
  */
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -14,9 +16,9 @@ import { createLogger } from '../src/log.js';
 import { createMetrics, type CoreMetrics } from '../src/metrics.js';
 import { connectRedis, type CoreRedis } from '../src/redis.js';
 import { createFileStore } from '../src/store/files.js';
-import { startRedisServer, type RedisServer } from '../../../test/support/redis-server.js';
+import { freePort, startRedisServer, type RedisServer } from '../../../test/support/redis-server.js';
 import { until } from '../../../test/support/until.js';
-import { command, establishSession, redisUrl, startCore, type Core, type Session } from './helpers.js';
+import { SECRET, command, establishSession, redisUrl, startCore, type Core, type Session } from './helpers.js';
 import { putChunkOk, rnd, startFile } from './files-fixture.js';
 
 /** The issue's reproduction, with a one-second load period so the load job runs often too. */
@@ -204,5 +206,72 @@ describe('job schedules removed without a reconnect', () => {
     await until('the sweep runs again and is no longer stale', () => !sweep().stale, PATIENCE_MS);
     expect((await rig.core.request('GET', '/readyz')).body).toBe('ok');
     expect(await sample(rig.metrics, 'zax_core_job_stale', { job: FILE_SWEEP_JOB })).toBe(0);
+  });
+});
+
+describe('the built core process', () => {
+  const MAIN = fileURLToPath(new URL('../dist/main.js', import.meta.url));
+
+  /** A sample of the Prometheus text (0 when absent). */
+  const metric = (text: string, name: string, job: string): number => {
+    const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && l.includes(`job="${job}"`));
+    return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1));
+  };
+
+  it('runs both jobs again after its Redis restarts empty, and shows it on /metrics; /readyz stays ok', async () => {
+    const server = await startRedisServer();
+    cleanups.push(() => server.stop());
+    const adminPort = await freePort();
+    const child = spawn(process.execPath, [MAIN], {
+      env: {
+        PATH: process.env.PATH ?? '',
+        REDIS_URL: server.url,
+        INTERNAL_SECRET: SECRET,
+        REDIS_PREFIX: 'zax:jobs-heal:',
+        CORE_PORT: '0',
+        CORE_ADMIN_PORT: String(adminPort),
+        LOAD_PERIOD_SEC: '1',
+        FILE_SWEEP_INTERVAL_SEC: '1',
+        LOG_LEVEL: 'warn',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    cleanups.push(async () => {
+      if (child.exitCode === null) child.kill('SIGKILL');
+      await exit;
+    });
+    const admin = `http://127.0.0.1:${adminPort}`;
+    /** The metrics text, or '' while the admin port is not listening yet. */
+    const scrape = async (): Promise<string> => fetch(`${admin}/metrics`).then((r) => r.text(), () => '');
+    const completed = async (job: string): Promise<number> => metric(await scrape(), 'zax_core_jobs_total', job);
+
+    await until('both jobs completed', async () => (await completed(FILE_SWEEP_JOB)) > 0 && (await completed(LOAD_AGGREGATE_JOB)) > 0, PATIENCE_MS).catch((e: unknown) => {
+      throw new Error(`${String(e)}\n${out}`);
+    });
+    await server.stop();
+    await server.restart();
+    const restartedAtSec = Date.now() / 1000;
+    const text = await until(
+      'both jobs ran on the new Redis',
+      async () => {
+        const t = await scrape();
+        const ran = [FILE_SWEEP_JOB, LOAD_AGGREGATE_JOB].every((j) => metric(t, 'zax_core_job_last_run_timestamp_seconds', j) > restartedAtSec);
+        return ran && t;
+      },
+      PATIENCE_MS,
+    );
+    for (const j of [FILE_SWEEP_JOB, LOAD_AGGREGATE_JOB]) {
+      expect(metric(text, 'zax_core_job_schedules_restored_total', j), j).toBeGreaterThanOrEqual(1);
+      expect(metric(text, 'zax_core_job_stale', j), j).toBe(0);
+    }
+    await until('ready again', async () => (await fetch(`${admin}/readyz`).catch(() => null))?.status === 200, PATIENCE_MS);
+    expect(await (await fetch(`${admin}/readyz`)).text()).toBe('ok');
+    expect(out).toContain('"msg":"job schedule re-created"');
+    child.kill('SIGTERM');
+    expect(await exit).toBe(0);
   });
 });
