@@ -29,6 +29,7 @@ let relay: Relay;
 beforeAll(async () => {
   relay = await Relay.start({
     redisUrl: inject('redisUrl'),
+    adminPorts: true,
     env: {
       LOAD_PERIOD_SEC: String(LOAD_PERIOD_SEC),
       DIFFICULTY: '0',
@@ -83,9 +84,9 @@ async function nextEvaluation(accept: (e: Evaluation) => boolean): Promise<Evalu
   return evaluationOf(line)!;
 }
 
-/** A gauge of the gatekeeper's /metrics (no admin port here: the main port serves it). */
+/** A gauge of the gatekeeper's /metrics (on its admin port: the public port does not serve it). */
 async function gatekeeperGauge(name: string): Promise<number> {
-  const text = await (await fetch(`${relay.url}/metrics`)).text();
+  const text = await (await fetch(`${relay.adminUrls[0]}/metrics`)).text();
   return Number(text.split('\n').find((l) => l.startsWith(`${name} `))?.split(' ')[1] ?? NaN);
 }
 

@@ -20,7 +20,6 @@ import {
   RelayError,
   isRelayError,
   normalizePath,
-  readBody,
   routeApi,
   sendError,
   sendOk,
@@ -34,12 +33,13 @@ import { createCoreClient } from './core-client.js';
 import { adaptiveDifficulty, type DifficultyController } from './difficulty-adaptive.js';
 import { difficultyStore } from './difficulty-store.js';
 import { staticDifficulty, type DifficultyPolicy, type DifficultyProvider } from './difficulty.js';
-import { forward } from './forward.js';
+import { forward, type ForwardDeps } from './forward.js';
 import type { HandshakeDeps } from './handshake/deps.js';
 import { startSession } from './handshake/start-session.js';
 import { handshakeStore } from './handshake/store.js';
 import { VerifyError, verifySession } from './handshake/verify-session.js';
 import { edgeKeys } from './keys.js';
+import { BodyRefused, BodyWatch, ByteBudget, declaredLength, readBodyBounded, type Refusal } from './limits.js';
 import type { Logger } from './log.js';
 import { createMetrics, timed, type Budget, type GatekeeperMetrics, type RouteLabel, type VerifyFailure } from './metrics.js';
 import type { EdgeRedis } from './redis.js';
@@ -69,7 +69,7 @@ export interface AppDeps {
 }
 
 export interface App {
-  /** The public port: API, /livez, /readyz, and /metrics unless ADMIN_PORT is set. */
+  /** The public port: API, /livez, /readyz, and /metrics only with METRICS_ON_PUBLIC_PORT and no ADMIN_PORT. */
   readonly handler: (req: IncomingMessage, res: ServerResponse) => void;
   /** The admin port (ADMIN_PORT): /livez, /readyz, /metrics; 404 for anything else. */
   readonly adminHandler: (req: IncomingMessage, res: ServerResponse) => void;
@@ -81,6 +81,27 @@ export interface App {
 }
 
 const noop = (): void => {};
+
+/**
+ * After refusing a body, the connection is half-closed at once (the rest of the body is read and
+ * dropped, never kept) and destroyed after this long at most. Closing outright with unread bytes
+ * would reset the connection and could lose the answer on its way to the client.
+ */
+const LINGER_MS = 1000;
+
+/**
+ * An absolute-form request target (`POST http://host/command`, RFC 9112 §3.2.2) as its origin form
+ * (`/command`); anything else unchanged. A target that does not parse stays as it is (and is a 404).
+ */
+export function originForm(url: string): string {
+  if (url.startsWith('/') || !/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) return url;
+  try {
+    const u = new URL(url);
+    return `${u.pathname}${u.search}`;
+  } catch {
+    return url;
+  }
+}
 
 const LOGGED_PATHS: ReadonlySet<string> = new Set([...API_PATHS, '/livez', '/readyz', '/metrics']);
 
@@ -183,6 +204,47 @@ export function createApp(deps: AppDeps): App {
 
   let inFlight = 0;
   metrics.inFlight(() => inFlight);
+  const bodies = new ByteBudget(config.maxBodyBytesInFlight, config.maxBodyBytesInFlightPerIp);
+  const held = new ByteBudget(config.maxResponseBytesHeld, config.maxResponseBytesHeld);
+  metrics.bytesInFlight(() => bodies.inFlight, () => held.inFlight);
+  const watch = new BodyWatch({
+    minBytesPerSec: config.bodyMinBytesPerSec,
+    graceMs: config.bodyGraceMs,
+    idleTimeoutMs: config.bodyIdleTimeoutMs,
+  });
+  const armWriteTimeout = (res: ServerResponse): void => {
+    res.setTimeout(config.writeTimeoutMs, () => {
+      metrics.writeTimeout();
+      res.destroy();
+    });
+  };
+  const fwd: ForwardDeps = { core, store, log, held, armWriteTimeout };
+
+  /**
+   * A body refused by a budget (503 for the process, 429 for the address) or cut off as too slow
+   * (408): answered at once, the connection half-closed and then destroyed (LINGER_MS); nothing of
+   * the body is kept.
+   */
+  function refuseBody(req: IncomingMessage, res: ServerResponse, reason: Refusal | 'slow'): void {
+    metrics.bodyRefused(reason);
+    const socket = req.socket;
+    if (res.headersSent || res.destroyed) {
+      socket.destroy();
+      return;
+    }
+    res.once('finish', () => {
+      socket.end();
+      setTimeout(() => socket.destroy(), LINGER_MS).unref();
+    });
+    if (reason === 'slow') {
+      res.writeHead(408, { ...COMMON_HEADERS, 'content-length': 0 });
+      res.end();
+    } else if (reason === 'process') {
+      sendError(res, 'busy', config.busyRetryAfterSec);
+    } else {
+      sendError(res, 'throttled', 1);
+    }
+  }
   function release(): void {
     inFlight--;
   }
@@ -214,8 +276,8 @@ export function createApp(deps: AppDeps): App {
     res.on('close', release);
 
     const budget = budgetOf[path];
+    const client = identify(req);
     if (throttle.limited(budget)) {
-      const client = identify(req);
       const waitSec = await throttle.take(budget, client, nowMs());
       if (waitSec > 0) {
         metrics.throttled(budget);
@@ -225,14 +287,28 @@ export function createApp(deps: AppDeps): App {
       }
     }
 
+    // Body size (413), then the body budgets: a declared length is reserved before any of it is
+    // read; a chunked body reserves what arrives. Given back once, when the response closes.
+    const declared = declaredLength(req);
+    if (declared !== null && declared > bodyLimit[path]) {
+      discardRest(req, bodyLimit[path]);
+      throw new RelayError('tooLarge', `content-length ${declared} > ${bodyLimit[path]}`);
+    }
+    const reservation = bodies.open(client);
+    res.once('close', reservation.release);
+    if (declared !== null) {
+      const refused = reservation.grow(declared);
+      if (refused !== null) return refuseBody(req, res, refused);
+    }
     let body: Buffer;
     try {
-      body = await readBody(req, bodyLimit[path]);
+      body = await readBodyBounded(req, bodyLimit[path], reservation, declared === null, watch);
     } catch (err) {
       if (err instanceof BodyTooLargeError) {
         discardRest(req, bodyLimit[path]);
         throw new RelayError('tooLarge', err.message);
       }
+      if (err instanceof BodyRefused && err.reason !== 'aborted') return refuseBody(req, res, err.reason);
       // The client went away mid-body: there is no one to answer.
       res.destroy();
       return;
@@ -263,7 +339,7 @@ export function createApp(deps: AppDeps): App {
         const route = ROUTE_OF[path] as 'prove' | 'command';
         let status: number;
         try {
-          status = await forward(hs, path, body, res);
+          status = await forward(fwd, path, body, res);
         } catch (err) {
           metrics.proxied(route, isRelayError(err) ? (err.code === 'busy' ? 503 : 500) : 503);
           throw err;
@@ -290,8 +366,11 @@ export function createApp(deps: AppDeps): App {
     res.end(text);
   }
 
-  /** /livez, /readyz and (where served) /metrics; true when the request was one of them. */
-  async function handleOps(p: string, method: string, res: ServerResponse, withMetrics: boolean): Promise<boolean> {
+  /**
+   * /livez, /readyz and (where served) /metrics; true when the request was one of them. `throttled`:
+   * /metrics on the public port (METRICS_ON_PUBLIC_PORT) takes a token of the request budget.
+   */
+  async function handleOps(req: IncomingMessage, p: string, method: string, res: ServerResponse, withMetrics: boolean, throttled: boolean): Promise<boolean> {
     if (method !== 'GET' && method !== 'HEAD') return false;
     if (p === '/livez') {
       sendOk(res, 'ok');
@@ -302,13 +381,21 @@ export function createApp(deps: AppDeps): App {
       return true;
     }
     if (p === '/metrics' && withMetrics) {
+      if (throttled && throttle.limited('request')) {
+        const waitSec = await throttle.take('request', identify(req), nowMs());
+        if (waitSec > 0) {
+          metrics.throttled('request');
+          throw new RelayError('throttled', 'throttled (metrics)', waitSec);
+        }
+      }
       await serveMetrics(res);
       return true;
     }
     return false;
   }
 
-  const metricsOnMain = config.adminPort === null;
+  // Off the public port unless the operator asks for it (and then throttled like a request).
+  const metricsOnMain = config.adminPort === null && config.metricsOnPublicPort;
 
   /**
    * REQUIRE_HTTPS refusal: 403 with an empty body, the common headers and a short reason, and the
@@ -325,12 +412,12 @@ export function createApp(deps: AppDeps): App {
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = req.url ?? '/';
+    const url = originForm(req.url ?? '/');
     const method = req.method ?? '';
     const via = transport(req);
     // HSTS only where the client's own connection was HTTPS (RFC 6797 §7.2: never over plain HTTP).
     if (hsts !== null && (via === 'tls' || via === 'proxied-https')) res.setHeader('strict-transport-security', hsts);
-    if (await handleOps(normalizePath(url), method, res, metricsOnMain)) return;
+    if (await handleOps(req, normalizePath(url), method, res, metricsOnMain, true)) return;
     // Production mode: everything but health and metrics (answered above) needs HTTPS.
     if (config.requireHttps && via === 'insecure') return refuseInsecure(res);
     const route = routeApi(method, url);
@@ -402,7 +489,7 @@ export function createApp(deps: AppDeps): App {
           }
         })
         .finally(() => {
-          const p = normalizePath(req.url ?? '/');
+          const p = normalizePath(originForm(req.url ?? '/'));
           const seconds = (performance.now() - startedMs) / 1000;
           metrics.request(routeLabel(p), res.statusCode, seconds);
           if (log.isLevelEnabled('debug')) {
@@ -417,7 +504,7 @@ export function createApp(deps: AppDeps): App {
 
   const handler = serve(handle);
   const adminHandler = serve(async (req, res) => {
-    if (!(await handleOps(normalizePath(req.url ?? '/'), req.method ?? '', res, true))) sendError(res, 'notFound', 0);
+    if (!(await handleOps(req, normalizePath(originForm(req.url ?? '/')), req.method ?? '', res, true, false))) sendError(res, 'notFound', 0);
   });
 
   return {
@@ -427,6 +514,7 @@ export function createApp(deps: AppDeps): App {
     controller,
     close: async () => {
       await controller?.stop();
+      watch.close();
       core.close();
     },
   };

@@ -49,8 +49,24 @@ export interface Config {
   readonly requestBurstPerIp: number;
   /** Refill of that bucket, tokens per minute. @default 1200 */
   readonly requestRatePerIpPerMin: number;
-  /** Concurrent API requests before 503; 0 = unlimited. @default 0 */
+  /** Concurrent API requests before 503; 0 = unlimited. @default 1024 */
   readonly maxInFlightRequests: number;
+  /** Request-body bytes in flight in this process before 503 (busy). @default 268435456 (256 MiB) */
+  readonly maxBodyBytesInFlight: number;
+  /** Request-body bytes in flight from one client address before 429. @default 16777216 (16 MiB) */
+  readonly maxBodyBytesInFlightPerIp: number;
+  /** A body slower than this on average, once the grace is over, is cut off with 408. @default 16384 */
+  readonly bodyMinBytesPerSec: number;
+  /** Grace before the minimum body rate applies. @default 2000 */
+  readonly bodyGraceMs: number;
+  /** A body with no byte for this long is cut off with 408. @default 5000 */
+  readonly bodyIdleTimeoutMs: number;
+  /** Core answers held whole for slow clients, bytes; past it answers stream. @default 268435456 */
+  readonly maxResponseBytesHeld: number;
+  /** A client that accepts no byte of its response for this long is dropped. @default 10000 */
+  readonly writeTimeoutMs: number;
+  /** Serve /metrics on PORT when ADMIN_PORT is unset (throttled like a request). @default false */
+  readonly metricsOnPublicPort: boolean;
   /** Peers whose forwarding header is believed (CIDRs). @default [] */
   readonly trustedProxies: readonly Cidr[];
   /** Which header a trusted proxy writes. @default 'x-forwarded-for' */
@@ -81,7 +97,7 @@ export interface Config {
   /** How long a replica uses the difficulty it read from the edge Redis. @default 1000 */
   readonly difficultyCacheMs: number;
 
-  /** `/livez` `/readyz` `/metrics` on this port too; `/metrics` then only here. @default null (none) */
+  /** `/livez` `/readyz` `/metrics` on this port too; `/metrics` only here. @default null (none) */
   readonly adminPort: number | null;
   /** Client addresses in logs. @default false */
   readonly logClientIps: boolean;
@@ -229,7 +245,15 @@ const schema = z.object({
   HANDSHAKE_RATE_PER_IP_PER_MIN: int(120, 1, 60_000_000),
   REQUEST_BURST_PER_IP: int(600, 0, 1_000_000),
   REQUEST_RATE_PER_IP_PER_MIN: int(1200, 1, 60_000_000),
-  MAX_IN_FLIGHT_REQUESTS: int(0, 0, 1_000_000),
+  MAX_IN_FLIGHT_REQUESTS: int(1024, 0, 1_000_000),
+  MAX_BODY_BYTES_IN_FLIGHT: int(256 * 1024 * 1024, 1, 2 ** 40),
+  MAX_BODY_BYTES_IN_FLIGHT_PER_IP: int(16 * 1024 * 1024, 1, 2 ** 40),
+  BODY_MIN_BYTES_PER_SEC: int(16_384, 1, 2 ** 31 - 1),
+  BODY_GRACE_MS: int(2000, 0, 600_000),
+  BODY_IDLE_TIMEOUT_MS: int(5000, 100, 600_000),
+  MAX_RESPONSE_BYTES_HELD: int(256 * 1024 * 1024, 0, 2 ** 40),
+  WRITE_TIMEOUT_MS: int(10_000, 100, 600_000),
+  METRICS_ON_PUBLIC_PORT: bool(false),
   TRUSTED_PROXIES: cidrs,
   TRUSTED_PROXY_HEADER: opt.transform((s, ctx): 'x-forwarded-for' | 'forwarded' => {
     const v = (s ?? 'x-forwarded-for').toLowerCase();
@@ -288,6 +312,13 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
   if (e.MAX_COMMAND_BODY_BYTES < minCommandBody) {
     problems.push(`MAX_COMMAND_BODY_BYTES: must be at least 4·⌈MAX_CHUNK_SIZE/3⌉ + 4096 = ${minCommandBody}`);
   }
+  // A budget below the largest body would refuse every upload of that size.
+  if (e.MAX_BODY_BYTES_IN_FLIGHT_PER_IP < e.MAX_COMMAND_BODY_BYTES) {
+    problems.push(`MAX_BODY_BYTES_IN_FLIGHT_PER_IP: must be at least MAX_COMMAND_BODY_BYTES (${e.MAX_COMMAND_BODY_BYTES})`);
+  }
+  if (e.MAX_BODY_BYTES_IN_FLIGHT < e.MAX_BODY_BYTES_IN_FLIGHT_PER_IP) {
+    problems.push(`MAX_BODY_BYTES_IN_FLIGHT: must be at least MAX_BODY_BYTES_IN_FLIGHT_PER_IP (${e.MAX_BODY_BYTES_IN_FLIGHT_PER_IP})`);
+  }
   if (e.DIFFICULTY_PERIOD_MIN > 0 && e.DIFFICULTY_MAX < e.DIFFICULTY) {
     problems.push(`DIFFICULTY_MAX: must be at least DIFFICULTY (${e.DIFFICULTY}) when adaptive difficulty is on`);
   }
@@ -324,6 +355,14 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     requestBurstPerIp: e.REQUEST_BURST_PER_IP,
     requestRatePerIpPerMin: e.REQUEST_RATE_PER_IP_PER_MIN,
     maxInFlightRequests: e.MAX_IN_FLIGHT_REQUESTS,
+    maxBodyBytesInFlight: e.MAX_BODY_BYTES_IN_FLIGHT,
+    maxBodyBytesInFlightPerIp: e.MAX_BODY_BYTES_IN_FLIGHT_PER_IP,
+    bodyMinBytesPerSec: e.BODY_MIN_BYTES_PER_SEC,
+    bodyGraceMs: e.BODY_GRACE_MS,
+    bodyIdleTimeoutMs: e.BODY_IDLE_TIMEOUT_MS,
+    maxResponseBytesHeld: e.MAX_RESPONSE_BYTES_HELD,
+    writeTimeoutMs: e.WRITE_TIMEOUT_MS,
+    metricsOnPublicPort: e.METRICS_ON_PUBLIC_PORT,
     trustedProxies: e.TRUSTED_PROXIES,
     trustedProxyHeader: e.TRUSTED_PROXY_HEADER,
     ipv6PrefixLength: e.IPV6_PREFIX_LENGTH,

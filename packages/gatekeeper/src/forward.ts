@@ -8,6 +8,7 @@ import { pipeline, type Readable } from 'node:stream';
 import { COMMON_HEADERS, CONSUMED_HANDSHAKE_HEADER, TOKEN_BYTES, decodeFixed, type ApiPath } from '@zax/protocol';
 import type { CoreClient, CoreResponse } from './core-client.js';
 import type { HandshakeStore } from './handshake/store.js';
+import type { ByteBudget } from './limits.js';
 import { short, type Logger } from './log.js';
 
 /** Headers of the core's answer that belong to the wire protocol (docs/PROTOCOL.md §2.4). */
@@ -17,7 +18,9 @@ const COPIED_HEADERS = ['content-type', 'content-length', 'x-error-details', 're
  * Answers up to this size are read whole and sent in one write: every command's answer, a file
  * chunk's (~683 KB at the default chunk size) included. Larger ones (a `download` of many big
  * messages) stream. Reading whole frees the core connection at once; the bytes wait for a slow
- * phone here instead of in the core's socket buffer, so the memory held is the same.
+ * phone here instead of in the core's socket buffer, so the memory held is the same. All answers
+ * held at once are bounded by MAX_RESPONSE_BYTES_HELD; past it they stream like large ones, and a
+ * client that stops reading is dropped after WRITE_TIMEOUT_MS (its core connection then goes too).
  */
 const WHOLE_BODY_BYTES = 1024 * 1024;
 const EMPTY = Buffer.alloc(0);
@@ -26,6 +29,13 @@ export interface ForwardDeps {
   readonly core: CoreClient;
   readonly store: HandshakeStore;
   readonly log: Logger;
+  /**
+   * Bytes of core answers held whole (one client key, ''): an answer that does not fit streams
+   * instead, with backpressure to the core (MAX_RESPONSE_BYTES_HELD).
+   */
+  readonly held: ByteBudget;
+  /** Arms the write timeout on a response about to be written (WRITE_TIMEOUT_MS). */
+  readonly armWriteTimeout: (res: ServerResponse) => void;
 }
 
 /**
@@ -56,7 +66,14 @@ export async function forward(deps: ForwardDeps, path: ApiPath, body: Buffer, re
   }
 
   const declared = Number(upstream.headers['content-length']);
-  if (declared >= 0 && declared <= WHOLE_BODY_BYTES) {
+  if (declared >= 0 && declared <= WHOLE_BODY_BYTES && deps.held.take('', declared) === null) {
+    // Held until the client has taken the answer or is gone ('close' comes once either way).
+    let given = false;
+    res.once('close', () => {
+      if (given) return;
+      given = true;
+      deps.held.give('', declared);
+    });
     // Read whole and send headers and body in one write, without a pipeline's stream plumbing and
     // AbortController per request.
     readWhole(upstream.body, declared, (buf) => {
@@ -65,11 +82,13 @@ export async function forward(deps: ForwardDeps, path: ApiPath, body: Buffer, re
         res.destroy();
         return;
       }
+      deps.armWriteTimeout(res);
       res.writeHead(status, headers);
       res.end(buf);
     });
     return status;
   }
+  deps.armWriteTimeout(res);
   res.writeHead(status, headers);
   pipeline(upstream.body, res, (err) => {
     if (err) deps.log.debug({ path, reason: err.message.slice(0, 80) }, 'forwarded response broke off');

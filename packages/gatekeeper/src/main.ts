@@ -1,7 +1,7 @@
 /**
  * The gatekeeper process: the only file that reads process.env or opens sockets. Invalid config →
  * a readable list on stderr and exit 1. With ADMIN_PORT, a second server answers /livez, /readyz and
- * /metrics there (and /metrics leaves the public port). SIGTERM/SIGINT: stop accepting, drain
+ * /metrics there; without it /metrics is served nowhere unless METRICS_ON_PUBLIC_PORT=true. SIGTERM/SIGINT: stop accepting, drain
  * in-flight requests (bounded), hand over the difficulty lease, close the edge Redis, exit 0.
  *
  * With TLS_CERT_FILE/TLS_KEY_FILE the public port serves HTTPS (TLS ≥ 1.2), and SIGHUP or a change
@@ -64,14 +64,17 @@ const log = createLogger(config.logLevel, { logClientIps: config.logClientIps })
 const redis = connectRedis(config.edgeRedisUrl, { commandTimeoutMs: config.redisCommandTimeoutMs, log });
 const metrics = createMetrics({ collectDefault: true });
 const app = createApp({ config, redis, clock: systemClock, random: randomBytes, log, metrics, ...(coreCa !== undefined ? { coreCa } : {}) });
+/**
+ * Slow-loris bounds (glow.ts gives up after 5 s anyway): headers within 10 s, a whole request within
+ * 30 s, checked every second (Node's default check interval, 30 s, let a request live up to ~60 s).
+ * The app's own body watch cuts off a stalled or trickling body (408) long before that.
+ */
+const timeouts = { headersTimeout: 10_000, requestTimeout: 30_000, connectionsCheckingInterval: 1000 };
 const server: http.Server =
   tls === null
-    ? http.createServer(app.handler)
+    ? http.createServer(timeouts, app.handler)
     : // A TLS handshake gets as long as request headers do (slow-loris bound; Node's default is 120 s).
-      https.createServer({ ...tls.options, handshakeTimeout: 10_000 }, app.handler);
-// Slow-loris bounds: glow.ts gives up after 5 s anyway.
-server.headersTimeout = 10_000;
-server.requestTimeout = 30_000;
+      https.createServer({ ...tls.options, ...timeouts, handshakeTimeout: 10_000 }, app.handler);
 
 let reloader: TlsReloader | null = null;
 if (tls !== null && config.tlsCertFile !== null && config.tlsKeyFile !== null) {
@@ -138,7 +141,7 @@ listenAdmin(() =>
         tls: tls !== null,
         requireHttps: config.requireHttps,
         coreTls: new URL(config.coreUrl).protocol === 'https:',
-        metricsOn: config.adminPort === null ? 'port' : 'adminPort',
+        metricsOn: config.adminPort !== null ? 'adminPort' : config.metricsOnPublicPort ? 'port' : 'off',
       },
       'listening',
     );

@@ -15,6 +15,9 @@ export type RouteLabel = (typeof ROUTES)[number];
 
 export type Budget = 'handshake' | 'request';
 
+/** Why a request body was not read whole (limits.ts). */
+export type BodyRefusal = 'process' | 'address' | 'slow';
+
 /** Why a /verify_session failed. */
 export type VerifyFailure = 'malformed' | 'unknown_handshake' | 'wrong_answer' | 'proven' | 'unavailable';
 
@@ -57,6 +60,12 @@ export interface GatekeeperMetrics {
   inFlight(read: () => number): void;
   /** The difficulty this replica announces, read at scrape time. */
   difficulty(read: () => number): void;
+  /** Request-body bytes reserved and response bytes held whole, read at scrape time. */
+  bytesInFlight(readBody: () => number, readResponse: () => number): void;
+  /** A request body refused by a budget (503 process, 429 address) or cut off as too slow (408). */
+  bodyRefused(reason: BodyRefusal): void;
+  /** A client dropped for accepting no byte of its response within WRITE_TIMEOUT_MS. */
+  writeTimeout(): void;
   /** 1 while this replica holds the difficulty-controller lease. */
   setLeader(leader: boolean): void;
   difficultyEvaluated(): void;
@@ -123,6 +132,40 @@ export function createMetrics(opts: MetricsOptions = {}): GatekeeperMetrics {
     collect() {
       this.set(readInFlight());
     },
+  });
+  let readBodyBytes = (): number => 0;
+  let readResponseBytes = (): number => 0;
+  new Gauge({
+    name: `${METRIC_PREFIX}body_bytes_in_flight`,
+    help: 'Request-body bytes reserved against MAX_BODY_BYTES_IN_FLIGHT',
+    registers,
+    collect() {
+      this.set(readBodyBytes());
+    },
+  });
+  new Gauge({
+    name: `${METRIC_PREFIX}response_bytes_held`,
+    help: 'Core answers held whole for clients, bytes (bounded by MAX_RESPONSE_BYTES_HELD)',
+    registers,
+    collect() {
+      this.set(readResponseBytes());
+    },
+  });
+  const bodyRefused = new Counter({
+    name: `${METRIC_PREFIX}body_refused_total`,
+    help: 'Request bodies refused by a budget (process: 503, address: 429) or cut off as too slow (slow: 408)',
+    labelNames: ['reason'] as const,
+    registers,
+  });
+  const bodyRefusedChildren: Record<BodyRefusal, Counter.Internal> = {
+    process: bodyRefused.labels('process'),
+    address: bodyRefused.labels('address'),
+    slow: bodyRefused.labels('slow'),
+  };
+  const writeTimeouts = new Counter({
+    name: `${METRIC_PREFIX}write_timeouts_total`,
+    help: 'Clients dropped for accepting no byte of their response within WRITE_TIMEOUT_MS',
+    registers,
   });
   let readDifficulty = (): number => 0;
   new Gauge({
@@ -208,6 +251,12 @@ export function createMetrics(opts: MetricsOptions = {}): GatekeeperMetrics {
     difficulty(read) {
       readDifficulty = read;
     },
+    bytesInFlight(body, response) {
+      readBodyBytes = body;
+      readResponseBytes = response;
+    },
+    bodyRefused: (reason) => bodyRefusedChildren[reason].inc(),
+    writeTimeout: () => writeTimeouts.inc(),
     setLeader: (l) => leader.set(l ? 1 : 0),
     difficultyEvaluated: () => evaluations.inc(),
     coreLoadPoll: (outcome) => pollChildren[outcome].inc(),

@@ -37,7 +37,15 @@ describe('loadConfig', () => {
       handshakeRatePerIpPerMin: 120,
       requestBurstPerIp: 600,
       requestRatePerIpPerMin: 1200,
-      maxInFlightRequests: 0,
+      maxInFlightRequests: 1024,
+      maxBodyBytesInFlight: 268435456,
+      maxBodyBytesInFlightPerIp: 16777216,
+      bodyMinBytesPerSec: 16384,
+      bodyGraceMs: 2000,
+      bodyIdleTimeoutMs: 5000,
+      maxResponseBytesHeld: 268435456,
+      writeTimeoutMs: 10000,
+      metricsOnPublicPort: false,
       trustedProxies: [],
       trustedProxyHeader: 'x-forwarded-for',
       ipv6PrefixLength: 64,
@@ -104,6 +112,40 @@ describe('loadConfig', () => {
       { family: 'ipv6', address: 'fd00::', prefix: 8 },
       { family: 'ipv6', address: '::1', prefix: 128 },
     ]);
+  });
+
+  it('reads and checks the memory bounds (budgets, body rate, write timeout, public metrics)', () => {
+    const c = loadConfig({
+      ...BASE,
+      MAX_BODY_BYTES_IN_FLIGHT: '67108864',
+      MAX_BODY_BYTES_IN_FLIGHT_PER_IP: '8388608',
+      BODY_MIN_BYTES_PER_SEC: '1000',
+      BODY_GRACE_MS: '0',
+      BODY_IDLE_TIMEOUT_MS: '700',
+      MAX_RESPONSE_BYTES_HELD: '0',
+      WRITE_TIMEOUT_MS: '2000',
+      METRICS_ON_PUBLIC_PORT: 'true',
+    });
+    expect(c).toMatchObject({
+      maxBodyBytesInFlight: 67108864,
+      maxBodyBytesInFlightPerIp: 8388608,
+      bodyMinBytesPerSec: 1000,
+      bodyGraceMs: 0,
+      bodyIdleTimeoutMs: 700,
+      maxResponseBytesHeld: 0,
+      writeTimeoutMs: 2000,
+      metricsOnPublicPort: true,
+    });
+    expect(problems({ ...BASE, MAX_BODY_BYTES_IN_FLIGHT_PER_IP: '1000' })).toEqual([
+      'MAX_BODY_BYTES_IN_FLIGHT_PER_IP: must be at least MAX_COMMAND_BODY_BYTES (1048576)',
+    ]);
+    expect(problems({ ...BASE, MAX_BODY_BYTES_IN_FLIGHT: '2000000', MAX_BODY_BYTES_IN_FLIGHT_PER_IP: '4000000' })).toEqual([
+      'MAX_BODY_BYTES_IN_FLIGHT: must be at least MAX_BODY_BYTES_IN_FLIGHT_PER_IP (4000000)',
+    ]);
+    const bad = problems({ ...BASE, BODY_MIN_BYTES_PER_SEC: '0', BODY_IDLE_TIMEOUT_MS: 'soon', WRITE_TIMEOUT_MS: '-1', METRICS_ON_PUBLIC_PORT: 'yes' });
+    for (const name of ['BODY_MIN_BYTES_PER_SEC', 'BODY_IDLE_TIMEOUT_MS', 'WRITE_TIMEOUT_MS', 'METRICS_ON_PUBLIC_PORT']) {
+      expect(bad.some((p) => p.startsWith(`${name}:`)), name).toBe(true);
+    }
   });
 
   it('refuses bad throttling, proxy and adaptive settings, each with its name', () => {

@@ -38,6 +38,16 @@ const scrape = async (port: number): Promise<string> => {
   return r.body;
 };
 
+/** Scrapes /metrics where it is served by default: the admin handler (ADMIN_PORT). */
+const scrapeAdmin = async (g: Gatekeeper): Promise<string> => {
+  const admin = await listen(g.app.adminHandler);
+  try {
+    return await scrape(admin.port);
+  } finally {
+    await closeServer(admin.server);
+  }
+};
+
 describe('/metrics', () => {
   it('lists the documented names, and they move when traffic flows', async () => {
     gk = await startGatekeeper({
@@ -46,7 +56,7 @@ describe('/metrics', () => {
       metrics: createMetrics({ collectDefault: true }),
       env: { REQUEST_BURST_PER_IP: '2', REQUEST_RATE_PER_IP_PER_MIN: '1' },
     });
-    const before = await scrape(gk.port);
+    const before = await scrapeAdmin(gk);
     for (const name of [
       'zax_gatekeeper_http_request_duration_seconds',
       'zax_gatekeeper_handshakes_started_total',
@@ -84,7 +94,7 @@ describe('/metrics', () => {
     await post(gk.port, '/prove', 'x');
     await post(gk.port, '/command', 'x'); // throttled: burst 2
 
-    const after = await scrape(gk.port);
+    const after = await scrapeAdmin(gk);
     expect(sample(after, 'zax_gatekeeper_handshakes_started_total')).toBe(1);
     expect(sample(after, 'zax_gatekeeper_handshakes_verified_total')).toBe(1);
     expect(sample(after, 'zax_gatekeeper_handshakes_failed_total{reason="wrong_answer"}')).toBe(1);
@@ -99,6 +109,8 @@ describe('/metrics', () => {
     expect(sample(after, 'zax_gatekeeper_http_request_duration_seconds_count{route="verify_session",status="401"}')).toBe(1);
     expect(sample(after, 'zax_gatekeeper_http_request_duration_seconds_count{route="command",status="429"}')).toBe(1);
     expect(sample(after, 'zax_gatekeeper_http_request_duration_seconds_count{route="metrics",status="200"}')).toBeGreaterThanOrEqual(1);
+    expect(sample(after, 'zax_gatekeeper_body_refused_total{reason="slow"}')).toBe(0);
+    expect(sample(after, 'zax_gatekeeper_body_bytes_in_flight')).toBe(0);
     expect(sample(after, 'zax_gatekeeper_redis_command_duration_seconds_count{op="throttle"}')).toBe(7);
     expect(sample(after, 'zax_gatekeeper_redis_command_duration_seconds_count{op="start_session"}')).toBe(1);
     expect(sample(after, 'zax_gatekeeper_redis_command_duration_seconds_count{op="load_handshake"}')).toBe(2);
@@ -110,7 +122,28 @@ describe('/metrics', () => {
 
   it('shows the static difficulty', async () => {
     gk = await startGatekeeper({ coreUrl: core.url, env: { DIFFICULTY: '6' } });
-    expect(sample(await scrape(gk.port), 'zax_gatekeeper_difficulty')).toBe(6);
+    expect(sample(await scrapeAdmin(gk), 'zax_gatekeeper_difficulty')).toBe(6);
+  });
+
+  it('is not on the public port by default (404), with or without a path in absolute form', async () => {
+    gk = await startGatekeeper({ coreUrl: core.url });
+    expect((await request(gk.port, { method: 'GET', path: '/metrics' })).status).toBe(404);
+    expect((await request(gk.port, { method: 'GET', path: `http://127.0.0.1:${gk.port}/metrics` })).status).toBe(404);
+    expect((await request(gk.port, { method: 'GET', path: '/livez' })).status).toBe(200);
+  });
+
+  it('METRICS_ON_PUBLIC_PORT=true serves it on the public port, throttled like a request', async () => {
+    gk = await startGatekeeper({
+      coreUrl: core.url,
+      env: { METRICS_ON_PUBLIC_PORT: 'true', REQUEST_BURST_PER_IP: '2', REQUEST_RATE_PER_IP_PER_MIN: '1' },
+    });
+    expect(await scrape(gk.port)).toContain('zax_gatekeeper_in_flight_requests');
+    expect((await request(gk.port, { method: 'GET', path: '/metrics' })).status).toBe(200);
+    const third = await request(gk.port, { method: 'GET', path: '/metrics' });
+    expect(third.status).toBe(429);
+    expect(Number(third.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+    // health stays unthrottled
+    expect((await request(gk.port, { method: 'GET', path: '/livez' })).status).toBe(200);
   });
 });
 

@@ -12,7 +12,7 @@ import { expectTtlGiven, timedWrite } from '../../../test/support/ttl.js';
 import { edgeKeys } from '../src/keys.js';
 import { connectRedis, redisReady, type EdgeRedis } from '../src/redis.js';
 import { createThrottle, type Throttle } from '../src/throttle.js';
-import { post, request, startFakeCore, startGatekeeper, type FakeCore, type Gatekeeper, type Reply } from './helpers.js';
+import { closeServer, listen, post, request, startFakeCore, startGatekeeper, type FakeCore, type Gatekeeper, type Reply } from './helpers.js';
 
 const T0 = 1_700_000_000_000;
 
@@ -189,14 +189,20 @@ describe('HTTP', () => {
     expect(r.headers['x-error-details']).toBe(TEXT_TOO_LARGE);
   });
 
-  it('health routes are never throttled (nor /metrics)', async () => {
+  it('health routes are never throttled (nor /metrics on the admin handler)', async () => {
     const gk = await gatekeeper({ HANDSHAKE_BURST_PER_IP: '1', REQUEST_BURST_PER_IP: '1', HANDSHAKE_RATE_PER_IP_PER_MIN: '1', REQUEST_RATE_PER_IP_PER_MIN: '1' });
     await post(gk.port, '/start_session', token(1));
     await post(gk.port, '/command', 'x');
     expectThrottled(await post(gk.port, '/start_session', token(1)));
     expectThrottled(await post(gk.port, '/command', 'x'));
     for (let i = 0; i < 20; i++) {
-      for (const path of ['/livez', '/readyz', '/metrics']) expect((await request(gk.port, { method: 'GET', path })).status).toBe(200);
+      for (const path of ['/livez', '/readyz']) expect((await request(gk.port, { method: 'GET', path })).status).toBe(200);
+    }
+    const admin = await listen(gk.app.adminHandler);
+    try {
+      for (let i = 0; i < 20; i++) expect((await request(admin.port, { method: 'GET', path: '/metrics' })).status).toBe(200);
+    } finally {
+      await closeServer(admin.server);
     }
   });
 

@@ -1,0 +1,225 @@
+/**
+ * Memory bounds of the gatekeeper, whatever clients do (docs/CONTRACT.md, packages/gatekeeper/README.md
+ * "Memory bounds"):
+ *
+ * - request-body bytes in flight: one budget per process (MAX_BODY_BYTES_IN_FLIGHT, refused with the
+ *   protocol's "busy", 503) and one per client address, the throttle's bucket name
+ *   (MAX_BODY_BYTES_IN_FLIGHT_PER_IP, refused with 429). A body with a Content-Length reserves its
+ *   declared size before a byte of it is read; a chunked body reserves what arrives, chunk by chunk.
+ *   A reservation is given back exactly once, when the response closes, however the request ended.
+ * - a minimum body rate: a body that stops (no byte for BODY_IDLE_TIMEOUT_MS) or trickles (fewer than
+ *   BODY_MIN_BYTES_PER_SEC on average once BODY_GRACE_MS are over) is cut off with 408.
+ * - response bytes the gatekeeper holds whole for slow clients (MAX_RESPONSE_BYTES_HELD): past it, a
+ *   core answer streams with backpressure instead of being buffered (forward.ts).
+ *
+ * The body watch uses one timer for all requests (a sweep every 250 ms), not one per request.
+ */
+import type { IncomingMessage } from 'node:http';
+import { BodyTooLargeError } from '@zax/protocol';
+
+export type Refusal = 'process' | 'address';
+
+/** Bytes reserved against a process-wide total and a per-client total. */
+export class ByteBudget {
+  private total = 0;
+  private readonly perClient = new Map<string, number>();
+
+  constructor(
+    /** Most bytes in the process. */
+    readonly maxTotal: number,
+    /** Most bytes of one client. */
+    readonly maxPerClient: number,
+  ) {}
+
+  get inFlight(): number {
+    return this.total;
+  }
+
+  /** Clients holding bytes now (for tests and metrics). */
+  get clients(): number {
+    return this.perClient.size;
+  }
+
+  /** Reserves `n` bytes for `client`, or reserves nothing and says which budget refused. */
+  take(client: string, n: number): Refusal | null {
+    const mine = this.perClient.get(client) ?? 0;
+    if (n > 0 && this.total + n > this.maxTotal) return 'process';
+    if (n > 0 && mine + n > this.maxPerClient) return 'address';
+    this.total += n;
+    if (n > 0) this.perClient.set(client, mine + n);
+    return null;
+  }
+
+  give(client: string, n: number): void {
+    if (n <= 0) return;
+    this.total -= n;
+    const left = (this.perClient.get(client) ?? 0) - n;
+    if (left > 0) this.perClient.set(client, left);
+    else this.perClient.delete(client);
+  }
+
+  /** A reservation for one request, released once. */
+  open(client: string): Reservation {
+    return new Reservation(this, client);
+  }
+}
+
+export class Reservation {
+  private held = 0;
+  private released = false;
+
+  constructor(
+    private readonly budget: ByteBudget,
+    private readonly client: string,
+  ) {}
+
+  /** Reserves `n` more bytes; after release nothing more is reserved (and nothing refused). */
+  grow(n: number): Refusal | null {
+    if (this.released) return null;
+    const refused = this.budget.take(this.client, n);
+    if (refused === null) this.held += n;
+    return refused;
+  }
+
+  /** Gives every byte back; later calls do nothing. */
+  readonly release = (): void => {
+    if (this.released) return;
+    this.released = true;
+    this.budget.give(this.client, this.held);
+    this.held = 0;
+  };
+}
+
+/** The request body could not be read whole: why. */
+export class BodyRefused extends Error {
+  override readonly name = 'BodyRefused';
+  constructor(readonly reason: Refusal | 'slow' | 'aborted') {
+    super(reason);
+  }
+}
+
+export interface BodyRateOptions {
+  /** Average bytes per second a body must keep up once the grace is over. */
+  readonly minBytesPerSec: number;
+  readonly graceMs: number;
+  /** A body with no byte for this long is cut off, grace or not. */
+  readonly idleTimeoutMs: number;
+}
+
+interface Watched {
+  readonly startMs: number;
+  lastByteMs: number;
+  received: number;
+  readonly expired: () => void;
+}
+
+const SWEEP_MS = 250;
+
+/** Watches the bodies being read; calls `expired` once for a body that stalls or trickles. */
+export class BodyWatch {
+  private readonly active = new Set<Watched>();
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(private readonly opts: BodyRateOptions) {}
+
+  get size(): number {
+    return this.active.size;
+  }
+
+  watch(expired: () => void): { bytes(n: number): void; done(): void } {
+    const now = performance.now();
+    const w: Watched = { startMs: now, lastByteMs: now, received: 0, expired };
+    this.active.add(w);
+    this.timer ??= setInterval(() => this.sweep(), SWEEP_MS).unref();
+    return {
+      bytes: (n) => {
+        w.received += n;
+        w.lastByteMs = performance.now();
+      },
+      done: () => this.remove(w),
+    };
+  }
+
+  private remove(w: Watched): void {
+    this.active.delete(w);
+    if (this.active.size === 0 && this.timer !== null) {
+      clearInterval(this.timer);
+      this.timer = null;
+    }
+  }
+
+  private sweep(): void {
+    const now = performance.now();
+    const { minBytesPerSec, graceMs, idleTimeoutMs } = this.opts;
+    for (const w of this.active) {
+      const overGrace = now - w.startMs - graceMs;
+      const stalled = now - w.lastByteMs > idleTimeoutMs;
+      const trickling = overGrace > 0 && w.received < (minBytesPerSec * overGrace) / 1000;
+      if (stalled || trickling) {
+        this.remove(w);
+        w.expired();
+      }
+    }
+  }
+
+  close(): void {
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+    this.active.clear();
+  }
+}
+
+/** The declared Content-Length, or null (chunked, or none). node:http has already checked its syntax. */
+export function declaredLength(req: IncomingMessage): number | null {
+  const raw = req.headers['content-length'];
+  if (raw === undefined) return null;
+  const n = Number(raw);
+  return Number.isSafeInteger(n) && n >= 0 ? n : null;
+}
+
+/**
+ * Reads a body whole under its size limit, its reservation and the rate watch. A chunked body grows
+ * the reservation as it arrives (a body with a Content-Length reserved it before). Rejects with
+ * BodyTooLargeError, or BodyRefused (a budget, too slow, or the client went away); then nothing is
+ * kept, and the caller answers and closes.
+ */
+export function readBodyBounded(
+  req: IncomingMessage,
+  maxBytes: number,
+  reservation: Reservation,
+  chunked: boolean,
+  watch: BodyWatch,
+): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    const finish = (err: Error | null): void => {
+      if (done) return;
+      done = true;
+      w.done();
+      req.off('data', onData);
+      if (err === null) return resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
+      chunks.length = 0;
+      reject(err);
+    };
+    const w = watch.watch(() => finish(new BodyRefused('slow')));
+    const onData = (chunk: Buffer): void => {
+      if (done) return;
+      size += chunk.length;
+      w.bytes(chunk.length);
+      if (size > maxBytes) return finish(new BodyTooLargeError(`body above ${maxBytes}`));
+      if (chunked) {
+        const refused = reservation.grow(chunk.length);
+        if (refused !== null) return finish(new BodyRefused(refused));
+      }
+      chunks.push(chunk);
+    };
+    req.on('data', onData);
+    req.on('end', () => finish(null));
+    req.on('error', () => finish(new BodyRefused('aborted')));
+    req.on('aborted', () => finish(new BodyRefused('aborted')));
+    // A socket that closes before the end (node:http ≥ 16 emits 'close' then, not always 'aborted').
+    req.on('close', () => finish(new BodyRefused('aborted')));
+  });
+}
