@@ -39,7 +39,7 @@ import { startSession } from './handshake/start-session.js';
 import { handshakeStore } from './handshake/store.js';
 import { VerifyError, verifySession } from './handshake/verify-session.js';
 import { edgeKeys } from './keys.js';
-import { BodyRefused, BodyWatch, ByteBudget, declaredLength, readBodyBounded, type Refusal } from './limits.js';
+import { BodyRefused, BodyWatch, ByteBudget, SMALL_BODY_BYTES, declaredLength, readBodyBounded, type Refusal } from './limits.js';
 import type { Logger } from './log.js';
 import { createMetrics, timed, type Budget, type GatekeeperMetrics, type RouteLabel, type VerifyFailure } from './metrics.js';
 import type { EdgeRedis } from './redis.js';
@@ -206,6 +206,7 @@ export function createApp(deps: AppDeps): App {
   metrics.inFlight(() => inFlight);
   const bodies = new ByteBudget(config.maxBodyBytesInFlight, config.maxBodyBytesInFlightPerIp);
   const held = new ByteBudget(config.maxResponseBytesHeld, config.maxResponseBytesHeld);
+  const smallHeadroom = Math.floor(config.maxBodyBytesInFlight / 8);
   metrics.bytesInFlight(() => bodies.inFlight, () => held.inFlight);
   const watch = new BodyWatch({
     minBytesPerSec: config.bodyMinBytesPerSec,
@@ -297,7 +298,7 @@ export function createApp(deps: AppDeps): App {
     const reservation = bodies.open(client);
     res.once('close', reservation.release);
     if (declared !== null) {
-      const refused = reservation.grow(declared);
+      const refused = reservation.grow(declared, declared <= SMALL_BODY_BYTES ? smallHeadroom : 0);
       if (refused !== null) return refuseBody(req, res, refused);
     }
     let body: Buffer;

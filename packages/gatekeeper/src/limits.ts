@@ -19,6 +19,14 @@ import { BodyTooLargeError } from '@zax/protocol';
 
 export type Refusal = 'process' | 'address';
 
+/**
+ * A body declared at most this long (every handshake body and every command but an upload) may use
+ * a headroom of an eighth of the process budget above it: large bodies filling the budget then
+ * cannot refuse every other client's small requests. Small bodies are few bytes each, so the
+ * headroom is a bound, not a reservation.
+ */
+export const SMALL_BODY_BYTES = 4096;
+
 /** Bytes reserved against a process-wide total and a per-client total. */
 export class ByteBudget {
   private total = 0;
@@ -40,10 +48,13 @@ export class ByteBudget {
     return this.perClient.size;
   }
 
-  /** Reserves `n` bytes for `client`, or reserves nothing and says which budget refused. */
-  take(client: string, n: number): Refusal | null {
+  /**
+   * Reserves `n` bytes for `client`, or reserves nothing and says which budget refused. `headroom`
+   * lets the process total pass `maxTotal` by that much (small bodies: see SMALL_BODY_BYTES).
+   */
+  take(client: string, n: number, headroom = 0): Refusal | null {
     const mine = this.perClient.get(client) ?? 0;
-    if (n > 0 && this.total + n > this.maxTotal) return 'process';
+    if (n > 0 && this.total + n > this.maxTotal + headroom) return 'process';
     if (n > 0 && mine + n > this.maxPerClient) return 'address';
     this.total += n;
     if (n > 0) this.perClient.set(client, mine + n);
@@ -74,9 +85,9 @@ export class Reservation {
   ) {}
 
   /** Reserves `n` more bytes; after release nothing more is reserved (and nothing refused). */
-  grow(n: number): Refusal | null {
+  grow(n: number, headroom = 0): Refusal | null {
     if (this.released) return null;
-    const refused = this.budget.take(this.client, n);
+    const refused = this.budget.take(this.client, n, headroom);
     if (refused === null) this.held += n;
     return refused;
   }
