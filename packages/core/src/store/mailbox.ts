@@ -47,12 +47,20 @@ export interface DownloadQuery {
   readonly start: number;
   readonly count: number;
   readonly from: readonly string[] | null;
+  /**
+   * Most data bytes (UTF-8 length of `data`, as the quotas count them) in the page; the page still
+   * holds its first message when that one alone has more (DEVIATION D19). @default no cap
+   */
+  readonly maxBytes?: number;
 }
 
 export interface MailboxStore {
   /** Stores or replaces a message and writes its storage token `storageToken(to, nonce)`. */
   upload(msg: NewMessage, quotas: Quotas): Promise<UploadOutcome>;
-  /** Download items (JSON object texts, rendered by `renderItem`) in receipt order. */
+  /**
+   * Download items (JSON object texts, rendered by `renderItem`) in receipt order: at most
+   * `q.count`, whose data bytes add up to at most `q.maxBytes` (but at least one item).
+   */
   download(hpk: string, q: DownloadQuery, nowMs: number): Promise<string[]>;
   count(hpk: string, nowMs: number): Promise<number>;
   /** Deletes the caller's own messages by nonce string; returns the live count afterwards. */
@@ -138,6 +146,8 @@ export function decodeItem(nonce: Buffer, rec: Buffer): string {
 
 /** Far beyond any mailbox (MAILBOX_QUOTA ≤ 1e9): keeps the index the script computes exact. */
 const MAX_START = 2_000_000_000;
+/** The byte cap of a download without one: more than any mailbox holds, exact as a Lua number. */
+const NO_BYTE_CAP = Number.MAX_SAFE_INTEGER;
 
 const UPLOAD_OUTCOMES: Readonly<Record<number, UploadOutcome>> = { 1: 'stored', 2: 'replaced', [-1]: 'fullCount', [-2]: 'fullBytes' };
 
@@ -192,7 +202,15 @@ export function createMailboxStore(redis: CoreRedis, keys: Keys, obs: StoreObser
     async download(hpk, q, nowMs) {
       const senders = (q.from ?? []).map((h) => rawFixed(h, HPK_BYTES, 'sender filter'));
       const reply = await storeCall('download', () =>
-        redis.zaxDownloadBuffer(...mailboxArgs(keys, hpk), nowMs, Math.min(q.start, MAX_START), q.count, COMPACT_LIMIT, ...senders),
+        redis.zaxDownloadBuffer(
+          ...mailboxArgs(keys, hpk),
+          nowMs,
+          Math.min(q.start, MAX_START),
+          q.count,
+          COMPACT_LIMIT,
+          Math.max(1, Math.min(q.maxBytes ?? NO_BYTE_CAP, NO_BYTE_CAP)),
+          ...senders,
+        ),
         obs,
       );
       if (
