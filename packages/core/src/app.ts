@@ -35,6 +35,7 @@ import {
   type LoadReport,
 } from '@zax/protocol';
 import { runCommand, type CommandDeps } from './command.js';
+import { createResponseGate, type ResponseGate } from './commands/download-gate.js';
 import type { Config } from './config.js';
 import { createFileSeed } from './file-seed.js';
 import { mintSession, type MintDeps } from './internal-sessions.js';
@@ -72,6 +73,8 @@ export interface App {
   readonly load: LoadMeter;
   readonly loadStore: LoadStore;
   readonly loadTiming: LoadTiming;
+  /** The answer bytes and downloads in flight (commands/download-gate.ts). */
+  readonly answers: ResponseGate;
   /** What `GET /internal/load` serves. */
   loadReport(): Promise<LoadReport>;
   /** Stops taking requests (503 from now on), resolves once in-flight requests have finished and the last load counts are flushed. */
@@ -127,6 +130,11 @@ export function createApp(deps: AppDeps): App {
   const mintDeps: MintDeps = { stores, crypto, clock, log };
   const proveDeps: ProveDeps = { config, stores, crypto, clock, log };
   const commandDeps: CommandDeps = { config, stores, crypto, clock, log, fileSeed, storeGuard, metrics };
+  const answers = createResponseGate({
+    perHpk: config.maxDownloadsPerHpk,
+    budgetBytes: config.maxResponseBytesInFlight,
+    busyRetryAfterSec: config.busyRetryAfterSec,
+  });
   const secretDigests = [config.internalSecret, config.internalSecretPrevious].filter((s): s is string => s !== null).map(digest);
 
   /** Constant-time against every accepted secret (digests make the lengths equal). */
@@ -297,7 +305,11 @@ export function createApp(deps: AppDeps): App {
       case '/command': {
         meter.command(clock.nowMs());
         const body = await readBody(req, config.maxCommandBodyBytes);
-        return sendOk(res, await runCommand(commandDeps, body.toString('latin1')));
+        // This request's share of the answer bounds, released when `res` closes (DEVIATION D19).
+        const gate = answers.request(res);
+        const out = await runCommand({ ...commandDeps, stores: { ...stores, answers: gate } }, body.toString('latin1'));
+        gate.answer(Buffer.byteLength(out));
+        return sendOk(res, out);
       }
       case '/start_session':
       case '/verify_session':
@@ -357,6 +369,7 @@ export function createApp(deps: AppDeps): App {
     load: meter,
     loadStore,
     loadTiming: timing,
+    answers,
     loadReport: () => loadReport(reportDeps),
     close() {
       closing = true;

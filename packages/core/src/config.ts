@@ -89,6 +89,25 @@ export interface Config {
    * 1 up to 2 CPUs, else half of them (README "Worker processes").
    */
   readonly workers: number;
+  // --- Answer bounds (commands/download-gate.ts, DEVIATION D19) ---
+  /**
+   * @default 4194304 (`MAX_DOWNLOAD_BYTES`): most data bytes (UTF-8 length of `data`) of the messages
+   * in one `download` answer; the answer still holds its first message when that one alone has more.
+   */
+  readonly maxDownloadBytes: number;
+  /** @default 2 (`MAX_DOWNLOADS_PER_HPK`): `download` commands in flight per hpk in this process; one more → 429. */
+  readonly maxDownloadsPerHpk: number;
+  /**
+   * @default 67108864 (`CORE_MAX_RESPONSE_BYTES_IN_FLIGHT`): answer bytes in flight (being built or
+   * written) in this process; a download that would pass it → 503. ≥ `downloadAnswerBound(…)`.
+   */
+  readonly maxResponseBytesInFlight: number;
+  /**
+   * @default 20000 (`CORE_WRITE_TIMEOUT_MS`): a connection on which nothing could be read or written
+   * for this long is closed (a peer that stopped reading an answer no longer pins it).
+   */
+  readonly writeTimeoutMs: number;
+  // --- end answer bounds ---
   // --- TLS on the core link (tls.ts reads the files) ---
   /** `CORE_TLS_CERT_FILE` + `CORE_TLS_KEY_FILE` (both or neither): serve HTTPS on CORE_PORT. @default null */
   readonly tlsCertFile: string | null;
@@ -106,6 +125,22 @@ export const MAX_WORKERS = 256;
  */
 export function autoWorkers(cpus: number): number {
   return cpus <= 2 ? 1 : Math.min(MAX_WORKERS, Math.floor(cpus / 2));
+}
+
+/** JSON bytes of a download item besides its data (keys, time, b64 sender and nonce, kind, comma). */
+const ITEM_OVERHEAD_BYTES = 160;
+/** Items in one download at most (docs/PROTOCOL.md §5.3). */
+const MAX_DOWNLOAD_ITEMS = 100;
+
+/**
+ * An estimate of the largest `download` answer (both lines, bytes) for these settings: at most
+ * max(maxDownloadBytes, maxMessageBytes) data bytes in at most 100 items, boxed (16 bytes) and in
+ * base64. Data whose JSON needs escapes (control characters, lone surrogates) can make it larger;
+ * the gate counts the real size once the answer is built.
+ */
+export function downloadAnswerBound(maxDownloadBytes: number, maxMessageBytes: number): number {
+  const json = Math.max(maxDownloadBytes, maxMessageBytes) + MAX_DOWNLOAD_ITEMS * ITEM_OVERHEAD_BYTES + 2;
+  return 4 * Math.ceil((json + 16) / 3) + 34;
 }
 
 /** Largest mailbox quota accepted: keeps every index the Lua scripts compute exact. */
@@ -214,6 +249,12 @@ const ENV_SHAPE = {
         return z.NEVER;
       }),
   ),
+  // --- answer bounds ---
+  MAX_DOWNLOAD_BYTES: int(4_194_304, 1),
+  MAX_DOWNLOADS_PER_HPK: int(2, 1, 1000),
+  CORE_MAX_RESPONSE_BYTES_IN_FLIGHT: int(67_108_864, 1),
+  CORE_WRITE_TIMEOUT_MS: int(20_000, 100, 3_600_000),
+  // --- end answer bounds ---
   // --- TLS on the core link ---
   CORE_TLS_CERT_FILE: z.preprocess(orDefault(undefined), z.string().optional()),
   CORE_TLS_KEY_FILE: z.preprocess(orDefault(undefined), z.string().optional()),
@@ -236,6 +277,14 @@ function crossProblems(e: Partial<ParsedEnv>): string[] {
     const min = 4 * Math.ceil(e.MAX_CHUNK_SIZE / 3) + 4096;
     if (e.MAX_COMMAND_BODY_BYTES < min) out.push(`MAX_COMMAND_BODY_BYTES: must be ≥ 4·⌈MAX_CHUNK_SIZE/3⌉ + 4096 = ${min}`);
   }
+  // --- answer bounds ---
+  if (e.MAX_DOWNLOAD_BYTES !== undefined && e.MAX_MESSAGE_BYTES !== undefined && e.CORE_MAX_RESPONSE_BYTES_IN_FLIGHT !== undefined) {
+    const min = downloadAnswerBound(e.MAX_DOWNLOAD_BYTES, e.MAX_MESSAGE_BYTES);
+    if (e.CORE_MAX_RESPONSE_BYTES_IN_FLIGHT < min) {
+      out.push(`CORE_MAX_RESPONSE_BYTES_IN_FLIGHT: must hold one download answer, ≥ ${min} for MAX_DOWNLOAD_BYTES and MAX_MESSAGE_BYTES`);
+    }
+  }
+  // --- end answer bounds ---
   // --- TLS on the core link ---
   if ((e.CORE_TLS_CERT_FILE === undefined) !== (e.CORE_TLS_KEY_FILE === undefined)) {
     out.push('CORE_TLS_CERT_FILE, CORE_TLS_KEY_FILE: set both or neither');
@@ -320,6 +369,10 @@ export function loadConfig(env: Env, opts: LoadOptions = {}): Config {
     loadPeriodSec: e.LOAD_PERIOD_SEC,
     adminPort: e.CORE_ADMIN_PORT ?? null,
     workers: e.CORE_WORKERS === 'auto' ? autoWorkers((opts.cpus ?? availableParallelism)()) : e.CORE_WORKERS,
+    maxDownloadBytes: e.MAX_DOWNLOAD_BYTES, // answer bounds
+    maxDownloadsPerHpk: e.MAX_DOWNLOADS_PER_HPK, // answer bounds
+    maxResponseBytesInFlight: e.CORE_MAX_RESPONSE_BYTES_IN_FLIGHT, // answer bounds
+    writeTimeoutMs: e.CORE_WRITE_TIMEOUT_MS, // answer bounds
     tlsCertFile: e.CORE_TLS_CERT_FILE ?? null, // TLS on the core link
     tlsKeyFile: e.CORE_TLS_KEY_FILE ?? null, // TLS on the core link
   });

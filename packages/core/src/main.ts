@@ -101,6 +101,10 @@ async function serve(config: Config, tlsOptions: CoreTlsOptions | null, log: Log
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;
   server.requestTimeout = 30_000;
+  // A connection with nothing read or written for this long is closed: a peer that stopped reading
+  // an answer frees it (and its share of the answer budget, DEVIATION D19). Suspended while bytes
+  // still drain; the keep-alive idle time replaces it between requests.
+  server.timeout = config.writeTimeoutMs;
   server.on('clientError', (_err, socket) => socket.destroy());
   server.on('error', (err: NodeJS.ErrnoException) => {
     log.error({ code: err.code, port: config.port }, cannotListenMessage(err.code, config.host, config.port, 'CORE_PORT', 'CORE_HOST'));

@@ -1,10 +1,15 @@
 /**
  * `download` (docs/PROTOCOL.md §5.3, DEVIATION D12: `count` honoured, `from` filter, always receipt
- * order): an encrypted JSON array of the caller's live messages. The store renders the items.
+ * order; DEVIATION D19: at most `maxDownloadBytes` data bytes per answer, but at least one message,
+ * and at most `maxDownloadsPerHpk` downloads in flight per hpk). The store renders the items.
  */
+import { downloadAnswerBound } from '../config.js';
 import { encrypted, type CommandHandler } from './types.js';
 
 export const download: CommandHandler<'download'> = async (ctx, req) => {
-  const items = await ctx.stores.mailboxes.download(ctx.hpk, req, ctx.nowMs);
+  const { maxDownloadBytes, maxMessageBytes } = ctx.config;
+  // Refused (429 per hpk, 503 over the process budget) before anything is read.
+  ctx.stores.answers?.enter(ctx.hpk, downloadAnswerBound(maxDownloadBytes, maxMessageBytes));
+  const items = await ctx.stores.mailboxes.download(ctx.hpk, { ...req, maxBytes: maxDownloadBytes }, ctx.nowMs);
   return encrypted(`[${items.join(',')}]`);
 };

@@ -1,0 +1,115 @@
+/**
+ * Bounds on the answers a core process holds while they are built and written (docs/PROTOCOL.md
+ * §5.3, DEVIATION D19), so that a mailbox owner who downloads in loops, or opens many downloads
+ * and never reads them, cannot take the core's memory or starve other clients:
+ *
+ * - per hpk: at most `perHpk` `download` commands in flight at once, each from the moment it starts
+ *   until its answer has been written out (or its connection has closed). One more is refused 429
+ *   ("Too many requests. Try again later.", `Retry-After: 1`) before anything is read.
+ * - per process: the answer bytes in flight of every `/command` stay within `budgetBytes`. A
+ *   `download` or `downloadFileChunk` reserves a bound on its answer before it reads from Redis
+ *   (replaced by the real size once the answer is built); one that would pass the budget is
+ *   refused 503 (busy, `Retry-After: busyRetryAfterSec`). Smaller answers are counted, never refused.
+ *
+ * app.ts makes one `AnswerGate` per `/command` request (`gate.request(res)`) and hands it to the
+ * handlers through `ctx.stores.answers`; everything the request holds is released when `res` closes,
+ * which a stalled reader reaches at the latest after the server's write timeout (CORE_WRITE_TIMEOUT_MS).
+ */
+import { RelayError } from '@zax/protocol';
+
+/** What the gate needs of a response: the one 'close' event, emitted after it finished or broke off. */
+export interface Closable {
+  once(event: 'close', listener: () => void): unknown;
+}
+
+/** One `/command` request's share of the gate. */
+export interface AnswerGate {
+  /**
+   * Admits a download of an answer of at most about `boundBytes` (refusing it with 429 or 503), and
+   * holds its share until the response closes. `hpk` counts it against the per-hpk limit; null does not.
+   */
+  enter(hpk: string | null, boundBytes: number): void;
+  /** The size of the answer being written: counted (in place of any reservation) until the response closes. */
+  answer(bytes: number): void;
+}
+
+export interface ResponseGate {
+  /** The gate of one `/command` request answered on `res`. */
+  request(res: Closable): AnswerGate;
+  /** Answer bytes in flight (reserved or being written) in this process. */
+  bytesInFlight(): number;
+  /** Downloads in flight for this hpk. */
+  downloadsOf(hpk: string): number;
+}
+
+export interface ResponseGateOptions {
+  /** Most `download` commands in flight per hpk (MAX_DOWNLOADS_PER_HPK). */
+  readonly perHpk: number;
+  /** Most answer bytes in flight in this process (CORE_MAX_RESPONSE_BYTES_IN_FLIGHT). */
+  readonly budgetBytes: number;
+  /** Retry-After of the 503 (BUSY_RETRY_AFTER_SEC). */
+  readonly busyRetryAfterSec: number;
+}
+
+/** Retry-After of the per-hpk 429: a download in flight usually ends within a second. */
+export const DOWNLOADS_PER_HPK_RETRY_AFTER_SEC = 1;
+
+export function createResponseGate(opts: ResponseGateOptions): ResponseGate {
+  let bytes = 0;
+  const perHpk = new Map<string, number>();
+
+  const release = (hpk: string | null, held: number): void => {
+    bytes -= held;
+    if (hpk === null) return;
+    const n = (perHpk.get(hpk) ?? 1) - 1;
+    if (n <= 0) perHpk.delete(hpk);
+    else perHpk.set(hpk, n);
+  };
+
+  return {
+    bytesInFlight: () => bytes,
+    downloadsOf: (hpk) => perHpk.get(hpk) ?? 0,
+    request(res) {
+      let held = 0;
+      let hpkHeld: string | null = null;
+      let listening = false;
+      let closed = false;
+      const listen = (): void => {
+        if (listening) return;
+        listening = true;
+        res.once('close', () => {
+          closed = true;
+          release(hpkHeld, held);
+          held = 0;
+          hpkHeld = null;
+        });
+      };
+      return {
+        enter(hpk, boundBytes) {
+          if (closed) throw new RelayError('busy', 'answer gate: connection closed');
+          if (hpk !== null && hpkHeld === null && (perHpk.get(hpk) ?? 0) >= opts.perHpk) {
+            throw new RelayError('throttled', 'downloads in flight for this hpk', DOWNLOADS_PER_HPK_RETRY_AFTER_SEC);
+          }
+          if (bytes - held + Math.max(held, boundBytes) > opts.budgetBytes) {
+            throw new RelayError('busy', 'answer bytes in flight at the budget', opts.busyRetryAfterSec);
+          }
+          listen();
+          if (hpk !== null && hpkHeld === null) {
+            hpkHeld = hpk;
+            perHpk.set(hpk, (perHpk.get(hpk) ?? 0) + 1);
+          }
+          if (boundBytes > held) {
+            bytes += boundBytes - held;
+            held = boundBytes;
+          }
+        },
+        answer(size) {
+          if (closed) return;
+          listen();
+          bytes += size - held;
+          held = size;
+        },
+      };
+    },
+  };
+}
