@@ -233,9 +233,10 @@ export class Mailbox {
         fresh++;
         if (fromSet === null || fromSet.has(item.from)) out.push(this.openItem(item));
       }
-      // A short page is the last one. A page with nothing new means the relay ignores `start`
-      // (the reference relay ignores paging): stop instead of looping.
-      if (items.length < pageSize || fresh === 0) break;
+      // An empty page is the last one. A page can be short of `pageSize` and not be the last: a
+      // relay may cap an answer by bytes (DEVIATION D19 of the relay). A page with nothing new means
+      // the relay ignores `start` (the reference relay ignores paging): stop instead of looping.
+      if (items.length === 0 || fresh === 0) break;
       start += items.length;
     }
     return out;
