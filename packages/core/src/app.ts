@@ -307,7 +307,7 @@ export function createApp(deps: AppDeps): App {
         const body = await readBody(req, config.maxCommandBodyBytes);
         // This request's share of the answer bounds, released when `res` closes (DEVIATION D19).
         const gate = answers.request(res);
-        const out = await runCommand({ ...commandDeps, stores: { ...stores, answers: gate } }, body.toString('latin1'));
+        const out = await runCommand(commandDeps, body.toString('latin1'), gate);
         gate.answer(Buffer.byteLength(out));
         return sendOk(res, out);
       }

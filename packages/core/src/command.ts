@@ -23,6 +23,7 @@ import {
   type CommandName,
   type Crypto,
 } from '@zax/protocol';
+import type { AnswerGate } from './commands/download-gate.js';
 import { COMMAND_HANDLERS, type CommandHandler } from './commands/index.js';
 import type { Config } from './config.js';
 import type { FileSeed } from './file-seed.js';
@@ -65,7 +66,7 @@ function withExtraLine(head: string, extra: string): string | Buffer {
  * Runs one `/command` body and returns the response body (lines joined by CRLF). Every outcome is
  * counted by command name (`unknown` until the box is open) and the status it will be answered with.
  */
-export async function runCommand(deps: CommandDeps, body: string): Promise<string | Buffer> {
+export async function runCommand(deps: CommandDeps, body: string, answers: AnswerGate): Promise<string | Buffer> {
   const { config, stores, crypto, clock } = deps;
   const nowMs = clock.nowMs();
   const nowSec = Math.floor(nowMs / 1000);
@@ -110,7 +111,7 @@ export async function runCommand(deps: CommandDeps, body: string): Promise<strin
       if (FILE_COMMANDS.has(req.cmd) && !config.fileStoreEnabled) throw new RelayError('fileStoreDisabled', `${req.cmd}: file store disabled`);
       // 10. Execution.
       const handler = COMMAND_HANDLERS[req.cmd] as CommandHandler<CommandName>;
-      const result = await handler({ hpk, nowMs, nowSec, config, stores, crypto, log: deps.log, fileSeed: deps.fileSeed, storeGuard: deps.storeGuard, line4Bytes }, req);
+      const result = await handler({ hpk, nowMs, nowSec, config, stores, crypto, log: deps.log, fileSeed: deps.fileSeed, storeGuard: deps.storeGuard, line4Bytes, answers }, req);
       deps.log.debug({ cmd: req.cmd, hpk: short(hpk) }, 'command');
       let out: string | Buffer;
       if (result.kind === 'plain') out = result.line;

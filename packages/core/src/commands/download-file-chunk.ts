@@ -13,7 +13,7 @@ import { encrypted, type CommandHandler } from './types.js';
 const CHUNK_ANSWER_OVERHEAD = 200;
 
 export const downloadFileChunk: CommandHandler<'downloadFileChunk'> = async (ctx, req) => {
-  ctx.stores.answers?.enter(null, 4 * Math.ceil(ctx.config.maxChunkSize / 3) + CHUNK_ANSWER_OVERHEAD);
+  ctx.answers.enter(null, 4 * Math.ceil(ctx.config.maxChunkSize / 3) + CHUNK_ANSWER_OVERHEAD);
   const r = await ctx.stores.files.downloadChunk(req.uploadID, ctx.hpk, req.part, ctx.nowMs);
   switch (r.kind) {
     case 'notFound':

@@ -12,7 +12,7 @@
  *   refused 503 (busy, `Retry-After: busyRetryAfterSec`). Smaller answers are counted, never refused.
  *
  * app.ts makes one `AnswerGate` per `/command` request (`gate.request(res)`) and hands it to the
- * handlers through `ctx.stores.answers`; everything the request holds is released when `res` closes,
+ * handlers as `ctx.answers`; everything the request holds is released when `res` closes,
  * which a stalled reader reaches at the latest after the server's write timeout (CORE_WRITE_TIMEOUT_MS).
  */
 import { RelayError } from '@zax/protocol';

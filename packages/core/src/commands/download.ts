@@ -9,7 +9,7 @@ import { encrypted, type CommandHandler } from './types.js';
 export const download: CommandHandler<'download'> = async (ctx, req) => {
   const { maxDownloadBytes, maxMessageBytes } = ctx.config;
   // Refused (429 per hpk, 503 over the process budget) before anything is read.
-  ctx.stores.answers?.enter(ctx.hpk, downloadAnswerBound(maxDownloadBytes, maxMessageBytes));
+  ctx.answers.enter(ctx.hpk, downloadAnswerBound(maxDownloadBytes, maxMessageBytes));
   const items = await ctx.stores.mailboxes.download(ctx.hpk, { ...req, maxBytes: maxDownloadBytes }, ctx.nowMs);
   return encrypted(`[${items.join(',')}]`);
 };

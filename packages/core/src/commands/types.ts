@@ -9,6 +9,7 @@ import type { FileSeed } from '../file-seed.js';
 import type { Log } from '../log.js';
 import type { StoreGuard } from '../store-guard.js';
 import type { Stores } from '../store/index.js';
+import type { AnswerGate } from './download-gate.js';
 
 export interface CommandContext {
   /** The caller's hpk (canonical b64), authenticated by its live session. */
@@ -26,6 +27,8 @@ export interface CommandContext {
   readonly storeGuard: StoreGuard;
   /** The body's line 4 decoded (the envelope checks it is strict base64 by decoding it), or null. */
   readonly line4Bytes: Buffer | null;
+  /** This request's share of the answer bounds (download-gate.ts): downloads enter it first. */
+  readonly answers: AnswerGate;
 }
 
 export type CommandResult =

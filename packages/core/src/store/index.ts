@@ -1,5 +1,4 @@
 /** The core's stores, built once per app over one Redis connection and key prefix. */
-import type { AnswerGate } from '../commands/download-gate.js';
 import type { CoreRedis } from '../redis.js';
 import type { Keys } from '../keys.js';
 import { createFileStore, type FileStore } from './files.js';
@@ -15,11 +14,6 @@ export interface Stores {
   readonly nonces: NonceStore;
   readonly mailboxes: MailboxStore;
   readonly files: FileStore;
-  /**
-   * The answer-bytes gate of the current `/command` request (commands/download-gate.ts), which
-   * app.ts adds per request; absent outside a request: nothing is bounded then.
-   */
-  readonly answers?: AnswerGate;
 }
 
 /** `observer` gets every Redis round trip's duration and the messages and file bytes that come and go. */
