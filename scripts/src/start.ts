@@ -1,26 +1,41 @@
 /**
  * `pnpm start`: the whole relay on one machine. Starts a private memory-only redis-server when
- * REDIS_URL is unset, then the core, waits for its /readyz, then the gatekeeper, waits for its
- * /readyz, and prints the URL clients use. `pnpm start` runs this through scripts/start.js (which
- * builds first) as pnpm's direct child, so what pnpm forwards reaches this process.
+ * REDIS_URL is unset (with a `maxmemory`, REDIS_MAXMEMORY, default 512mb, and `noeviction`, so the
+ * core's store high-water mark applies), then the core, waits for its /readyz, then the gatekeeper,
+ * waits for its /readyz, and prints the URL clients use. `pnpm start` runs this through
+ * scripts/start.js (which builds first) as pnpm's direct child, so what pnpm forwards reaches this
+ * process.
+ *
+ * Supervision, once the relay is ready: a core, gatekeeper or private redis-server that exits on
+ * its own (a crash, a SIGKILL, the OOM killer) is started again, on the same port and with the same
+ * environment, after a backoff of 0.5 s doubling up to 30 s; one line on stderr says what died, how
+ * (exit code or signal) and when it comes back. The backoff starts over once a process has been
+ * ready for STABLE_MS. After MAX_FAILURES failures in a row (about 2.5 minutes of a crash loop) the
+ * launcher gives up: it stops the rest as below and exits 1. The private Redis keeps running while
+ * the core or the gatekeeper is restarted, so the mail survives them. If the private redis-server
+ * itself dies, its data is gone anyway: it is started again, empty, on the same port, and the core
+ * and the gatekeeper reconnect to it on their own. Before the relay has been ready once, a child that
+ * dies still stops everything with exit 1 (a port in use, a bad setting: nothing to retry).
  *
  * How it stops, however it is stopped:
  * - SIGINT, SIGTERM or SIGHUP (to this process, or to pnpm, which forwards them), or the parent
- *   going away (pnpm killed: the parent pid changes; polled every PARENT_POLL_MS): the gatekeeper,
- *   then the core, then Redis, each by SIGTERM and waited for (SIGKILL after STOP_TIMEOUT_MS); exit 0.
- * - A child that dies on its own: the same stop, exit 1.
+ *   going away (pnpm killed: the parent pid changes; polled every PARENT_POLL_MS): pending restarts
+ *   are dropped, then the gatekeeper, the core, then Redis, each by SIGTERM and waited for (SIGKILL
+ *   after STOP_TIMEOUT_MS); exit 0.
  * - This process killed outright (SIGKILL, a crash): the core and the gatekeeper hold an IPC
  *   channel to it and drain and exit when it closes. redis-server has no such hook, so it gets a
- *   watchdog: a tiny `sh` that blocks reading a pipe whose write end is held by this launcher, the
- *   core and the gatekeeper (passed to them as fd 4, which they never touch; the core's cluster
- *   workers do not get it, but the core waits for them before it exits). When the last holder is
- *   gone the read sees end-of-file and the watchdog SIGKILLs redis-server, so Redis outlives the
- *   services' drain but nothing outlives the services.
+ *   watchdog: a tiny `sh` that reads a pipe whose write end is held by this launcher, the core and
+ *   the gatekeeper (passed to them as fd 4, which they never touch, restarted ones included; the
+ *   core's cluster workers do not get it, but the core waits for them before it exits). The launcher
+ *   writes the pid of each redis-server it starts to that pipe, and `0` in the same tick that its
+ *   exit is reaped here, so the watchdog never holds a pid that may be recycled. When the last
+ *   holder of the write end is gone the read sees end-of-file and the watchdog SIGKILLs the last
+ *   redis-server it was told of, so Redis outlives the services' drain but nothing outlives the
+ *   services. One watchdog serves every redis-server of the run: the services keep the same fd 4
+ *   when Redis is restarted.
  *   SIGKILL because every client is gone and the instance is memory-only: there is nothing to save
- *   and it cannot be refused. The watchdog is a child of this launcher, and is SIGKILLed in the same
- *   tick that redis-server's exit is reaped here, so it never signals a recycled pid. (The other
- *   option, making redis die with its parent via PR_SET_PDEATHSIG, is Linux-only and would stop
- *   Redis before the services finish draining.)
+ *   and it cannot be refused. (The other option, making redis die with its parent via
+ *   PR_SET_PDEATHSIG, is Linux-only and would stop Redis before the services finish draining.)
  *
  * Children run in their own process groups, so a terminal's Ctrl-C reaches only pnpm and this
  * launcher, and the stop order holds.
@@ -43,24 +58,64 @@ const GATEKEEPER_MAIN = join(ROOT, 'packages/gatekeeper/dist/main.js');
 const READY_TIMEOUT_MS = 60_000;
 const STOP_TIMEOUT_MS = 15_000;
 const PARENT_POLL_MS = 250;
+/** Restart backoff: the first delay, doubled after each failure in a row, up to the cap. */
+const RESTART_FIRST_MS = 500;
+const RESTART_CAP_MS = 30_000;
+/** A process ready for this long ends a run of failures: the next restart waits RESTART_FIRST_MS again. */
+const STABLE_MS = 60_000;
+/** Failures in a row of one service (none of its processes ready for STABLE_MS) before giving up. */
+const MAX_FAILURES = 10;
+/** The private Redis's `maxmemory` when REDIS_MAXMEMORY is unset, and the least it may be. */
+const DEFAULT_REDIS_MAXMEMORY = '512mb';
+const MIN_REDIS_MAXMEMORY = 16 * 1024 * 1024;
 
-/** Blocks until its stdin reaches end-of-file, then SIGKILLs the pid given as $1 (see the header). */
-const REDIS_WATCHDOG = 'read -r _; kill -KILL "$1" 2>/dev/null';
+/**
+ * Reads redis-server pids, one a line, keeping the last; at end-of-file SIGKILLs it (header). `0`
+ * means "none now".
+ */
+const REDIS_WATCHDOG = 'pid=0; while read -r p; do pid=$p; done; [ "$pid" -gt 0 ] 2>/dev/null && kill -KILL "$pid" 2>/dev/null';
+
+type ServiceName = 'redis' | 'core' | 'gatekeeper';
 
 interface Child {
-  readonly name: string;
+  readonly name: ServiceName;
   readonly proc: ChildProcess;
   /** Port from the child's `"msg":"listening"` log line, once seen. */
   listeningPort: number | null;
   /** The last error or fatal log line's message, to name the reason if it dies while starting. */
   lastError: string | null;
   exited: boolean;
+  /** When it was last seen ready (PING or /readyz), or null. */
+  readyAt: number | null;
   /** Resolves once it has exited and its output is read (up to a second: a process it started may hold the pipes). */
   readonly ended: Promise<void>;
 }
 
+/** One supervised service: how to start a process of it and how to tell it is ready. */
+interface Service {
+  readonly name: ServiceName;
+  /** Set once the relay is ready: from then on a process that dies is started again. */
+  spawn: (() => Promise<Child>) | null;
+  ready: ((child: Child) => Promise<boolean>) | null;
+  current: Child | null;
+  /** Failures in a row (see STABLE_MS). */
+  failures: number;
+  restartTimer: NodeJS.Timeout | null;
+}
+
+const services: Record<ServiceName, Service> = {
+  redis: { name: 'redis', spawn: null, ready: null, current: null, failures: 0, restartTimer: null },
+  core: { name: 'core', spawn: null, ready: null, current: null, failures: 0, restartTimer: null },
+  gatekeeper: { name: 'gatekeeper', spawn: null, ready: null, current: null, failures: 0, restartTimer: null },
+};
+/** Stop order: the reverse of the start order. */
+const STOP_ORDER: readonly ServiceName[] = ['gatekeeper', 'core', 'redis'];
+
+/** Every process started, for the last-resort SIGKILL when this process exits. */
 const children: Child[] = [];
 let stopping: Promise<never> | null = null;
+/** True once the relay has been ready: children that die from then on are restarted. */
+let supervising = false;
 /** The Redis watchdog (header), and its stdin: the write end the services also hold (fd 4). */
 let watchdog: ChildProcess | null = null;
 let watchdogPipe: Writable | null = null;
@@ -74,8 +129,12 @@ const say = (msg: string): void => {
   process.stdout.write(`[launcher] ${msg}\n`);
 };
 
-function fail(msg: string): never {
+const warn = (msg: string): void => {
   process.stderr.write(`[launcher] ${msg}\n`);
+};
+
+function fail(msg: string): never {
+  warn(msg);
   process.exit(1);
 }
 
@@ -99,6 +158,9 @@ function urlHost(host: string): string {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** "0.5 s", "2 s", "30 s". */
+const seconds = (ms: number): string => `${ms / 1000} s`;
+
 /** Passes a child's output through line by line, prefixed with its name; watches for "listening". */
 function relayOutput(child: Child): void {
   const { proc, name } = child;
@@ -118,8 +180,8 @@ function relayOutput(child: Child): void {
   if (proc.stderr) createInterface({ input: proc.stderr }).on('line', (line) => process.stderr.write(`[${name}] ${line}\n`));
 }
 
-/** Spawns a child; resolves once it is running, rejects with the spawn error (e.g. ENOENT). */
-function launch(name: string, command: string, args: readonly string[], env: NodeJS.ProcessEnv): Promise<Child> {
+/** Spawns a process of `name`; resolves once it is running, rejects with the spawn error (e.g. ENOENT). */
+function launch(name: ServiceName, command: string, args: readonly string[], env: NodeJS.ProcessEnv): Promise<Child> {
   if (stopping !== null) return Promise.reject(new Error(`not starting ${name}: stopping`));
   return new Promise((resolve, reject) => {
     // Node children get an IPC channel (fd 3): it closes when this launcher dies, however it dies,
@@ -130,23 +192,31 @@ function launch(name: string, command: string, args: readonly string[], env: Nod
     const closed = new Promise<void>((r) => proc.once('close', () => r()));
     const exited = new Promise<void>((r) => proc.once('exit', () => r()));
     const ended = exited.then(() => Promise.race([closed, sleep(1000)]));
-    const child: Child = { name, proc, listeningPort: null, lastError: null, exited: false, ended };
+    const child: Child = { name, proc, listeningPort: null, lastError: null, exited: false, readyAt: null, ended };
     proc.once('error', reject);
     proc.once('spawn', () => {
       proc.off('error', reject);
       proc.on('error', () => {}); // kill() on a dead child must not throw
       children.push(child);
+      services[name].current = child;
       relayOutput(child);
       say(`started ${name} (pid ${proc.pid})`);
+      if (name === 'redis') tellWatchdog(proc.pid ?? 0);
       proc.once('exit', (code, signal) => {
         child.exited = true;
+        if (name === 'redis') tellWatchdog(0); // same tick as the reap: never a recycled pid
         if (stopping !== null) return;
         // Its last lines first, so that the message can give its last error (e.g. a port in use).
         void ended.then(() => {
           if (stopping !== null) return;
+          const how = signal !== null ? `signal ${signal}` : `code ${code}`;
           const why = child.lastError !== null ? `: ${child.lastError}` : '';
-          process.stderr.write(`[launcher] ${name} exited unexpectedly (${signal ?? `code ${code}`})${why}; stopping the relay\n`);
-          void stopAll(1);
+          if (!supervising) {
+            warn(`${name} exited unexpectedly (${how})${why}; stopping the relay`);
+            void stopAll(1);
+            return;
+          }
+          scheduleRestart(services[name], `${name} (pid ${proc.pid}) exited unexpectedly (${how})${why}`, child.readyAt);
         });
       });
       resolve(child);
@@ -154,17 +224,65 @@ function launch(name: string, command: string, args: readonly string[], env: Nod
   });
 }
 
-/** Starts the watchdog of redis-server `pid` (header); it is killed as soon as Redis has exited. */
-function guardRedis(redis: ChildProcess): void {
-  if (redis.exitCode !== null || redis.signalCode !== null) return; // already gone: nothing to guard
-  const w = spawn('/bin/sh', ['-c', REDIS_WATCHDOG, 'zax-redis-watchdog', String(redis.pid)], { stdio: ['pipe', 'ignore', 'ignore'], detached: true });
+/**
+ * After a process of `svc` died on its own (or could not be started): starts another after the
+ * backoff, or gives up (header). `what` happened; `readyAt`: when that process was ready, if it was.
+ */
+function scheduleRestart(svc: Service, what: string, readyAt: number | null): void {
+  if (readyAt !== null && Date.now() - readyAt >= STABLE_MS) svc.failures = 0;
+  svc.failures += 1;
+  const lost = svc.name === 'redis' ? ' (its data is gone: every mailbox, session and file of this run)' : '';
+  if (svc.failures >= MAX_FAILURES) {
+    warn(`${what}${lost}; ${svc.failures} failures in a row: giving up, stopping the relay`);
+    void stopAll(1);
+    return;
+  }
+  const delay = Math.min(RESTART_FIRST_MS * 2 ** (svc.failures - 1), RESTART_CAP_MS);
+  warn(`${what}${lost}; restarting it in ${seconds(delay)} (failure ${svc.failures} in a row; gives up at ${MAX_FAILURES})`);
+  svc.restartTimer = setTimeout(() => {
+    svc.restartTimer = null;
+    void restart(svc);
+  }, delay);
+}
+
+/** Starts `svc` again and notes when it is ready; a start that fails counts as a failure. */
+async function restart(svc: Service): Promise<void> {
+  if (stopping !== null || svc.spawn === null || svc.ready === null) return;
+  let child: Child;
+  try {
+    child = await svc.spawn();
+  } catch (err) {
+    if (stopping !== null) return;
+    scheduleRestart(svc, `${svc.name} could not be started (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, null);
+    return;
+  }
+  const ready = svc.ready;
+  // No deadline: a core waiting for its Redis becomes ready when Redis does. Ends when it exits.
+  while (!child.exited && stopping === null) {
+    if (await ready(child)) {
+      if (child.exited || stopping !== null) return;
+      child.readyAt = Date.now();
+      say(`${svc.name} is ready again (pid ${child.proc.pid})`);
+      return;
+    }
+    await sleep(100);
+  }
+}
+
+/** Starts the single watchdog of the private redis-servers (header), before the first of them. */
+function startWatchdog(): void {
+  const w = spawn('/bin/sh', ['-c', REDIS_WATCHDOG, 'zax-redis-watchdog'], { stdio: ['pipe', 'ignore', 'ignore'], detached: true });
   w.on('error', (err) => {
-    process.stderr.write(`[launcher] could not start the redis-server watchdog (${err.message}); if this launcher is killed, stop redis-server yourself\n`);
+    warn(`could not start the redis-server watchdog (${err.message}); if this launcher is killed, stop redis-server yourself`);
   });
-  w.stdin.on('error', () => {}); // never written to; its end-of-file is the signal
+  w.stdin.on('error', () => {}); // a watchdog gone: nothing to tell
   watchdog = w;
   watchdogPipe = w.stdin;
-  redis.once('exit', () => w.kill('SIGKILL'));
+}
+
+/** Tells the watchdog which redis-server to kill at end-of-file (0: none). */
+function tellWatchdog(pid: number): void {
+  if (watchdogPipe !== null && !watchdogPipe.destroyed) watchdogPipe.write(`${pid}\n`);
 }
 
 function redisPing(port: number): Promise<boolean> {
@@ -203,7 +321,10 @@ async function waitUntil(what: string, child: Child, check: () => Promise<boolea
   for (;;) {
     if (child.exited) await child.ended;
     if (child.exited) throw new Error(`${child.name} exited before it was ready${child.lastError !== null ? `: ${child.lastError}` : ''}`);
-    if (await check()) return;
+    if (await check()) {
+      child.readyAt = Date.now();
+      return;
+    }
     if (Date.now() > deadline) throw new Error(`${what} was not ready within ${READY_TIMEOUT_MS / 1000} s`);
     await sleep(100);
   }
@@ -224,17 +345,21 @@ async function stopChild(child: Child): Promise<void> {
   const exited = new Promise<void>((resolve) => child.proc.once('exit', () => resolve()));
   child.proc.kill('SIGTERM');
   const timer = setTimeout(() => {
-    process.stderr.write(`[launcher] ${child.name} did not stop in time; killing it\n`);
+    warn(`${child.name} did not stop in time; killing it`);
     child.proc.kill('SIGKILL');
   }, STOP_TIMEOUT_MS);
   await exited;
   clearTimeout(timer);
 }
 
-/** Stops the gatekeeper, then the core, then Redis (the reverse of the start order); once. */
+/** Drops pending restarts, stops the gatekeeper, then the core, then Redis; once. */
 function stopAll(code: number): Promise<never> {
   stopping ??= (async () => {
-    for (const child of [...children].reverse()) await stopChild(child);
+    for (const svc of Object.values(services)) if (svc.restartTimer !== null) clearTimeout(svc.restartTimer);
+    for (const name of STOP_ORDER) {
+      const child = services[name].current;
+      if (child !== null) await stopChild(child);
+    }
     process.exit(code);
   })();
   return stopping;
@@ -248,12 +373,25 @@ function envPort(env: NodeJS.ProcessEnv, name: string, def: number): number {
   return n;
 }
 
+/** REDIS_MAXMEMORY in bytes: a size in Redis's units (512mb, 2gb, 1000000), at least 16mb. */
+function envMaxmemory(env: NodeJS.ProcessEnv): number {
+  const raw = env.REDIS_MAXMEMORY === undefined || env.REDIS_MAXMEMORY === '' ? DEFAULT_REDIS_MAXMEMORY : env.REDIS_MAXMEMORY;
+  const units: Record<string, number> = { '': 1, b: 1, k: 1e3, kb: 1024, m: 1e6, mb: 1024 ** 2, g: 1e9, gb: 1024 ** 3 };
+  const m = /^(\d{1,15})(b|k|kb|m|mb|g|gb)?$/i.exec(raw);
+  if (m === null) fail(`REDIS_MAXMEMORY must be a size such as 512mb or 2gb (units as Redis reads them: b, k, kb, m, mb, g, gb), got "${raw}"`);
+  const bytes = Number(m[1]) * units[(m[2] ?? '').toLowerCase()]!;
+  if (bytes < MIN_REDIS_MAXMEMORY) fail(`REDIS_MAXMEMORY must be at least 16mb (the relay's own keys need room), got "${raw}"`);
+  if (!Number.isSafeInteger(bytes)) fail(`REDIS_MAXMEMORY is too large, got "${raw}"`);
+  return bytes;
+}
+
 async function main(): Promise<void> {
   const env: NodeJS.ProcessEnv = { ...process.env };
   const port = envPort(env, 'PORT', 8080);
   const host = env.HOST || '0.0.0.0';
   const corePort = envPort(env, 'CORE_PORT', 8081);
   const coreHost = env.CORE_HOST || '127.0.0.1';
+  const maxmemory = envMaxmemory(env);
 
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.on(sig, () => {
@@ -281,10 +419,12 @@ async function main(): Promise<void> {
 
   if (!env.REDIS_URL) {
     const redisPort = await freePort();
-    const args = ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction', '--loglevel', 'warning'];
+    const args = ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory', String(maxmemory), '--maxmemory-policy', 'noeviction', '--loglevel', 'warning'];
+    startWatchdog();
+    const spawnRedis = (): Promise<Child> => launch('redis', 'redis-server', args, env);
     let redis: Child;
     try {
-      redis = await launch('redis', 'redis-server', args, env);
+      redis = await spawnRedis();
     } catch (err) {
       if (stopping !== null) return;
       const code = (err as NodeJS.ErrnoException).code;
@@ -294,10 +434,13 @@ async function main(): Promise<void> {
           : `could not start redis-server (${code ?? 'error'}). Set REDIS_URL to a running Redis instead.`,
       );
     }
-    guardRedis(redis.proc);
     await waitUntil('redis-server', redis, () => redisPing(redisPort));
+    services.redis.spawn = spawnRedis;
+    services.redis.ready = () => redisPing(redisPort);
     env.REDIS_URL = `redis://127.0.0.1:${redisPort}`;
-    say(`started a private memory-only redis-server on 127.0.0.1:${redisPort}`);
+    say(`started a private memory-only redis-server on 127.0.0.1:${redisPort} (maxmemory ${maxmemory} bytes, noeviction)`);
+  } else if (process.env.REDIS_MAXMEMORY) {
+    say('REDIS_MAXMEMORY applies to the private redis-server only; REDIS_URL is set, so it is not used');
   }
   if (!env.INTERNAL_SECRET) {
     env.INTERNAL_SECRET = randomBytes(32).toString('base64url');
@@ -314,16 +457,26 @@ async function main(): Promise<void> {
 
   const core = await launch('core', process.execPath, [CORE_MAIN], env);
   const coreListening = await waitHttpReady(core, coreHost, corePort, coreScheme);
+  // A restarted core listens where the first one did (CORE_PORT=0 included): CORE_URL stays right.
+  const coreEnv = { ...env, CORE_PORT: String(coreListening) };
+  services.core.spawn = () => launch('core', process.execPath, [CORE_MAIN], coreEnv);
+  services.core.ready = () => httpOk(`${coreScheme}://${urlHost(coreHost)}:${coreListening}/readyz`);
   if (!env.CORE_URL) env.CORE_URL = `${coreScheme}://${urlHost(coreHost)}:${coreListening}`;
 
   const gatekeeper = await launch('gatekeeper', process.execPath, [GATEKEEPER_MAIN], env);
   const gatekeeperListening = await waitHttpReady(gatekeeper, host, port, scheme);
+  const gatekeeperEnv = { ...env, PORT: String(gatekeeperListening) };
+  services.gatekeeper.spawn = () => launch('gatekeeper', process.execPath, [GATEKEEPER_MAIN], gatekeeperEnv);
+  services.gatekeeper.ready = () => httpOk(`${scheme}://${urlHost(host)}:${gatekeeperListening}/readyz`);
 
+  // A child that died while the last one was getting ready has already stopped the relay.
+  if (stopping !== null) return;
+  supervising = true;
   process.stdout.write(`\nZax relay ready: ${scheme}://${urlHost(host)}:${gatekeeperListening}\n\n`);
 }
 
 main().catch((err: unknown) => {
   if (stopping !== null) return; // a stop signal arrived while starting: that stop is under way
-  process.stderr.write(`[launcher] ${err instanceof Error ? err.message : String(err)}\n`);
+  warn(err instanceof Error ? err.message : String(err));
   void stopAll(1);
 });
