@@ -147,6 +147,18 @@ describe('pnpm start supervises its services', () => {
     expect((await eventually('bob receives', () => b.receive())).map((m) => m.text)).toEqual(['after']);
     await stopAndExpectClean(l);
   }, 120_000);
+
+  it('after a Redis restart, SIGKILL to the launcher: the services drain and exit, and the watchdog takes the new Redis along', async () => {
+    const l = await launch();
+    const dead = pidOf(l.p, 'redis');
+    process.kill(dead, 'SIGKILL');
+    await l.p.waitFor(/\[launcher\] redis is ready again/);
+    const pids = [pidOf(l.p, 'redis'), pidOf(l.p, 'core'), pidOf(l.p, 'gatekeeper')];
+    const tree = descendants(l.p.child.pid!).map((d) => d.pid);
+    process.kill(l.p.child.pid!, 'SIGKILL');
+    for (const pid of [...pids, ...tree]) await until(`pid ${pid} gone`, () => !alive(pid));
+    expect(await portOpen(l.redisPort)).toBe(false);
+  }, 120_000);
 });
 
 describe('the private Redis has a maxmemory', () => {
