@@ -10,6 +10,7 @@ import { b64 } from '@zax/protocol';
 import { dropPrefix, freshPrefix } from '../../../test/support/prefix.js';
 import { freePort } from '../../../test/support/redis-server.js';
 import { post, request } from './helpers.js';
+import { until } from '../../../test/support/until.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const gatekeeperMain = `${ROOT}packages/gatekeeper/dist/main.js`;
@@ -170,7 +171,7 @@ describe('launcher (scripts/dist/start.js)', () => {
   );
 
   it(
-    'runs two launchers side by side; a child that dies stops its launcher (exit 1) and leaves the other alone',
+    'runs two launchers side by side; a child that dies is restarted by its launcher and the other is left alone',
     async () => {
       const start = async () => {
         const [port, corePort] = [await freePort(), await freePort()];
@@ -184,14 +185,16 @@ describe('launcher (scripts/dist/start.js)', () => {
       const aCorePid = Number((await a.p.waitFor(/started core \(pid (\d+)\)/))[1]);
       const aRedisPort = Number((await a.p.waitFor(/redis-server on 127\.0\.0\.1:(\d+)/))[1]);
       process.kill(aCorePid, 'SIGKILL');
-      expect(await a.p.exit).toEqual({ code: 1, signal: null });
-      expect(a.p.err).toContain('core exited unexpectedly');
-      expect(await portOpen(a.port)).toBe(false);
-      expect(await portOpen(aRedisPort)).toBe(false);
+      await until('the launcher restarts its core', () => a.p.err.includes(`core (pid ${aCorePid}) exited unexpectedly (signal SIGKILL); restarting`) && a.p.out.includes('core is ready again'), 60_000).catch((e: Error) => {
+        throw new Error(`${e.message}\nstdout:\n${a.p.out}\nstderr:\n${a.p.err}`);
+      });
+      expect((await post(a.port, '/start_session', b64(Buffer.alloc(32, 5)))).status).toBe(200);
 
       expect((await post(b.port, '/start_session', b64(Buffer.alloc(32, 4)))).status).toBe(200);
-      b.p.child.kill('SIGTERM');
-      expect(await b.p.exit).toEqual({ code: 0, signal: null });
+      for (const { p } of [a, b]) p.child.kill('SIGTERM');
+      for (const { p } of [a, b]) expect(await p.exit).toEqual({ code: 0, signal: null });
+      expect(await portOpen(a.port)).toBe(false);
+      expect(await portOpen(aRedisPort)).toBe(false);
     },
     90_000,
   );
