@@ -134,6 +134,7 @@ export function createApp(deps: AppDeps): App {
     perHpk: config.maxDownloadsPerHpk,
     budgetBytes: config.maxResponseBytesInFlight,
     busyRetryAfterSec: config.busyRetryAfterSec,
+    perHpkBytesPerSec: config.downloadBytesPerHpkPerSec,
   });
   const secretDigests = [config.internalSecret, config.internalSecretPrevious].filter((s): s is string => s !== null).map(digest);
 

@@ -98,6 +98,12 @@ export interface Config {
   /** @default 2 (`MAX_DOWNLOADS_PER_HPK`): `download` commands in flight per hpk in this process; one more → 429. */
   readonly maxDownloadsPerHpk: number;
   /**
+   * @default 8388608 (`MAX_DOWNLOAD_BYTES_PER_HPK_PER_SEC`): the rate at which one hpk's `download`
+   * answer bytes are allowed in this process (a token bucket of one second's worth); above it → 429.
+   * 0 = no limit.
+   */
+  readonly downloadBytesPerHpkPerSec: number;
+  /**
    * @default 67108864 (`CORE_MAX_RESPONSE_BYTES_IN_FLIGHT`): answer bytes in flight (being built or
    * written) in this process; a download that would pass it → 503. ≥ `downloadAnswerBound(…)`.
    */
@@ -252,6 +258,7 @@ const ENV_SHAPE = {
   // --- answer bounds ---
   MAX_DOWNLOAD_BYTES: int(4_194_304, 1),
   MAX_DOWNLOADS_PER_HPK: int(2, 1, 1000),
+  MAX_DOWNLOAD_BYTES_PER_HPK_PER_SEC: int(8_388_608, 0),
   CORE_MAX_RESPONSE_BYTES_IN_FLIGHT: int(67_108_864, 1),
   CORE_WRITE_TIMEOUT_MS: int(20_000, 100, 3_600_000),
   // --- end answer bounds ---
@@ -371,6 +378,7 @@ export function loadConfig(env: Env, opts: LoadOptions = {}): Config {
     workers: e.CORE_WORKERS === 'auto' ? autoWorkers((opts.cpus ?? availableParallelism)()) : e.CORE_WORKERS,
     maxDownloadBytes: e.MAX_DOWNLOAD_BYTES, // answer bounds
     maxDownloadsPerHpk: e.MAX_DOWNLOADS_PER_HPK, // answer bounds
+    downloadBytesPerHpkPerSec: e.MAX_DOWNLOAD_BYTES_PER_HPK_PER_SEC, // answer bounds
     maxResponseBytesInFlight: e.CORE_MAX_RESPONSE_BYTES_IN_FLIGHT, // answer bounds
     writeTimeoutMs: e.CORE_WRITE_TIMEOUT_MS, // answer bounds
     tlsCertFile: e.CORE_TLS_CERT_FILE ?? null, // TLS on the core link

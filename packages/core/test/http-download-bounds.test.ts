@@ -43,7 +43,8 @@ function stalledDownload(core: Core, s: Session): Socket {
 
 // 100 messages of 250,000 bytes: a ~33 MB answer, far more than loopback socket buffers hold.
 const BIG = { n: 100, bytes: 250_000 };
-const BIG_ENV = { MAX_DOWNLOAD_BYTES: '33554432' };
+// Answers of ~33 MB, several per test: the per-hpk byte rate (its own test: download-gate.test.ts) off.
+const BIG_ENV = { MAX_DOWNLOAD_BYTES: '33554432', MAX_DOWNLOAD_BYTES_PER_HPK_PER_SEC: '0' };
 
 describe('download answer bounds', () => {
   it('an answer holds the oldest messages within MAX_DOWNLOAD_BYTES; paging or deleting gets the rest', async () => {
@@ -84,6 +85,21 @@ describe('download answer bounds', () => {
     }
     await until('the stalled downloads released', () => core.app.answers.downloadsOf(bob.hpk) === 0);
     expect(await commandJson<Item[]>(core, bob, { cmd: 'download', count: 1 })).toHaveLength(1);
+  });
+
+  it('download bytes of one hpk above MAX_DOWNLOAD_BYTES_PER_HPK_PER_SEC: 429 with the seconds until repaid; others are served', async () => {
+    const { core, alice, bob, carol } = await setup({ MAX_DOWNLOAD_BYTES_PER_HPK_PER_SEC: '1000' });
+    await fill(core, alice, bob, 3, 2000);
+    await commandPlain(core, alice, { cmd: 'upload', to: carol.hpk, payload: 'hi' });
+    expect(await commandJson<Item[]>(core, bob, { cmd: 'download' })).toHaveLength(3); // ~8 KB: 7 s owed
+    const refused = await command(core, bob, { cmd: 'download' });
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get('x-error-details')).toBe(TEXT_TOO_MANY);
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(5);
+    expect(refused.body).toBe('');
+    // That hpk's other commands, and other hpks' downloads, go on.
+    expect(JSON.parse(await openCount(core, bob))).toBe(3);
+    expect(await commandJson<Item[]>(core, carol, { cmd: 'download' })).toHaveLength(1);
   });
 
   it('answer bytes in flight at CORE_MAX_RESPONSE_BYTES_IN_FLIGHT: a download is 503 with Retry-After; small commands still work', async () => {

@@ -6,6 +6,12 @@
  * - per hpk: at most `perHpk` `download` commands in flight at once, each from the moment it starts
  *   until its answer has been written out (or its connection has closed). One more is refused 429
  *   ("Too many requests. Try again later.", `Retry-After: 1`) before anything is read.
+ * - per hpk, over time: the `download` answer bytes of one hpk are paid from a token bucket that
+ *   refills at `perHpkBytesPerSec` (one second's worth at most). An answer is paid once its size is
+ *   known and may take the bucket below zero; the hpk's next `download` is refused 429
+ *   (`Retry-After`: the seconds until the debt is repaid) until it is back at zero. So however many
+ *   loops one mailbox owner runs, the core spends on its answers what that rate costs, and other
+ *   clients keep their latency. 0 turns it off.
  * - per process: the answer bytes in flight of every `/command` stay within `budgetBytes`. A
  *   `download` or `downloadFileChunk` reserves a bound on its answer before it reads from Redis
  *   (replaced by the real size once the answer is built); one that would pass the budget is
@@ -49,7 +55,14 @@ export interface ResponseGateOptions {
   readonly budgetBytes: number;
   /** Retry-After of the 503 (BUSY_RETRY_AFTER_SEC). */
   readonly busyRetryAfterSec: number;
+  /** Refill rate of each hpk's download byte bucket (MAX_DOWNLOAD_BYTES_PER_HPK_PER_SEC); 0 = no bucket. */
+  readonly perHpkBytesPerSec: number;
+  /** Monotonic milliseconds. @default performance.now */
+  readonly nowMs?: () => number;
 }
+
+/** Above this many buckets, full ones (nothing owed, nothing to remember) are dropped. */
+const MAX_IDLE_BUCKETS = 10_000;
 
 /** Retry-After of the per-hpk 429: a download in flight usually ends within a second. */
 export const DOWNLOADS_PER_HPK_RETRY_AFTER_SEC = 1;
@@ -57,6 +70,24 @@ export const DOWNLOADS_PER_HPK_RETRY_AFTER_SEC = 1;
 export function createResponseGate(opts: ResponseGateOptions): ResponseGate {
   let bytes = 0;
   const perHpk = new Map<string, number>();
+  const rate = opts.perHpkBytesPerSec;
+  const now = opts.nowMs ?? (() => performance.now());
+  /** Per hpk: its download byte bucket (≤ `rate`, may be negative) as of `atMs`. */
+  const buckets = new Map<string, { tokens: number; atMs: number }>();
+  const bucketOf = (hpk: string): { tokens: number; atMs: number } => {
+    const t = now();
+    let b = buckets.get(hpk);
+    if (b === undefined) {
+      if (buckets.size >= MAX_IDLE_BUCKETS) {
+        for (const [k, v] of buckets) if (v.tokens + ((t - v.atMs) / 1000) * rate >= rate) buckets.delete(k);
+      }
+      b = { tokens: rate, atMs: t };
+      buckets.set(hpk, b);
+    }
+    b.tokens = Math.min(rate, b.tokens + ((t - b.atMs) / 1000) * rate);
+    b.atMs = t;
+    return b;
+  };
 
   const release = (hpk: string | null, held: number): void => {
     bytes -= held;
@@ -90,6 +121,10 @@ export function createResponseGate(opts: ResponseGateOptions): ResponseGate {
           if (hpk !== null && hpkHeld === null && (perHpk.get(hpk) ?? 0) >= opts.perHpk) {
             throw new RelayError('throttled', 'downloads in flight for this hpk', DOWNLOADS_PER_HPK_RETRY_AFTER_SEC);
           }
+          if (hpk !== null && rate > 0) {
+            const owed = -bucketOf(hpk).tokens;
+            if (owed > 0) throw new RelayError('throttled', 'download bytes of this hpk above its rate', Math.max(1, Math.ceil(owed / rate)));
+          }
           if (bytes - held + Math.max(held, boundBytes) > opts.budgetBytes) {
             throw new RelayError('busy', 'answer bytes in flight at the budget', opts.busyRetryAfterSec);
           }
@@ -104,6 +139,7 @@ export function createResponseGate(opts: ResponseGateOptions): ResponseGate {
           }
         },
         answer(size) {
+          if (hpkHeld !== null && rate > 0) bucketOf(hpkHeld).tokens -= size;
           if (closed) return;
           listen();
           bytes += size - held;
