@@ -14,10 +14,10 @@
  * vs during. Usage (after `pnpm exec tsc -b && pnpm exec tsc -p test/load`):
  *   node test/load/dist/body-abuse.js [connections=1000] [addresses=5] [K=V ...relay env]
  */
-import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { LocalRelay } from './harness.js';
+import { pct as pctOf, rssMiB, sleep } from './probe.js';
 
 const args = process.argv.slice(2);
 const positional = args.filter((a) => !a.includes('='));
@@ -39,16 +39,7 @@ const DECLARED = 1_048_576;
 const SENT = 1_048_000;
 const PAYLOAD = Buffer.alloc(SENT, 0x41);
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-const rssMiB = (pid: number): number => {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m === null ? NaN : Math.round(Number(m[1]) / 1024);
-};
-const pct = (xs: number[], p: number): number => {
-  if (xs.length === 0) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  return Math.round(s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]! * 10) / 10;
-};
+const pct = (xs: number[], p: number): number => Math.round(pctOf(xs, p) * 10) / 10;
 
 let legitN = 0;
 

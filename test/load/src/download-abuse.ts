@@ -14,10 +14,10 @@
  * a 1 GiB answer budget, a 1 h write timeout), which approximates the relay before them.
  */
 import { connect, type Socket } from 'node:net';
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { RelaySession, generateIdentity, type FetchLike } from '@zax/client';
 import { LocalRelay } from './harness.js';
+import { pct, rssKb, sleep } from './probe.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -39,21 +39,9 @@ const LEGACY_ENV = {
   CORE_WRITE_TIMEOUT_MS: '3600000',
 };
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const mb = (kb: number): string => `${(kb / 1024).toFixed(0)} MB`;
 
-function rssKb(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) : NaN;
-}
-
-function pct(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
-
-const fmt = (ms: number[]): string => {
-  const s = [...ms].sort((a, b) => a - b);
+const fmt = (s: number[]): string => {
   const failed = [...countFailures].map(([k, c]) => `${k}×${c}`).join(', ');
   countFailures.clear();
   return `p50 ${pct(s, 50).toFixed(1)} ms, p95 ${pct(s, 95).toFixed(1)} ms (n=${s.length}${failed ? `; failed: ${failed}` : ''})`;

@@ -86,10 +86,36 @@ export class LocalRelay {
   private constructor(
     readonly url: string,
     readonly redisUrl: string,
-    private readonly redis: Child | null,
-    private readonly core: Child,
-    private readonly gatekeeper: Child,
+    private redis: Child | null,
+    private core: Child,
+    private gatekeeper: Child,
+    /** The environment both services run with (ports, prefix, secret and `opts.env`). */
+    readonly env: Readonly<Record<string, string>>,
+    private readonly relaunch: (name: 'core' | 'gatekeeper') => Promise<Child>,
+    private readonly respawnRedis: (() => Promise<Child>) | null,
   ) {}
+
+  /** Sends `signal` to one process of the relay (a fault: SIGKILL, SIGSTOP, SIGCONT). */
+  signal(name: 'redis' | 'core' | 'gatekeeper', signal: NodeJS.Signals): void {
+    const c = name === 'redis' ? this.redis : name === 'core' ? this.core : this.gatekeeper;
+    if (c === null) throw new Error('this relay uses an outside Redis');
+    c.proc.kill(signal);
+  }
+
+  /** SIGKILLs the core or the gatekeeper (if still running) and starts it again; resolves once it is ready. */
+  async restart(name: 'core' | 'gatekeeper'): Promise<void> {
+    await (name === 'core' ? this.core : this.gatekeeper).stop('SIGKILL');
+    const c = await this.relaunch(name);
+    if (name === 'core') this.core = c;
+    else this.gatekeeper = c;
+  }
+
+  /** SIGKILLs the private redis-server and starts an empty one on the same port; resolves once it answers. */
+  async restartRedisEmpty(): Promise<void> {
+    if (this.redis === null || this.respawnRedis === null) throw new Error('this relay uses an outside Redis');
+    await this.redis.stop('SIGKILL');
+    this.redis = await this.respawnRedis();
+  }
 
   get pids(): { core: number; gatekeeper: number; redis: number | null } {
     return { core: this.core.pid, gatekeeper: this.gatekeeper.pid, redis: this.redis?.pid ?? null };
@@ -109,27 +135,32 @@ export class LocalRelay {
     let redisUrl = opts.redisUrl;
     const started: Child[] = [];
     try {
+      let respawnRedis: (() => Promise<Child>) | null = null;
       if (redisUrl === undefined) {
         const port = await freePort();
-        redis = new Child(
-          'redis-server',
-          spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction'], {
-            stdio: ['ignore', 'pipe', 'pipe'],
-          }),
-        );
-        started.push(redis);
-        redisUrl = `redis://127.0.0.1:${port}`;
-        const url = redisUrl;
-        await waitFor('redis-server', redis, async () => {
-          const r = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-          r.on('error', () => undefined);
-          try {
-            await r.connect();
-            return (await r.ping()) === 'PONG';
-          } finally {
-            r.disconnect();
-          }
-        });
+        const url = `redis://127.0.0.1:${port}`;
+        respawnRedis = async (): Promise<Child> => {
+          const c = new Child(
+            'redis-server',
+            spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction'], {
+              stdio: ['ignore', 'pipe', 'pipe'],
+            }),
+          );
+          started.push(c);
+          await waitFor('redis-server', c, async () => {
+            const r = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+            r.on('error', () => undefined);
+            try {
+              await r.connect();
+              return (await r.ping()) === 'PONG';
+            } finally {
+              r.disconnect();
+            }
+          });
+          return c;
+        };
+        redis = await respawnRedis();
+        redisUrl = url;
       }
       const corePort = await freePort();
       const gkPort = await freePort();
@@ -157,11 +188,14 @@ export class LocalRelay {
         return c;
       };
       const ready = (port: number) => async (): Promise<boolean> => (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200;
-      const core = launch('core', CORE_MAIN);
-      await waitFor('core', core, ready(corePort));
-      const gatekeeper = launch('gatekeeper', GATEKEEPER_MAIN);
-      await waitFor('gatekeeper', gatekeeper, ready(gkPort));
-      return new LocalRelay(`http://127.0.0.1:${gkPort}`, redisUrl, redis, core, gatekeeper);
+      const relaunch = async (name: 'core' | 'gatekeeper'): Promise<Child> => {
+        const c = launch(name, name === 'core' ? CORE_MAIN : GATEKEEPER_MAIN);
+        await waitFor(name, c, ready(name === 'core' ? corePort : gkPort));
+        return c;
+      };
+      const core = await relaunch('core');
+      const gatekeeper = await relaunch('gatekeeper');
+      return new LocalRelay(`http://127.0.0.1:${gkPort}`, redisUrl, redis, core, gatekeeper, env, relaunch, respawnRedis);
     } catch (e) {
       for (const c of started.reverse()) await c.stop('SIGKILL');
       throw e;
