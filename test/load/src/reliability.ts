@@ -29,6 +29,7 @@ import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { Mailbox, RelaySession, generateIdentity } from '@zax/client';
 import { b64, makeNonce } from '@zax/protocol';
+import { CpuMeter } from './cpu.js';
 import { LocalRelay, freePort } from './harness.js';
 import { fmtLatency, latencyLoop, rssMiB, sleep, statusOf, Tally } from './probe.js';
 import { Samples } from './stats.js';
@@ -372,12 +373,15 @@ async function scenarioRefused(): Promise<void> {
     const keysAfter = await allKeys(r);
     const memAfter = Number(/used_memory:(\d+)/.exec(await r.info('memory'))![1]);
     // The legitimate client's own records (its session, its command nonces) are not the refused requests'.
-    const added = [...keysAfter].filter((k) => !keysBefore.has(k) && !k.includes(`{${legit.hpk}}`));
-    const legitAdded = [...keysAfter].filter((k) => !keysBefore.has(k) && k.includes(`{${legit.hpk}}`)).length;
+    // So are the relay's own time-driven records (BullMQ's {jobs}, the load counters' {load}).
+    const fresh = [...keysAfter].filter((k) => !keysBefore.has(k));
+    const legitAdded = fresh.filter((k) => k.includes(`{${legit.hpk}}`)).length;
+    const bookkeeping = fresh.filter((k) => k.includes('{jobs}') || k.includes('{load}')).length;
+    const added = fresh.filter((k) => !k.includes(`{${legit.hpk}}`) && !k.includes('{jobs}') && !k.includes('{load}'));
     const shapes = new Tally();
     for (const k of added) shapes.add(shape(k));
     say(`  /command statuses ${cmd}; /prove statuses ${prove} (${secs(took)}, ${Math.round(((n * 3) / 2 / took) * 1000)} req/s)`);
-    say(`  Redis keys: ${keysBefore.size} before, ${keysAfter.size} after: ${legitAdded} of the legitimate client's own (its command nonces); others new: ${added.length ? shapes.toString() : 'none'}`);
+    say(`  Redis keys: ${keysBefore.size} before, ${keysAfter.size} after: ${legitAdded} new of the legitimate client's own (its command nonces), ${bookkeeping} new of the relay's jobs and load counters; any other new: ${added.length ? shapes.toString() : 'none'}`);
     say(`  Redis used_memory: ${memBefore} B before, ${memAfter} B after (${memAfter - memBefore >= 0 ? '+' : ''}${memAfter - memBefore} B)`);
     say(`  RSS MiB core ${rss0[0]} → ${rssMiB(relay.pids.core)}, gatekeeper ${rss0[1]} → ${rssMiB(gk)}`);
     say(`  legitimate count: idle ${fmtLatency(idle.ms)}; during ${fmtLatency(d.ms)}; statuses ${d.statuses}`);
@@ -525,6 +529,8 @@ async function scenarioOps(): Promise<void> {
     const idle = await legit.sample(3000);
     const gk = relay.pids.gatekeeper;
     const during = legit.start();
+    const cpu = new CpuMeter([gk]);
+    cpu.start();
     const t0 = performance.now();
     const scrapes = await flood(n, 32, async () => {
       const r = await fetch(`http://127.0.0.1:${adminPort}/metrics`);
@@ -532,8 +538,9 @@ async function scenarioOps(): Promise<void> {
       return r.status;
     });
     const took = performance.now() - t0;
+    const gkCpu = cpu.stop().ms;
     const d = await during.stop();
-    say(`  scrapes: ${scrapes} in ${secs(took)}; gatekeeper RSS ${rssMiB(gk)} MiB after`);
+    say(`  scrapes: ${scrapes} in ${secs(took)}; gatekeeper CPU ${(gkCpu / n).toFixed(2)} ms per scrape (legitimate requests included); RSS ${rssMiB(gk)} MiB after`);
     say(`  legitimate count on the public port: idle ${fmtLatency(idle.ms)}; during the scrapes ${fmtLatency(d.ms)}; statuses ${d.statuses}`);
     expectThat(scrapes.unexpected5xx().length === 0, `5xx other than 503 for scrapes: ${scrapes}`);
   } finally {
