@@ -109,7 +109,7 @@ async function main(): Promise<void> {
   const relay = await LocalRelay.start({ env: { ...(args.legacy ? LEGACY_ENV : {}), ...extra } });
   const core = relay.pids.core;
   try {
-    console.log(`download abuse (${args.legacy ? 'legacy: bounds lifted' : 'default bounds'}${args.set.length ? `; ${args.set.join(' ')}` : ''}), core pid ${core}`);
+    console.log(`download abuse (${args.legacy ? 'legacy: bounds lifted' : 'default bounds'}${args.set.length ? `; ${args.set.join(' ')}` : ''}), core pid ${core}, relay ${relay.url}`);
     const abuser = capturingSession(relay.url);
     const victim = new RelaySession({ url: relay.url, identity: generateIdentity() });
     await victim.command({ cmd: 'upload', to: Buffer.from(victim.identity.hpk).toString('base64'), payload: 'hi' });
