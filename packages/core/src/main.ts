@@ -3,6 +3,9 @@
  * one exits 1 with the list of problems), connects to Redis, serves the app, starts the maintenance
  * jobs (BullMQ), logs "listening" with the port, and on SIGTERM/SIGINT stops accepting, drains
  * in-flight requests, stops the job worker (a running job may finish), closes Redis, exits 0.
+ * The stop is bounded whatever Redis or the reader of stdout do: connections still open after
+ * DRAIN_TIMEOUT_MS are closed, the process exits 0 at STOP_EXIT_MS, and should its main thread be
+ * stuck even so, a thread of its own SIGKILLs it at STOP_KILL_MS (`killAfter`).
  * With CORE_ADMIN_PORT, a second plain-HTTP server on CORE_HOST answers /livez, /readyz and
  * /metrics (which then leaves CORE_PORT); it listens first, so "listening" means both are up.
  *
@@ -13,6 +16,7 @@
  */
 import cluster from 'node:cluster';
 import http from 'node:http';
+import { Worker } from 'node:worker_threads';
 import { bestCrypto, cannotListenMessage, systemClock } from '@zax/protocol';
 import { createApp } from './app.js';
 import { runPrimary, workerLink, type WorkerLink } from './cluster.js';
@@ -29,6 +33,27 @@ import { createCoreServer, loadCoreTls, type CoreTlsOptions } from './tls.js';
 const REDIS_STARTUP_WAIT_MS = 10_000;
 /** Longest drain on shutdown before open connections are cut. */
 const DRAIN_TIMEOUT_MS = 10_000;
+/** After SIGTERM (or the launcher gone), the process exits 0 by then, however far the stop got. */
+const STOP_EXIT_MS = DRAIN_TIMEOUT_MS + 3000;
+/** ... and is SIGKILLed by its own watchdog thread by then if its main thread is stuck. */
+const STOP_KILL_MS = STOP_EXIT_MS + 2000;
+
+// stderr's reader gone (the launcher killed): a line written there must not crash the stop.
+process.stderr.on('error', () => {});
+
+/**
+ * SIGKILLs this process after `ms`, from a thread of its own: the one bound that holds even when
+ * the main thread is stuck (say, in a synchronous write to a terminal or file that blocks), where
+ * no timer of the event loop, and so no `process.exit`, can run. Does not keep the process alive.
+ */
+function killAfter(ms: number): void {
+  const code = `const { workerData: d } = require('node:worker_threads');
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, d.ms);
+    process.kill(d.pid, 'SIGKILL');`;
+  const watchdog = new Worker(code, { eval: true, workerData: { ms, pid: process.pid } });
+  watchdog.on('error', () => {}); // could not start: the exit timer remains
+  watchdog.unref();
+}
 
 function readConfig(): Config {
   try {
@@ -146,6 +171,9 @@ async function serve(config: Config, tlsOptions: CoreTlsOptions | null, log: Log
   const shutdown = (signal: string): void => {
     if (stopping) return;
     stopping = true;
+    killAfter(STOP_KILL_MS);
+    // Last resort if stopping the jobs or closing Redis hangs: the drain is over, exit all the same.
+    setTimeout(() => process.exit(0), STOP_EXIT_MS).unref();
     log.info({ signal }, 'shutting down');
     const force = setTimeout(() => {
       log.warn({}, 'drain timed out; closing connections');

@@ -11,6 +11,7 @@
  */
 import http from 'node:http';
 import https from 'node:https';
+import { Worker } from 'node:worker_threads';
 import { cannotListenMessage, randomBytes, systemClock } from '@zax/protocol';
 import { createApp } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
@@ -21,6 +22,13 @@ import { TlsPairError, readCaFile, readTlsPair, tlsReloader, type TlsPair, type 
 
 /** In-flight requests get this long to finish after SIGTERM; then their sockets are closed. */
 const DRAIN_TIMEOUT_MS = 10_000;
+/** After SIGTERM (or the launcher gone), the process exits 0 by then, however far the stop got. */
+const STOP_EXIT_MS = DRAIN_TIMEOUT_MS + 3000;
+/** ... and is SIGKILLed by its own watchdog thread by then if its main thread is stuck. */
+const STOP_KILL_MS = STOP_EXIT_MS + 2000;
+
+// stderr's reader gone (the launcher killed): a line written there must not crash the stop.
+process.stderr.on('error', () => {});
 
 let config: Config;
 try {
@@ -148,16 +156,31 @@ listenAdmin(() =>
   }),
 );
 
+/**
+ * SIGKILLs this process after `ms`, from a thread of its own: the one bound that holds even when
+ * the main thread is stuck (say, in a synchronous write to a terminal or file that blocks), where
+ * no timer of the event loop, and so no `process.exit`, can run. Does not keep the process alive.
+ */
+function killAfter(ms: number): void {
+  const code = `const { workerData: d } = require('node:worker_threads');
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, d.ms);
+    process.kill(d.pid, 'SIGKILL');`;
+  const watchdog = new Worker(code, { eval: true, workerData: { ms, pid: process.pid } });
+  watchdog.on('error', () => {}); // could not start: the exit timer remains
+  watchdog.unref();
+}
+
 let stopping = false;
 function shutdown(signal: string): void {
   if (stopping) return;
   stopping = true;
+  killAfter(STOP_KILL_MS);
+  // Last resort if closing Redis hangs: the drain is over, exit all the same.
+  setTimeout(() => process.exit(0), STOP_EXIT_MS).unref();
   log.info({ signal }, 'draining');
   reloader?.close();
   const idle = setInterval(() => server.closeIdleConnections(), 100);
   const force = setTimeout(() => server.closeAllConnections(), DRAIN_TIMEOUT_MS);
-  // Last resort if closing Redis hangs: the drain is over, exit all the same.
-  setTimeout(() => process.exit(0), DRAIN_TIMEOUT_MS + 3000).unref();
   admin?.close();
   admin?.closeAllConnections();
   server.close(() => {
