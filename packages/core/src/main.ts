@@ -16,8 +16,7 @@
  */
 import cluster from 'node:cluster';
 import http from 'node:http';
-import { Worker } from 'node:worker_threads';
-import { bestCrypto, cannotListenMessage, systemClock } from '@zax/protocol';
+import { bestCrypto, cannotListenMessage, killAfter, systemClock } from '@zax/protocol';
 import { createApp } from './app.js';
 import { runPrimary, workerLink, type WorkerLink } from './cluster.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
@@ -40,20 +39,6 @@ const STOP_KILL_MS = STOP_EXIT_MS + 2000;
 
 // stderr's reader gone (the launcher killed): a line written there must not crash the stop.
 process.stderr.on('error', () => {});
-
-/**
- * SIGKILLs this process after `ms`, from a thread of its own: the one bound that holds even when
- * the main thread is stuck (say, in a synchronous write to a terminal or file that blocks), where
- * no timer of the event loop, and so no `process.exit`, can run. Does not keep the process alive.
- */
-function killAfter(ms: number): void {
-  const code = `const { workerData: d } = require('node:worker_threads');
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, d.ms);
-    process.kill(d.pid, 'SIGKILL');`;
-  const watchdog = new Worker(code, { eval: true, workerData: { ms, pid: process.pid } });
-  watchdog.on('error', () => {}); // could not start: the exit timer remains
-  watchdog.unref();
-}
 
 function readConfig(): Config {
   try {

@@ -7,8 +7,8 @@
  * defence for field names that would carry them. Client addresses are logged (field `client`) only
  * with LOG_CLIENT_IPS=true; otherwise the field is removed.
  */
-import type { Writable } from 'node:stream';
 import { pino, type DestinationStream, type Logger } from 'pino';
+import { stdoutDestination } from '@zax/protocol';
 import type { LogLevel } from './config.js';
 
 export type { Logger };
@@ -39,41 +39,6 @@ export interface LoggerOptions {
   logClientIps?: boolean;
 }
 
-/** Log bytes a slow reader of stdout may leave waiting; lines beyond are dropped (and counted). */
-export const MAX_PENDING_LOG_BYTES = 1024 * 1024;
-
-/**
- * pino's destination: `out` (stdout) through Node's own stream, which on a pipe (the launcher, a
- * container runtime) writes without blocking and keeps what the reader has not taken yet. Nothing
- * here blocks the event loop, retries, or writes at exit:
- * - a reader that is gone (EPIPE: the launcher was killed) ends logging for good, silently;
- * - a slow or stopped reader: lines beyond `maxPending` waiting bytes are dropped, and one line
- *   says how many once it has caught up, so memory stays bounded.
- * (pino's default destination flushes synchronously at exit and retries a failed write there every
- * 100 ms, forever: a gatekeeper whose launcher died while it logged could never exit.)
- */
-export function stdoutDestination(out: Writable = process.stdout, maxPending = MAX_PENDING_LOG_BYTES): DestinationStream {
-  let gone = false;
-  let dropped = 0;
-  out.on('error', () => {
-    gone = true;
-  });
-  return {
-    write(line: string): void {
-      if (gone || out.destroyed || !out.writable) return;
-      if (out.writableLength + line.length > maxPending) {
-        dropped++;
-        return;
-      }
-      if (dropped > 0) {
-        out.write(`${JSON.stringify({ level: 40, time: Date.now(), service: 'gatekeeper', dropped, msg: 'log lines dropped: stdout was not read fast enough' })}\n`);
-        dropped = 0;
-      }
-      out.write(line);
-    },
-  };
-}
-
 let stdout: DestinationStream | null = null;
 
 /** `destination`: stdout (`stdoutDestination`, one per process) unless given (tests read the lines). */
@@ -87,7 +52,7 @@ export function createLogger(level: LogLevel, opts: LoggerOptions = {}, destinat
       remove: true,
     },
   };
-  return pino(options, destination ?? (stdout ??= stdoutDestination()));
+  return pino(options, destination ?? (stdout ??= stdoutDestination('gatekeeper')));
 }
 
 /** The first 8 characters of an identifier: all that may reach a log. */

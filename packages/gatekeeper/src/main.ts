@@ -11,8 +11,7 @@
  */
 import http from 'node:http';
 import https from 'node:https';
-import { Worker } from 'node:worker_threads';
-import { cannotListenMessage, randomBytes, systemClock } from '@zax/protocol';
+import { cannotListenMessage, killAfter, randomBytes, systemClock } from '@zax/protocol';
 import { createApp } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { createLogger } from './log.js';
@@ -155,20 +154,6 @@ listenAdmin(() =>
     );
   }),
 );
-
-/**
- * SIGKILLs this process after `ms`, from a thread of its own: the one bound that holds even when
- * the main thread is stuck (say, in a synchronous write to a terminal or file that blocks), where
- * no timer of the event loop, and so no `process.exit`, can run. Does not keep the process alive.
- */
-function killAfter(ms: number): void {
-  const code = `const { workerData: d } = require('node:worker_threads');
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, d.ms);
-    process.kill(d.pid, 'SIGKILL');`;
-  const watchdog = new Worker(code, { eval: true, workerData: { ms, pid: process.pid } });
-  watchdog.on('error', () => {}); // could not start: the exit timer remains
-  watchdog.unref();
-}
 
 let stopping = false;
 function shutdown(signal: string): void {

@@ -14,3 +14,4 @@ export * from './http.js';
 export * from './clock.js';
 export * from './crypto-sodium.js';
 export * from './listen-error.js';
+export * from './process.js';
