@@ -126,7 +126,11 @@ interface Watched {
 
 const SWEEP_MS = 250;
 
-/** Watches the bodies being read; calls `expired` once for a body that stalls or trickles. */
+/**
+ * Watches the bodies being read; calls `expired` once for a body that stalls or trickles. The sweep
+ * timer starts with the first body and runs (unref'd) until close: a sweep of an empty set costs
+ * nothing, while starting and stopping a timer for every request would.
+ */
 export class BodyWatch {
   private readonly active = new Set<Watched>();
   private timer: NodeJS.Timeout | null = null;
@@ -153,10 +157,6 @@ export class BodyWatch {
 
   private remove(w: Watched): void {
     this.active.delete(w);
-    if (this.active.size === 0 && this.timer !== null) {
-      clearInterval(this.timer);
-      this.timer = null;
-    }
   }
 
   private sweep(): void {
@@ -226,11 +226,15 @@ export function readBodyBounded(
       }
       chunks.push(chunk);
     };
+    // Built only when it is the outcome: 'close' follows every request, and an Error's stack costs.
+    const aborted = (): void => {
+      if (!done) finish(new BodyRefused('aborted'));
+    };
     req.on('data', onData);
     req.on('end', () => finish(null));
-    req.on('error', () => finish(new BodyRefused('aborted')));
-    req.on('aborted', () => finish(new BodyRefused('aborted')));
+    req.on('error', aborted);
+    req.on('aborted', aborted);
     // A socket that closes before the end (node:http ≥ 16 emits 'close' then, not always 'aborted').
-    req.on('close', () => finish(new BodyRefused('aborted')));
+    req.on('close', aborted);
   });
 }
