@@ -111,8 +111,6 @@ const services: Record<ServiceName, Service> = {
 /** Stop order: the reverse of the start order. */
 const STOP_ORDER: readonly ServiceName[] = ['gatekeeper', 'core', 'redis'];
 
-/** Every process started, for the last-resort SIGKILL when this process exits. */
-const children: Child[] = [];
 let stopping: Promise<never> | null = null;
 /** True once the relay has been ready: children that die from then on are restarted. */
 let supervising = false;
@@ -197,7 +195,6 @@ function launch(name: ServiceName, command: string, args: readonly string[], env
     proc.once('spawn', () => {
       proc.off('error', reject);
       proc.on('error', () => {}); // kill() on a dead child must not throw
-      children.push(child);
       services[name].current = child;
       relayOutput(child);
       say(`started ${name} (pid ${proc.pid})`);
@@ -414,7 +411,8 @@ async function main(): Promise<void> {
   // If the launcher itself dies, take the children along rather than leave them running.
   process.on('exit', () => {
     watchdog?.kill('SIGKILL');
-    for (const c of children) if (!c.exited) c.proc.kill('SIGKILL');
+    // A service is restarted only after its last process exited: the current ones are all there is.
+    for (const { current: c } of Object.values(services)) if (c !== null && !c.exited) c.proc.kill('SIGKILL');
   });
 
   if (!env.REDIS_URL) {
