@@ -103,6 +103,9 @@ export function originForm(url: string): string {
   }
 }
 
+/** The request's path as routing, metrics and logs see it: origin form, normalized. */
+const pathOf = (req: IncomingMessage): string => normalizePath(originForm(req.url ?? '/'));
+
 const LOGGED_PATHS: ReadonlySet<string> = new Set([...API_PATHS, '/livez', '/readyz', '/metrics']);
 
 const ROUTE_OF: Readonly<Record<ApiPath, RouteLabel & ('start_session' | 'verify_session' | 'prove' | 'command')>> = {
@@ -266,6 +269,14 @@ export function createApp(deps: AppDeps): App {
 
   const nowMs = (): number => Math.floor(deps.clock.nowMs());
 
+  /** Takes a token of `budget` for `client`: 0, or the seconds until it has one (counted as throttled). */
+  async function takeToken(budget: Budget, client: string): Promise<number> {
+    if (!throttle.limited(budget)) return 0;
+    const waitSec = await throttle.take(budget, client, nowMs());
+    if (waitSec > 0) metrics.throttled(budget);
+    return waitSec;
+  }
+
   async function handleApi(path: ApiPath, req: IncomingMessage, res: ServerResponse): Promise<void> {
     // §6.3 step 2: overload, then throttling; both before the body is read.
     if (config.maxInFlightRequests > 0 && inFlight >= config.maxInFlightRequests) {
@@ -278,14 +289,11 @@ export function createApp(deps: AppDeps): App {
 
     const budget = budgetOf[path];
     const client = identify(req);
-    if (throttle.limited(budget)) {
-      const waitSec = await throttle.take(budget, client, nowMs());
-      if (waitSec > 0) {
-        metrics.throttled(budget);
-        if (log.isLevelEnabled('debug')) log.debug(config.logClientIps ? { budget, client } : { budget }, 'throttled');
-        discardRest(req, bodyLimit[path]);
-        throw new RelayError('throttled', `throttled (${budget})`, waitSec);
-      }
+    const waitSec = await takeToken(budget, client);
+    if (waitSec > 0) {
+      if (log.isLevelEnabled('debug')) log.debug(config.logClientIps ? { budget, client } : { budget }, 'throttled');
+      discardRest(req, bodyLimit[path]);
+      throw new RelayError('throttled', `throttled (${budget})`, waitSec);
     }
 
     // Body size (413), then the body budgets: a declared length is reserved before any of it is
@@ -382,13 +390,8 @@ export function createApp(deps: AppDeps): App {
       return true;
     }
     if (p === '/metrics' && withMetrics) {
-      if (throttled && throttle.limited('request')) {
-        const waitSec = await throttle.take('request', identify(req), nowMs());
-        if (waitSec > 0) {
-          metrics.throttled('request');
-          throw new RelayError('throttled', 'throttled (metrics)', waitSec);
-        }
-      }
+      const waitSec = throttled ? await takeToken('request', identify(req)) : 0;
+      if (waitSec > 0) throw new RelayError('throttled', 'throttled (metrics)', waitSec);
       await serveMetrics(res);
       return true;
     }
@@ -490,7 +493,7 @@ export function createApp(deps: AppDeps): App {
           }
         })
         .finally(() => {
-          const p = normalizePath(originForm(req.url ?? '/'));
+          const p = pathOf(req);
           const seconds = (performance.now() - startedMs) / 1000;
           metrics.request(routeLabel(p), res.statusCode, seconds);
           if (log.isLevelEnabled('debug')) {
@@ -505,7 +508,7 @@ export function createApp(deps: AppDeps): App {
 
   const handler = serve(handle);
   const adminHandler = serve(async (req, res) => {
-    if (!(await handleOps(req, normalizePath(originForm(req.url ?? '/')), req.method ?? '', res, true, false))) sendError(res, 'notFound', 0);
+    if (!(await handleOps(req, pathOf(req), req.method ?? '', res, true, false))) sendError(res, 'notFound', 0);
   });
 
   return {
