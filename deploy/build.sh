@@ -58,7 +58,7 @@ say "assemble $OUT"
 rm -rf "$OUT"
 mkdir -p "$OUT/packages" "$OUT/deploy/docker"
 cp -a package.json node_modules "$OUT/"
-for pkg in protocol core gatekeeper; do
+for pkg in protocol service core gatekeeper; do
   mkdir -p "$OUT/packages/$pkg"
   for part in package.json dist lua node_modules; do
     if [ -e "packages/$pkg/$part" ]; then cp -a "packages/$pkg/$part" "$OUT/packages/$pkg/"; fi

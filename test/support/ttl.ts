@@ -4,7 +4,7 @@
  * (PEXPIRETIME) minus those two times brackets the TTL the write gave it. A check against the
  * bracket holds however long the write and the reads took.
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient as Redis } from '@zax/service';
 import { expect } from 'vitest';
 
 /** Redis's clock, ms since the epoch. */

@@ -13,8 +13,8 @@
   (step 3 deletes what step 2 wrote), "r" = its earlier bytes were saved in the chunks hash under
   field SAVED (step 3 puts them back). Both fields are gone once step 3 has run.
 
-  KEYS[1..6]  rec, parts, chunks ({uploadID} slot), registry exp, registry bytes, total ({files}
-              slot; see include/file.lua)
+  KEYS[1..6]  rec, parts, chunks, registry exp, registry bytes, total: the file's keys and its
+              bucket's registry, all in the bucket's slot (see include/file.lua)
   ARGV[1]     uploadID (b64)
   ARGV[2]     caller hpk (b64)
   ARGV[3]     part (decimal integer ≥ 0)
@@ -25,14 +25,15 @@
   ARGV[8]     new absolute expiry (ms) = now + fileTtlSec (DEVIATION D18: the upload refreshes the
               whole file, record and chunks)
   ARGV[9]     Redis TTL margin (ms)
-  ARGV[10]    maxFileBytesTotal (relay-wide limit on stored chunk bytes)
+  ARGV[10]    the most bytes this bucket's total may reach: maxFileBytesTotal (the relay-wide
+              limit on stored chunk bytes) less the other buckets' totals as last read (≤ 1 s old)
   ARGV[11]    mode: "check" (step 1) or "settle" (step 3)
 
   Returns (check)  1  stored (replacing an earlier part with this index, DEVIATION D14)
                    0  unknown file: none, expired (then dropped) or the caller is not a party
                   -1  part ≥ file_size (DEVIATION D16)
                   -2  bytes_stored would exceed file_size + 16 × total_chunks (DEVIATION D16)
-                  -3  the relay-wide total would exceed maxFileBytesTotal
+                  -3  the relay-wide total would exceed maxFileBytesTotal (ARGV[10])
                   Nothing changes unless the result is 1 (or 0 for an expired file, which is
                   dropped), once step 3 has run.
   Returns (settle) 1  the bytes were kept; 0  they were taken back out

@@ -3,8 +3,8 @@
   chunk and the registry entry go, for both parties at once. The `file` message in the recipient's
   mailbox stays.
 
-  KEYS[1..6]  rec, parts, chunks ({uploadID} slot), registry exp, registry bytes, total ({files}
-              slot; see include/file.lua)
+  KEYS[1..6]  rec, parts, chunks, registry exp, registry bytes, total: the file's keys and its
+              bucket's registry, all in the bucket's slot (see include/file.lua)
   ARGV[1]     uploadID (b64)
   ARGV[2]     caller hpk (b64)
   ARGV[3]     now (ms), the service clock

@@ -4,8 +4,8 @@
   off the relay-wide total; a live file (refreshed since the entry was read) gets its registry
   expiry set back to the record's.
 
-  KEYS[1..6]  rec, parts, chunks ({uploadID} slot), registry exp, registry bytes, total ({files}
-              slot; see include/file.lua)
+  KEYS[1..6]  rec, parts, chunks, registry exp, registry bytes, total: the file's keys and its
+              bucket's registry, all in the bucket's slot (see include/file.lua)
   ARGV[1]     uploadID (b64)
   ARGV[2]     now (ms), the service clock
 

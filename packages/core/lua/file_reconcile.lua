@@ -1,11 +1,11 @@
 --[[
-  file_reconcile: sets the relay-wide total of stored chunk bytes to the sum of the registry's
+  file_reconcile: sets one bucket's total of stored chunk bytes to the sum of its registry's
   per-file byte counts, which the file scripts keep exact; a difference means the keyspace was
   changed behind the scripts' back. Skipped while the registry is larger than the limit, so the
   script stays short.
 
-  KEYS[1]  registry bytes HASH   uploadID -> bytes        ({files} slot)
-  KEYS[2]  total STRING
+  KEYS[1]  registry bytes HASH   uploadID -> bytes        (the bucket's slot)
+  KEYS[2]  the bucket's total STRING
   ARGV[1]  most registry entries to sum in one call
 
   Returns  {before, after}  the total before and after

@@ -3,8 +3,8 @@
   existing one with this uploadID, discarding its chunks. The recipient's `file` message is written
   before, by mailbox_upload.lua; this runs only once that succeeded.
 
-  KEYS[1..6]  rec, parts, chunks ({uploadID} slot), registry exp, registry bytes, total ({files}
-              slot; see include/file.lua)
+  KEYS[1..6]  rec, parts, chunks, registry exp, registry bytes, total: the file's keys and its
+              bucket's registry, all in the bucket's slot (see include/file.lua)
   ARGV[1]     uploadID (b64)
   ARGV[2]     hpk_from (b64), the caller
   ARGV[3]     hpk_to (b64)

@@ -6,8 +6,6 @@
   KEYS[1]  msgs HASH     (recipient mailbox, {hpk_to} slot; layout in include/mailbox.lua)
   KEYS[2]  order ZSET
   KEYS[3]  exp ZSET
-  KEYS[4]  storage-token STRING -> expiry (ms). NOTE: a relay-wide key in another slot; before
-           moving to Redis Cluster this write must leave the script (written after it succeeds).
   ARGV[1]  message nonce (raw 24 bytes)
   ARGV[2]  binary record (include/mailbox.lua); its data bytes are read from it
   ARGV[3]  now (ms), the service clock
@@ -26,7 +24,6 @@
 -- @include mailbox
 
 local mk = mailbox_keys(1)
-local token_key = KEYS[4]
 local nonce = ARGV[1]
 local record = ARGV[2]
 local bytes = record_bytes(record)
@@ -82,10 +79,8 @@ else
   result = 1
 end
 
--- TTLs are whole ms (rounded up: the clock may have fractions).
-redis.call('SET', token_key, exp_s, 'PX', math.ceil(math.max(exp - now, 0) + margin))
-
--- Idle mailboxes vanish: every key lives until the latest expiry in it, plus the margin.
+-- Idle mailboxes vanish: every key lives until the latest expiry in it, plus the margin (TTLs are
+-- whole ms, rounded up: the clock may have fractions).
 local last = redis.call('ZRANGE', mk.exp, -1, -1, 'WITHSCORES')
 local ttl = math.ceil(math.max(tonumber(last[2]) - now, 0) + margin)
 redis.call('PEXPIRE', mk.msgs, ttl)

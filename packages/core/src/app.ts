@@ -45,8 +45,9 @@ import type { Log } from './log.js';
 import { createMetrics, errorStatus, type CoreMetrics, type RouteLabel } from './metrics.js';
 import { prove, type ProveDeps, type ProveResult } from './prove.js';
 import type { CoreRedis } from './redis.js';
+import { storeProblem, type Durability } from '@zax/service';
 import { createStoreGuard } from './store-guard.js';
-import { createStores, isStoreUnavailable, storeCall } from './store/index.js';
+import { StoreUnavailableError, createStores, isStoreUnavailable, storeCall } from './store/index.js';
 import { createLoadStore, type LoadStore } from './store/load.js';
 
 export interface AppDeps {
@@ -59,6 +60,8 @@ export interface AppDeps {
   readonly metrics?: CoreMetrics;
   /** This replica's id in the load figures. @default random */
   readonly replicaId?: string;
+  /** Durable writes (REDIS_WAIT_REPLICAS > 0): main.ts builds it; without it writes do not wait. */
+  readonly durable?: Durability<CoreRedis>;
   /** The maintenance jobs' health (jobs.ts), for /readyz: stale jobs are named there. @default none */
   readonly jobHealth?: () => readonly { readonly job: string; readonly stale: boolean }[];
 }
@@ -117,7 +120,7 @@ export function createApp(deps: AppDeps): App {
   const { config, redis, clock, crypto, log } = deps;
   const metrics = deps.metrics ?? createMetrics();
   const keys = createKeys(config.redisPrefix);
-  const stores = createStores(redis, keys, config, metrics);
+  const stores = createStores(redis, keys, config, metrics, deps.durable);
   const fileSeed = createFileSeed({ configured: config.fileSeed, redis, key: keys.fileSeed, randomBytes: crypto.randomBytes });
   const storeGuard = createStoreGuard(redis, { ratio: config.storeHighWaterRatio, retryAfterSec: config.busyRetryAfterSec, log, observer: metrics, clock });
   const timing = loadTiming(config.loadPeriodSec);
@@ -223,7 +226,9 @@ export function createApp(deps: AppDeps): App {
   async function handleOps(path: string, res: ServerResponse): Promise<void> {
     if (path === LIVEZ) return sendPlain(res, 200, 'ok');
     if (path === READYZ) {
-      await storeCall('ping', () => redis.ping(), metrics);
+      // A cluster that is down or has slots no primary serves is not ready (nor is a lost primary).
+      const problem = await storeCall('ping', () => storeProblem(redis), metrics);
+      if (problem !== null) throw new StoreUnavailableError('ping', new Error(problem));
       // A stale job is named but keeps the core ready: the schedules are shared by every replica,
       // so failing readiness would take them all out together for a fault that traffic does not
       // cause and that the jobs heal themselves (packages/core/README.md "Maintenance jobs").

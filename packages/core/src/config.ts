@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { DEFAULTS } from '@zax/protocol';
+import { parseTopology, type RedisTopology } from '@zax/service';
 import { z } from 'zod';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -16,8 +17,19 @@ export interface Config {
   readonly port: number;
   /** @default "127.0.0.1" (`CORE_HOST`) */
   readonly host: string;
-  /** `REDIS_URL`, required. */
-  readonly redisUrl: string;
+  /**
+   * The core store (@zax/service topology.ts): `REDIS_URL`, `REDIS_CLUSTER_NODES` or
+   * `REDIS_SENTINELS` + `REDIS_SENTINEL_NAME` (exactly one is required), with `REDIS_USERNAME`,
+   * `REDIS_PASSWORD`, `REDIS_SENTINEL_PASSWORD`, `REDIS_TLS` for the latter two.
+   */
+  readonly redis: RedisTopology;
+  /**
+   * @default 0 (`REDIS_WAIT_REPLICAS`): uploads, file chunks and deletes are answered only once
+   * Redis WAIT confirms this many replicas of the primary (0 = once the primary has them).
+   */
+  readonly redisWaitReplicas: number;
+  /** @default 500 (`REDIS_WAIT_TIMEOUT_MS`): longest WAIT; past it the write is answered 503 + Retry-After. */
+  readonly redisWaitTimeoutMs: number;
   /** @default "zax:" (`REDIS_PREFIX`) — every key the core writes starts with it. */
   readonly redisPrefix: string;
   /** `INTERNAL_SECRET`, required, ≥ 16 chars. */
@@ -206,7 +218,6 @@ const required = (what: z.ZodString) => z.preprocess(orDefault(undefined), what)
 const ENV_SHAPE = {
   CORE_PORT: int(8081, 0, 65535),
   CORE_HOST: str('127.0.0.1'),
-  REDIS_URL: required(z.string({ required_error: 'is required' }).regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL')),
   REDIS_PREFIX: str('zax:').pipe(z.string().regex(/^[^{}\s]*$/, 'must not contain braces or whitespace (keys use {hash tags})')),
   INTERNAL_SECRET: required(z.string({ required_error: 'is required' }).min(16, 'must be at least 16 characters')),
   INTERNAL_SECRET_PREVIOUS: z.preprocess(orDefault(undefined), z.string().min(16, 'must be at least 16 characters').optional()),
@@ -225,6 +236,8 @@ const ENV_SHAPE = {
   MAX_HANDSHAKE_BODY_BYTES: int(DEFAULTS.maxHandshakeBodyBytes, 1),
   BUSY_RETRY_AFTER_SEC: int(DEFAULTS.busyRetryAfterSec, 1),
   REDIS_COMMAND_TIMEOUT_MS: int(1000, 1),
+  REDIS_WAIT_REPLICAS: int(0, 0, 16),
+  REDIS_WAIT_TIMEOUT_MS: int(500, 1, 60_000),
   LOG_LEVEL: z.preprocess(orDefault('info'), z.enum(LOG_LEVELS)),
   FILE_STORE_ENABLED: bool(DEFAULTS.fileStoreEnabled),
   MAX_FILE_BYTES_TOTAL: int(DEFAULTS.maxFileBytesTotal, 1),
@@ -343,12 +356,18 @@ export function loadConfig(env: Env, opts: LoadOptions = {}): Config {
   }
   problems.push(...crossProblems(parsed as Partial<ParsedEnv>));
   const seed = fileSeed(parsed as Partial<ParsedEnv>, opts.readFile ?? ((path) => readFileSync(path, 'utf8')), problems);
-  if (problems.length > 0) throw new ConfigError(problems);
+  const topologyProblems: string[] = [];
+  const redis = parseTopology(env, '', topologyProblems);
+  if (redis === null && topologyProblems.length === 0) topologyProblems.push('REDIS_URL: is required (or REDIS_CLUSTER_NODES, or REDIS_SENTINELS with REDIS_SENTINEL_NAME)');
+  problems.unshift(...topologyProblems);
+  if (problems.length > 0 || redis === null) throw new ConfigError(problems);
   const e = parsed as ParsedEnv;
   return Object.freeze({
     port: e.CORE_PORT,
     host: e.CORE_HOST,
-    redisUrl: e.REDIS_URL,
+    redis,
+    redisWaitReplicas: e.REDIS_WAIT_REPLICAS,
+    redisWaitTimeoutMs: e.REDIS_WAIT_TIMEOUT_MS,
     redisPrefix: e.REDIS_PREFIX,
     internalSecret: e.INTERNAL_SECRET,
     internalSecretPrevious: e.INTERNAL_SECRET_PREVIOUS ?? null,

@@ -27,7 +27,7 @@
  * grace period). /readyz and the metrics show it (app.ts, metrics.ts).
  */
 import { Queue, Worker, type Job } from 'bullmq';
-import { Redis } from 'ioredis';
+import { createRedisClient, type RedisTopology } from '@zax/service';
 import type { Clock } from '@zax/protocol';
 import { sweepFiles, type SweepOptions, type SweepResult } from './file-sweep.js';
 import { aggregatePeriod, lastSettledPeriod, type LoadTiming } from './load.js';
@@ -61,7 +61,8 @@ interface Schedule {
 }
 
 export interface JobsDeps {
-  readonly redisUrl: string;
+  /** The core store (a URL string is a single server). */
+  readonly redis: RedisTopology | string;
   /** BullMQ `prefix` (keys.jobsPrefix). */
   readonly prefix: string;
   readonly files: FileStore;
@@ -121,9 +122,12 @@ export function startJobs(deps: JobsDeps): Jobs {
   const wallMs = deps.wallMs ?? Date.now;
   /** Last completed run per job name (wall-clock ms), shared by every replica. */
   const lastRunKey = `${deps.prefix}:last-run`;
-  const connection = new Redis(deps.redisUrl, {
-    maxRetriesPerRequest: null,
-    retryStrategy: (attempt) => Math.min(50 * 2 ** Math.min(attempt, 10), 2000),
+  // BullMQ's connection queues and retries while the store is away (its worker blocks on it).
+  const connection = createRedisClient(deps.redis, {
+    commandTimeoutMs: 5000,
+    connectionName: 'zax-core-jobs',
+    blocking: true,
+    maxReconnectDelayMs: 2000,
   });
 
   let lastErrorLogMs = -Infinity;

@@ -1,12 +1,15 @@
 /**
  * Every Redis key the core writes, built in one place under the configured prefix. Keys of one
- * mailbox (its messages and its session) carry the hash tag `{hpk}`, the two keys of one
- * handshake carry `{handshake id}`, and the three keys of one file carry `{uploadID}`, so each of
- * those scripts touches a single Redis Cluster slot. A command nonce is recorded in its hpk's slot
- * (a nonce replayed under another hpk cannot open under that hpk's session key); storage tokens
- * and `/prove` nonces are relay-wide, one key each; the file registry (expiry and bytes per uploadID, the relay-wide byte total) shares the
- * tag `{files}`; BullMQ's keys start with `jobsPrefix` and share the tag `{jobs}`; the load
- * measurement's keys (per-period counters, replica figures, the summary) share the tag `{load}`.
+ * mailbox (its messages and its session) carry the hash tag `{hpk}` and the two keys of one
+ * handshake carry `{handshake id}`, so each of those scripts touches a single Redis Cluster slot.
+ * Files are spread over FILE_BUCKETS buckets by uploadID: a file's three keys and its bucket's
+ * registry (expiry and bytes per uploadID, the bucket's byte total) carry the bucket's tag
+ * `{fb:<n>}`, so every file script is single-slot too, and the relay-wide total is the sum of the
+ * buckets'. A command nonce is recorded in its hpk's slot (a nonce replayed under another hpk
+ * cannot open under that hpk's session key); storage tokens and `/prove` nonces are relay-wide, one
+ * key each, written by single-key commands; BullMQ's keys start with `jobsPrefix` and share the tag
+ * `{jobs}`; the load measurement's keys (per-period counters, replica figures, the summary) share
+ * the tag `{load}`. No script or transaction touches keys of two slots.
  */
 
 /** A mailbox's keys; the record format and the byte total are in `lua/include/mailbox.lua`. */
@@ -35,13 +38,31 @@ export interface FileKeys {
   readonly chunks: string;
 }
 
+/** One file bucket's registry (same slot as the bucket's files). */
 export interface FileRegistryKeys {
   /** ZSET uploadID → the file's absolute expiry (ms): what the sweep job walks. */
   readonly exp: string;
   /** HASH uploadID → bytes of the file's stored chunks (survives the file's own keys). */
   readonly bytes: string;
-  /** STRING: bytes of every stored chunk on the relay (the sum of `bytes`). */
+  /** STRING: bytes of every stored chunk of the bucket's files (the sum of `bytes`). */
   readonly total: string;
+}
+
+/**
+ * Buckets the files are spread over. Each is one Redis Cluster slot (so one shard holds a bucket's
+ * files); 256 spread a cluster's file bytes evenly over dozens of shards, and the sweep walks 256
+ * small registries.
+ */
+export const FILE_BUCKETS = 256;
+
+/** The bucket (0..FILE_BUCKETS-1) of an uploadID: FNV-1a of its text. */
+export function fileBucket(uploadID: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < uploadID.length; i++) {
+    h ^= uploadID.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return (h >>> 0) % FILE_BUCKETS;
 }
 
 /** The load measurement (src/load.ts), all under the hash tag `{load}`. */
@@ -60,8 +81,10 @@ export interface Keys {
   readonly prefix: string;
   /** BullMQ's `prefix` option: starts with the relay prefix, braced for Redis Cluster. */
   readonly jobsPrefix: string;
+  /** A file's keys, in its bucket's slot. */
   file(uploadID: string): FileKeys;
-  readonly fileRegistry: FileRegistryKeys;
+  /** The registry of one bucket (`fileBucket(uploadID)`). */
+  fileRegistry(bucket: number): FileRegistryKeys;
   /** STRING: the generated uploadID seed (created once, `SET NX`), when none is configured. */
   readonly fileSeed: string;
   mailbox(hpk: string): MailboxKeys;
@@ -83,10 +106,15 @@ export function createKeys(prefix: string): Keys {
     prefix,
     jobsPrefix: `${prefix}{jobs}`,
     file(uploadID) {
-      const base = `${prefix}f:{${uploadID}}:`;
+      // Layout 2 (bucket-tagged for Redis Cluster): new key names, so files and registry entries of
+      // the first layout (`f:{uploadID}:…`, `{files}:…`) are never mixed with these; they expire.
+      const base = `${prefix}f2:{fb:${fileBucket(uploadID)}}:${uploadID}:`;
       return { rec: `${base}rec`, parts: `${base}parts`, chunks: `${base}chunks` };
     },
-    fileRegistry: { exp: `${prefix}{files}:exp`, bytes: `${prefix}{files}:bytes`, total: `${prefix}{files}:total` },
+    fileRegistry(bucket) {
+      const base = `${prefix}{fb:${bucket}}:`;
+      return { exp: `${base}exp`, bytes: `${base}bytes`, total: `${base}total` };
+    },
     fileSeed: `${prefix}files:seed`,
     mailbox(hpk) {
       const base = `${prefix}mb:{${hpk}}:`;

@@ -25,6 +25,7 @@ import { createKeys } from './keys.js';
 import { createLogger, type Log } from './log.js';
 import { createMetrics } from './metrics.js';
 import { createRedis, waitReady } from './redis.js';
+import { createDurability, describeTopology, replicasProblem } from '@zax/service';
 import { createFileStore } from './store/files.js';
 import { createCoreServer, loadCoreTls, type CoreTlsOptions } from './tls.js';
 
@@ -75,11 +76,25 @@ async function main(): Promise<void> {
 
 /** One serving process: the whole core alone, or one cluster worker (`link` to the primary). */
 async function serve(config: Config, tlsOptions: CoreTlsOptions | null, log: Log, link: WorkerLink | null): Promise<void> {
-  const redis = createRedis(config.redisUrl, { commandTimeoutMs: config.redisCommandTimeoutMs, log });
+  const redis = createRedis(config.redis, { commandTimeoutMs: config.redisCommandTimeoutMs, log });
+  const where = describeTopology(config.redis);
   try {
     await waitReady(redis, REDIS_STARTUP_WAIT_MS);
   } catch {
+    // A cluster or sentinel group none of whose listed nodes answers is a configuration error (a
+    // wrong seed list); a single Redis may just be starting after us: serve 503 until it is up.
+    if (config.redis.kind !== 'single') {
+      log.error({ store: where }, `cannot reach the core store within ${REDIS_STARTUP_WAIT_MS / 1000} s: check the seed list`);
+      process.exit(1);
+    }
     log.warn({}, 'redis not ready yet; serving 503 until it is');
+  }
+  if (config.redisWaitReplicas > 0 && redis.status === 'ready') {
+    const problem = await replicasProblem(redis, config.redisWaitReplicas, 'core store').catch((e: unknown) => `core store: ${String(e)}`);
+    if (problem !== null) {
+      log.error({ store: where }, `${problem}: every write would fail; add replicas or lower REDIS_WAIT_REPLICAS`);
+      process.exit(1);
+    }
   }
 
   const crypto = bestCrypto();
@@ -87,7 +102,15 @@ async function serve(config: Config, tlsOptions: CoreTlsOptions | null, log: Log
   const metrics = createMetrics({ collectDefault: true, ...(link !== null ? { exposition: link.exposition } : {}) });
   // The jobs start after the app (they use its load store); /readyz reads their health once they run.
   let jobHealth: () => readonly JobHealth[] = () => [];
-  const app = createApp({ config, redis, clock: systemClock, crypto, log, metrics, jobHealth: () => jobHealth() });
+  const durable = createDurability(redis, {
+    replicas: config.redisWaitReplicas,
+    timeoutMs: config.redisWaitTimeoutMs,
+    // Its own connection: a WAIT blocks the connection it is sent on, and writes may sit behind one.
+    duplicate: () =>
+      createRedis(config.redis, { commandTimeoutMs: config.redisCommandTimeoutMs + config.redisWaitTimeoutMs, log, connectionName: 'zax-core-writer' }),
+    onWait: (outcome, seconds) => metrics.replicationWait(outcome, seconds),
+  });
+  const app = createApp({ config, redis, durable, clock: systemClock, crypto, log, metrics, jobHealth: () => jobHealth() });
   if (link !== null) {
     // The primary aggregates every worker's registry; each refreshes the deployment's load gauges.
     metrics.loadSource(() => app.loadReport());
@@ -95,7 +118,7 @@ async function serve(config: Config, tlsOptions: CoreTlsOptions | null, log: Log
   }
   const keys = createKeys(config.redisPrefix);
   const jobs = startJobs({
-    redisUrl: config.redisUrl,
+    redis: config.redis,
     prefix: keys.jobsPrefix,
     files: createFileStore(redis, keys, metrics),
     clock: systemClock,
@@ -173,6 +196,7 @@ async function serve(config: Config, tlsOptions: CoreTlsOptions | null, log: Log
       void app
         .close()
         .then(() => jobs.close())
+        .then(() => durable.close())
         .then(() => redis.quit())
         .catch(() => redis.disconnect())
         .finally(() => {

@@ -68,6 +68,8 @@ export interface CoreMetrics extends StoreObserver {
   localLoad(read: () => { eventLoopUtilization: number; latencyP99Ms: number }): void;
   /** The deployment's load as served on /internal/load (last settled period, all replicas). */
   load(report: LoadReport): void;
+  /** One durable write's wait for its replicas (REDIS_WAIT_REPLICAS > 0). */
+  replicationWait(outcome: 'confirmed' | 'timeout' | 'moved', seconds: number): void;
   /**
    * Cluster workers: the `load_*` gauges read `read()` at every collection (a failure keeps the
    * last figures), so that each worker's copy is current when the primary aggregates them.
@@ -141,6 +143,13 @@ export function createMetrics(opts: MetricsOptions = {}): CoreMetrics {
     name: `${p}redis_command_duration_seconds`,
     help: 'Core Redis round trips by store operation, failures included',
     labelNames: ['op'] as const,
+    buckets: [0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1],
+    registers,
+  });
+  const replicationWaits = new Histogram({
+    name: `${p}redis_replication_wait_seconds`,
+    help: 'Durable writes (REDIS_WAIT_REPLICAS > 0) by outcome of their wait for the replicas: confirmed, timeout (answered 503), moved (the connection or slot changed meanwhile: 503)',
+    labelNames: ['outcome'] as const,
     buckets: [0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1],
     registers,
   });
@@ -269,6 +278,7 @@ export function createMetrics(opts: MetricsOptions = {}): CoreMetrics {
       readLocal = read;
     },
     load: setLoad,
+    replicationWait: (outcome, seconds) => replicationWaits.labels(outcome).observe(seconds),
     loadSource(read) {
       readLoad = read;
     },

@@ -8,9 +8,9 @@
  * `lastMemory`).
  */
 import { RelayError, systemClock, type Clock } from '@zax/protocol';
-import type { Redis } from 'ioredis';
+import { primaries, type RedisClient } from '@zax/service';
 import type { Log } from './log.js';
-import { storeCall } from './store/errors.js';
+import { StoreUnavailableError, storeCall } from './store/errors.js';
 import type { StoreObserver } from './store/observer.js';
 
 export interface StoreGuard {
@@ -48,7 +48,11 @@ export function parseMemoryInfo(info: string): MemorySample {
   return { usedBytes: num('used_memory'), maxBytes: num('maxmemory') };
 }
 
-export function createStoreGuard(redis: Redis, opts: StoreGuardOptions): StoreGuard {
+/**
+ * `redis`: on a cluster every primary is sampled: the figures are their sums, and writes are refused
+ * while any one of them is above its mark (a write may land on any shard).
+ */
+export function createStoreGuard(redis: RedisClient, opts: StoreGuardOptions): StoreGuard {
   const sampleMs = opts.sampleMs ?? 1000;
   const clock = opts.clock ?? systemClock;
   let sampledAt = -Infinity;
@@ -57,10 +61,12 @@ export function createStoreGuard(redis: Redis, opts: StoreGuardOptions): StoreGu
   let pending: Promise<void> | null = null;
 
   async function sample(): Promise<void> {
-    const info = await storeCall('store memory', () => redis.info('memory'), opts.observer);
-    const m = parseMemoryInfo(info);
+    const infos = await storeCall('store memory', () => Promise.all(primaries(redis).map((node) => node.info('memory'))), opts.observer);
+    const nodes = infos.map(parseMemoryInfo);
+    if (nodes.length === 0) throw new StoreUnavailableError('store memory', new Error('no primary connected'));
+    const m = { usedBytes: nodes.reduce((a, n) => a + n.usedBytes, 0), maxBytes: nodes.reduce((a, n) => a + n.maxBytes, 0) };
     last = m;
-    const nowHigh = m.maxBytes > 0 && m.usedBytes > opts.ratio * m.maxBytes;
+    const nowHigh = nodes.some((n) => n.maxBytes > 0 && n.usedBytes > opts.ratio * n.maxBytes);
     if (nowHigh !== high) {
       const fields = { usedBytes: m.usedBytes, maxBytes: m.maxBytes, ratio: opts.ratio };
       if (nowHigh) opts.log.warn(fields, 'store above its high-water mark: refusing writes');

@@ -7,7 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { b64 } from '@zax/protocol';
 import { KEY_TTL_MARGIN_MS, createKeys, type FileKeys } from '../src/keys.js';
 import { createFileStore, type FileStore, type NewChunk } from '../src/store/files.js';
-import { establishSession, startCore, type Core, type Session } from './helpers.js';
+import { establishSession, startCore, type Core, type Session, fileBytesTotal } from './helpers.js';
 import { rnd } from './files-fixture.js';
 
 let core: Core;
@@ -48,7 +48,7 @@ async function snapshot(): Promise<unknown> {
     chunks: Object.fromEntries(Object.entries(chunks).map(([f, v]) => [f, b64(v)])),
     parts: await core.redis.hgetall(k.parts),
     rec: await core.redis.hgetall(k.rec),
-    total: await core.redis.get(`${core.prefix}{files}:total`),
+    total: await fileBytesTotal(core),
     exists: await core.redis.exists(k.chunks, k.parts, k.rec),
   };
 }
@@ -98,7 +98,7 @@ describe('chunk transaction', () => {
     expect(r.kind === 'chunk' && r.bytes.equals(again)).toBe(true);
     expect(await files.status(ID, bob.hpk, NOW)).toEqual({ status: 'COMPLETE', fileSize: 1000, bytesStored: 250, totalChunks: 1 });
     expect(Object.keys(await core.redis.hgetall(k.parts))).toEqual(['0']);
-    expect(await core.redis.get(`${core.prefix}{files}:total`)).toBe('250');
+    expect(await fileBytesTotal(core)).toBe(250);
   });
 
   it('an expired file is dropped and the refused chunk leaves nothing', async () => {
@@ -106,6 +106,6 @@ describe('chunk transaction', () => {
     expect(await files.uploadChunk(chunk(0, rnd(200)))).toBe('stored');
     expect(await files.uploadChunk(chunk(1, rnd(200), { nowMs: NOW + TTL_MS + 1 }))).toBe('notFound');
     expect(await core.redis.exists(k.chunks, k.parts, k.rec)).toBe(0);
-    expect(await core.redis.get(`${core.prefix}{files}:total`)).toBe('0');
+    expect(await fileBytesTotal(core)).toBe(0);
   });
 });

@@ -7,19 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { TEXT_MAILBOX_FULL, TEXT_TOO_LARGE, b64, h2, tweetnaclCrypto as C } from '@zax/protocol';
 import { hex, loadVector } from '../../../test/support/vectors.js';
 import { storageId, storageName, uploadId } from '../src/file-ids.js';
-import {
-  command,
-  commandBody,
-  commandJson,
-  coresWithThreeSessions,
-  establishSession,
-  openResponse,
-  randomHpk,
-  randomNonceB64,
-  startCore,
-  type Core,
-  type Session,
-} from './helpers.js';
+import { command, commandBody, commandJson, coresWithThreeSessions, establishSession, openResponse, randomHpk, randomNonceB64, startCore, type Core, type Session, fileBytesTotal, fileKey } from './helpers.js';
 import {
   NOT_FOUND_STATUS,
   deleteFile,
@@ -172,7 +160,7 @@ describe('startFileUpload', () => {
     expect(r.headers.get('retry-after')).toBe('3600');
     const id = b64(uploadId(Buffer.from(alice.hpk, 'base64'), Buffer.from(bob.hpk, 'base64'), Buffer.from(nonce, 'base64'), await seedOf(core)));
     expect(await fileStatus(core, alice, id)).toEqual(NOT_FOUND_STATUS);
-    expect(await core.redis.exists(`${core.prefix}f:{${id}}:rec`)).toBe(0);
+    expect(await core.redis.exists(fileKey(core, id, 'rec'))).toBe(0);
   });
 });
 
@@ -214,7 +202,7 @@ describe('uploadFileChunk, fileStatus, downloadFileChunk', () => {
     expect(await getChunk(core, alice, f.uploadID, 0)).toMatchObject({ nonce: 'AAAAAGVT8RXQ0dLT1NXW19jZ2tvc3d7f', line3: b64(replacement) });
     for (let i = 0; i < 3; i++) await putChunkOk(core, alice, f.uploadID, 1, rnd(100));
     expect((await fileStatus(core, alice, f.uploadID)).bytes_stored).toBe(300);
-    expect(Number(await core.redis.get(`${core.prefix}{files}:total`))).toBe(300);
+    expect(await fileBytesTotal(core)).toBe(300);
   });
 
   it('out-of-order parts, the last chunk first: COMPLETE at once and final; total_chunks = highest part + 1', async () => {
@@ -241,8 +229,8 @@ describe('uploadFileChunk, fileStatus, downloadFileChunk', () => {
     expect(await fileStatus(core, bob, f.uploadID)).toEqual({ status: 'COMPLETE', file_size: total, bytes_stored: total, total_chunks: n });
     const back = await Promise.all(chunks.map((_, i) => getChunkBytes(core, bob, f.uploadID, i)));
     expect(Buffer.concat(back).equals(Buffer.concat(chunks))).toBe(true);
-    expect(Number(await core.redis.get(`${core.prefix}{files}:total`))).toBe(total);
-    expect(await core.redis.hlen(`${core.prefix}f:{${f.uploadID}}:chunks`)).toBe(n);
+    expect(await fileBytesTotal(core)).toBe(total);
+    expect(await core.redis.hlen(fileKey(core, f.uploadID, 'chunks'))).toBe(n);
   });
 
   it('the chunk may come as `ctext` in the JSON when line 4 is absent; line 4 wins when both are there', async () => {
@@ -341,7 +329,7 @@ describe('deleteFile', () => {
     expect(openResponse(alice, again.body)).toBe('{"status":"NOT_FOUND"}');
     expect((await commandJson<Item[]>(core, bob, { cmd: 'download' })).map((i) => i.kind)).toEqual(['file']);
     expect(await core.redis.keys(`${core.prefix}f:*`)).toEqual([]);
-    expect(Number((await core.redis.get(`${core.prefix}{files}:total`)) ?? 0)).toBe(0);
+    expect(await fileBytesTotal(core)).toBe(0);
   });
 
   it('by the recipient removes it for the sender too (D15); deleting the file message keeps the file (§5.5)', async () => {

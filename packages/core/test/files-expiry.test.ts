@@ -5,7 +5,7 @@
  * is dropped at once with its bytes.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { command, commandJson, commandPlain, establishSession, startCore, type Core, type Session } from './helpers.js';
+import { command, commandJson, commandPlain, establishSession, startCore, type Core, type Session, fileBytesTotal, fileRegistrySize, fileKey } from './helpers.js';
 import { KEY_TTL_MARGIN_MS } from '../src/keys.js';
 import { expectTtlGiven, timedWrite } from '../../../test/support/ttl.js';
 import { NOT_FOUND_STATUS, deleteFile, fileStatus, getChunk, openJson, putChunk, putChunkOk, rnd, startFile } from './files-fixture.js';
@@ -22,7 +22,7 @@ afterEach(async () => {
   await core.close();
 });
 
-const total = async (): Promise<number> => Number((await core.redis.get(`${core.prefix}{files}:total`)) ?? 0);
+const total = async (): Promise<number> => fileBytesTotal(core);
 
 describe('file expiry', () => {
   it('a file untouched since its start ends fileTtlSec later, for every command and both parties', async () => {
@@ -82,14 +82,14 @@ describe('file expiry', () => {
     expect(await deleteFile(core, alice, g.uploadID)).toEqual({ status: 'NOT_FOUND' });
     expect(await total()).toBe(0);
     expect(await core.redis.keys(`${core.prefix}f:*`)).toEqual([]);
-    expect(await core.redis.zcard(`${core.prefix}{files}:exp`)).toBe(0);
+    expect((await fileRegistrySize(core)).exp).toBe(0);
   });
 
   it('keys carry a Redis TTL of the remaining lifetime plus a margin', async () => {
     const f = await startFile(core, alice, bob, 1000);
     // The chunk upload is the file's last activity: every key gets fileTtlSec plus the margin then.
     const w = await timedWrite(core.redis, () => putChunkOk(core, alice, f.uploadID, 0, rnd(10)));
-    for (const k of ['rec', 'parts', 'chunks']) await expectTtlGiven(core.redis, `${core.prefix}f:{${f.uploadID}}:${k}`, w, 100_000 + KEY_TTL_MARGIN_MS);
+    for (const k of ['rec', 'parts', 'chunks']) await expectTtlGiven(core.redis, fileKey(core, f.uploadID, k as 'rec'), w, 100_000 + KEY_TTL_MARGIN_MS);
     expect((await command(core, alice, { cmd: 'count' })).status).toBe(200);
   });
 });

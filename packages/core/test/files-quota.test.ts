@@ -5,7 +5,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { TEXT_BUSY, TEXT_TOO_LARGE, b64 } from '@zax/protocol';
-import { command, commandJson, establishSession, randomNonceB64, startCore, type Core, type Session } from './helpers.js';
+import { command, commandJson, establishSession, randomNonceB64, startCore, type Core, type Session, fileBytesTotal } from './helpers.js';
 import { deleteFile, expectG, fileStatus, getChunk, putChunk, putChunkOk, rnd, startFile } from './files-fixture.js';
 
 let cores: Core[] = [];
@@ -20,7 +20,7 @@ async function setup(env: Record<string, string>): Promise<{ core: Core; alice: 
   return { core, alice: await establishSession(core), bob: await establishSession(core) };
 }
 
-const total = async (core: Core): Promise<number> => Number((await core.redis.get(`${core.prefix}{files}:total`)) ?? 0);
+const total = async (core: Core): Promise<number> => fileBytesTotal(core);
 
 describe('file limits', () => {
   it('MAX_FILE_SIZE: file_size above it → 400 G at start, nothing created; at it → 200', async () => {
@@ -106,6 +106,6 @@ describe('file limits', () => {
     expect(await commandJson(core, bob, { cmd: 'count' })).toBe(0);
     expect((await command(core, alice, { cmd: 'upload', to: bob.hpk, payload: 'x' })).status).toBe(200);
     expect((await command(core, alice, { cmd: 'getEntropy', size: 16 })).status).toBe(200);
-    for (const pattern of ['f:*', '{files}:*', 'files:*']) expect(await core.redis.keys(`${core.prefix}${pattern}`)).toEqual([]);
+    for (const pattern of ['f2:*', '{fb:*', 'files:*']) expect(await core.redis.keys(`${core.prefix}${pattern}`)).toEqual([]);
   });
 });

@@ -11,7 +11,7 @@ import { FILE_SWEEP_JOB, JOBS_QUEUE, startJobs, type Jobs } from '../src/jobs.js
 import { sweepFiles } from '../src/file-sweep.js';
 import { createFileStore, type FileStore } from '../src/store/files.js';
 import type { Log } from '../src/log.js';
-import { establishSession, redisUrl, startCore, type Core, type Session } from './helpers.js';
+import { establishSession, redisUrl, startCore, type Core, type Session, fileBytesTotal, fileRegistrySize, fileKey, fileRegistryOf } from './helpers.js';
 import { fileStatus, putChunkOk, rnd, startFile } from './files-fixture.js';
 import { dropPrefix } from '../../../test/support/prefix.js';
 
@@ -34,7 +34,7 @@ afterEach(async () => {
   await core.close();
 });
 
-const total = async (): Promise<number> => Number((await core.redis.get(`${core.prefix}{files}:total`)) ?? 0);
+const total = async (): Promise<number> => fileBytesTotal(core);
 
 /** A file with chunks of the given sizes; returns its uploadID. */
 async function fileWith(sizes: number[]): Promise<string> {
@@ -85,14 +85,13 @@ describe('sweepFiles', () => {
     core.clock.advanceSec(40); // +100: only a has expired
     const r = await sweepFiles(files, core.clock.nowMs());
     expect(r).toEqual({ removed: 1, freedBytes: 300, refreshed: 0, drift: 0, totalBytes: 150 });
-    expect(await core.redis.exists(`${core.prefix}f:{${a}}:rec`, `${core.prefix}f:{${a}}:parts`, `${core.prefix}f:{${a}}:chunks`)).toBe(0);
+    expect(await core.redis.exists(fileKey(core, a, 'rec'), fileKey(core, a, 'parts'), fileKey(core, a, 'chunks'))).toBe(0);
     expect((await fileStatus(core, bob, b)).bytes_stored).toBe(80);
     expect((await fileStatus(core, bob, c)).bytes_stored).toBe(70);
     core.clock.advanceSec(60);
     expect(await sweepFiles(files, core.clock.nowMs())).toEqual({ removed: 2, freedBytes: 150, refreshed: 0, drift: 0, totalBytes: 0 });
     expect(await core.redis.keys(`${core.prefix}f:*`)).toEqual([]);
-    expect(await core.redis.zcard(`${core.prefix}{files}:exp`)).toBe(0);
-    expect(await core.redis.hlen(`${core.prefix}{files}:bytes`)).toBe(0);
+    expect(await fileRegistrySize(core)).toEqual({ exp: 0, bytes: 0 });
     expect(await sweepFiles(files, core.clock.nowMs())).toEqual({ removed: 0, freedBytes: 0, refreshed: 0, drift: 0, totalBytes: 0 });
   });
 
@@ -101,13 +100,13 @@ describe('sweepFiles', () => {
     const a = await fileWith([100]);
     await fileWith([40]);
     // As if Redis had expired a's keys before any sweep.
-    await core.redis.del(`${core.prefix}f:{${a}}:rec`, `${core.prefix}f:{${a}}:parts`, `${core.prefix}f:{${a}}:chunks`);
+    await core.redis.del(fileKey(core, a, 'rec'), fileKey(core, a, 'parts'), fileKey(core, a, 'chunks'));
     expect(await total()).toBe(140);
     core.clock.advanceSec(100);
     expect(await sweepFiles(files, core.clock.nowMs())).toMatchObject({ removed: 2, freedBytes: 140, drift: 0, totalBytes: 0 });
     // Drift from outside the scripts is corrected from the registry.
     await fileWith([25]);
-    await core.redis.incrby(`${core.prefix}{files}:total`, 1000);
+    await core.redis.incrby(fileRegistryOf(core, a).total, 1000);
     expect(await sweepFiles(files, core.clock.nowMs())).toEqual({ removed: 0, freedBytes: 0, refreshed: 0, drift: -1000, totalBytes: 25 });
     expect(await total()).toBe(25);
   });
@@ -115,9 +114,9 @@ describe('sweepFiles', () => {
   it('a registry entry older than its (refreshed) record is only corrected', async () => {
     await setup();
     const a = await fileWith([10]);
-    await core.redis.zadd(`${core.prefix}{files}:exp`, 0, a);
+    await core.redis.zadd(fileRegistryOf(core, a).exp, 0, a);
     expect(await sweepFiles(files, core.clock.nowMs())).toMatchObject({ removed: 0, refreshed: 1, totalBytes: 10 });
-    expect(Number(await core.redis.zscore(`${core.prefix}{files}:exp`, a))).toBe(core.clock.nowMs() + 100_000);
+    expect(Number(await core.redis.zscore(fileRegistryOf(core, a).exp, a))).toBe(core.clock.nowMs() + 100_000);
   });
 
   it('works in batches, and stops at maxFiles (the next sweep goes on)', async () => {
@@ -133,7 +132,7 @@ describe('the BullMQ sweep job', () => {
   it('runs on its schedule with the injected clock and logs the outcome without identifiers', async () => {
     await setup();
     const log = memoryLog();
-    const j = startJobs({ redisUrl: redisUrl(), prefix: createKeys(core.prefix).jobsPrefix, files, clock: core.clock, log, sweepIntervalSec: 1 });
+    const j = startJobs({ redis: redisUrl(), prefix: createKeys(core.prefix).jobsPrefix, files, clock: core.clock, log, sweepIntervalSec: 1 });
     jobs.push(j);
     await j.scheduled;
     const id = await fileWith([123, 77]);
@@ -141,7 +140,7 @@ describe('the BullMQ sweep job', () => {
     // The next run after the clock moved past the file's lifetime removes it.
     await log.until((es) => es.some((e) => e.msg === 'job done' && e.fields.removed === 1));
     expect(await total()).toBe(0);
-    expect(await core.redis.exists(`${core.prefix}f:{${id}}:chunks`)).toBe(0);
+    expect(await core.redis.exists(fileKey(core, id, 'chunks'))).toBe(0);
     const done = log.entries.find((e) => e.msg === 'job done' && e.fields.removed === 1);
     expect(done?.level).toBe('info');
     expect(done?.fields).toMatchObject({ job: 'file-sweep', removed: 1, freedBytes: 200, totalBytes: 0 });
@@ -153,7 +152,7 @@ describe('the BullMQ sweep job', () => {
     const log = memoryLog();
     const prefix = createKeys(core.prefix).jobsPrefix;
     expect(prefix).toBe(`${core.prefix}{jobs}`);
-    const replicas = [0, 1].map(() => startJobs({ redisUrl: redisUrl(), prefix, files, clock: core.clock, log, sweepIntervalSec: 1 }));
+    const replicas = [0, 1].map(() => startJobs({ redis: redisUrl(), prefix, files, clock: core.clock, log, sweepIntervalSec: 1 }));
     jobs.push(...replicas);
     await Promise.all(replicas.map((j) => j.scheduled));
     const RUNS = 3;

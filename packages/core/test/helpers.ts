@@ -26,7 +26,7 @@ import {
 } from '@zax/protocol';
 import { createApp, type App } from '../src/app.js';
 import { loadConfig, type Config } from '../src/config.js';
-import { createKeys, type Keys } from '../src/keys.js';
+import { FILE_BUCKETS, createKeys, fileBucket, type Keys } from '../src/keys.js';
 import { createLogger, type Log } from '../src/log.js';
 import type { CoreMetrics } from '../src/metrics.js';
 import { connectRedis, type CoreRedis } from '../src/redis.js';
@@ -350,4 +350,35 @@ export function coresWithThreeSessions(crypto: Crypto = CORE_CRYPTO): {
       return { core, alice: await establishSession(core), bob: await establishSession(core), carol: await establishSession(core) };
     },
   };
+}
+
+// ---------------------------------------------------------------------------------------------
+// File keys (bucketed by uploadID, src/keys.ts)
+
+/** One of a file's keys (`rec`, `parts`, `chunks`). */
+export const fileKey = (core: Pick<Core, 'prefix'>, uploadID: string, part: 'rec' | 'parts' | 'chunks'): string => createKeys(core.prefix).file(uploadID)[part];
+
+/** A file bucket's registry keys, for the bucket of `uploadID`. */
+export const fileRegistryOf = (core: Pick<Core, 'prefix'>, uploadID: string): { exp: string; bytes: string; total: string } =>
+  createKeys(core.prefix).fileRegistry(fileBucket(uploadID));
+
+/** Every bucket's registry keys. */
+export const allFileRegistries = (core: Pick<Core, 'prefix'>): { exp: string; bytes: string; total: string }[] =>
+  Array.from({ length: FILE_BUCKETS }, (_, b) => createKeys(core.prefix).fileRegistry(b));
+
+/** The relay-wide total of stored chunk bytes: the sum of the buckets' totals. */
+export async function fileBytesTotal(core: Pick<Core, 'prefix' | 'redis'>): Promise<number> {
+  const values = await Promise.all(allFileRegistries(core).map((r) => core.redis.get(r.total)));
+  return values.reduce((a, v) => a + Number(v ?? 0), 0);
+}
+
+/** Registry entries (expiry index) over every bucket. */
+export async function fileRegistrySize(core: Pick<Core, 'prefix' | 'redis'>): Promise<{ exp: number; bytes: number }> {
+  let exp = 0;
+  let bytes = 0;
+  for (const r of allFileRegistries(core)) {
+    exp += await core.redis.zcard(r.exp);
+    bytes += await core.redis.hlen(r.bytes);
+  }
+  return { exp, bytes };
 }

@@ -18,7 +18,7 @@ import { connectRedis, type CoreRedis } from '../src/redis.js';
 import { createFileStore } from '../src/store/files.js';
 import { freePort, startRedisServer, type RedisServer } from '../../../test/support/redis-server.js';
 import { until } from '../../../test/support/until.js';
-import { SECRET, command, establishSession, redisUrl, startCore, type Core, type Session } from './helpers.js';
+import { SECRET, command, establishSession, redisUrl, startCore, type Core, type Session, fileBytesTotal } from './helpers.js';
 import { putChunkOk, rnd, startFile } from './files-fixture.js';
 
 /** The issue's reproduction, with a one-second load period so the load job runs often too. */
@@ -53,7 +53,7 @@ async function startRig(url: string, opts: { redis?: CoreRedis; checkEveryMs?: n
   cleanups.push(() => core.close());
   const keys = createKeys(core.prefix);
   jobs = startJobs({
-    redisUrl: url,
+    redis: url,
     prefix: keys.jobsPrefix,
     files: createFileStore(core.redis, keys, metrics),
     clock: core.clock,
@@ -76,7 +76,7 @@ async function sample(metrics: CoreMetrics, name: string, labels: Record<string,
   return v?.value ?? 0;
 }
 
-const totalBytes = async (rig: Rig): Promise<number> => Number((await rig.redis.get(`${rig.core.prefix}{files}:total`)) ?? 0);
+const totalBytes = async (rig: Rig): Promise<number> => fileBytesTotal({ prefix: rig.core.prefix, redis: rig.redis as never });
 
 /**
  * The reproduction: a 400,000-byte chunk is stored; once its file has expired, the sweep releases

@@ -244,7 +244,7 @@ describe('the load-aggregate job', () => {
     const metrics = createMetrics();
     const log = createLogger('silent');
     const j = startJobs({
-      redisUrl: redisUrl(),
+      redis: redisUrl(),
       prefix: createKeys(core.prefix).jobsPrefix,
       files: createFileStore(core.redis, createKeys(core.prefix)),
       clock,

@@ -12,6 +12,7 @@
  * routing, health and metrics excepted. The app does not care whether TLS is terminated by main.ts
  * or by a trusted proxy; it reads `socket.encrypted` and the proxy's header.
  */
+import { storeProblem } from '@zax/service';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   API_PATHS,
@@ -360,9 +361,11 @@ export function createApp(deps: AppDeps): App {
   }
 
   async function ready(res: ServerResponse): Promise<void> {
-    // Readiness is the edge Redis only: with the core down the gatekeeper still answers 503s.
+    // Readiness is the edge store only: with the core down the gatekeeper still answers 503s. A
+    // cluster that is down or has slots no primary serves is not ready.
     try {
-      await timed(pingTimer, () => redis.ping());
+      const problem = await timed(pingTimer, () => storeProblem(redis));
+      if (problem !== null) throw new Error(problem);
       sendOk(res, 'ok');
     } catch {
       sendError(res, 'busy', config.busyRetryAfterSec);

@@ -7,6 +7,7 @@
 import { isIP } from 'node:net';
 import { DEFAULTS, MAX_DIFFICULTY } from '@zax/protocol';
 import { z } from 'zod';
+import { hasTopology, parseTopology, type RedisTopology } from '@zax/service';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
@@ -17,8 +18,12 @@ export interface Config {
   readonly host: string;
   /** Base URL of the core, without a trailing slash. @default 'http://127.0.0.1:8081' */
   readonly coreUrl: string;
-  /** @default REDIS_URL */
-  readonly edgeRedisUrl: string;
+  /**
+   * The edge store (@zax/service topology.ts): `EDGE_REDIS_URL`, `EDGE_REDIS_CLUSTER_NODES` or
+   * `EDGE_REDIS_SENTINELS` + `EDGE_REDIS_SENTINEL_NAME` (with `EDGE_REDIS_USERNAME`, `…_PASSWORD`,
+   * `…_SENTINEL_PASSWORD`, `…_TLS`); without any of them, the core store's `REDIS_*` settings.
+   */
+  readonly edgeRedis: RedisTopology;
   /** @default REDIS_PREFIX + 'edge:' */
   readonly edgeRedisPrefix: string;
   readonly internalSecret: string;
@@ -224,8 +229,6 @@ const schema = z.object({
   PORT: int(8080, 0, 65535),
   HOST: opt.transform((s) => s ?? '0.0.0.0'),
   CORE_URL: url(['http:', 'https:']).transform((s) => (s ?? 'http://127.0.0.1:8081').replace(/\/+$/, '')),
-  REDIS_URL: url(['redis:', 'rediss:']),
-  EDGE_REDIS_URL: url(['redis:', 'rediss:']),
   REDIS_PREFIX: opt.transform((s) => s ?? 'zax:'),
   EDGE_REDIS_PREFIX: opt,
   INTERNAL_SECRET: z
@@ -300,14 +303,17 @@ const schema = z.object({
 
 /** Validates the environment into a frozen Config, or throws a ConfigError listing every problem. */
 export function loadConfig(env: Readonly<Record<string, string | undefined>>): Config {
+  const storeProblems: string[] = [];
+  const edgeRedis = parseTopology(env, hasTopology(env, 'EDGE_') ? 'EDGE_' : '', storeProblems);
+  if (edgeRedis === null && storeProblems.length === 0) {
+    storeProblems.push('EDGE_REDIS_URL: is required (or REDIS_URL, or a cluster or sentinel topology: EDGE_REDIS_CLUSTER_NODES, EDGE_REDIS_SENTINELS, …)');
+  }
   const parsed = schema.safeParse(env);
   if (!parsed.success) {
-    throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.') || 'environment'}: ${i.message}`));
+    throw new ConfigError([...parsed.error.issues.map((i) => `${i.path.join('.') || 'environment'}: ${i.message}`), ...storeProblems]);
   }
   const e = parsed.data;
-  const problems: string[] = [];
-  const edgeRedisUrl = e.EDGE_REDIS_URL ?? e.REDIS_URL;
-  if (edgeRedisUrl === undefined) problems.push('EDGE_REDIS_URL: is required (or set REDIS_URL)');
+  const problems: string[] = [...storeProblems];
   const minCommandBody = 4 * Math.ceil(e.MAX_CHUNK_SIZE / 3) + 4096;
   if (e.MAX_COMMAND_BODY_BYTES < minCommandBody) {
     problems.push(`MAX_COMMAND_BODY_BYTES: must be at least 4·⌈MAX_CHUNK_SIZE/3⌉ + 4096 = ${minCommandBody}`);
@@ -333,12 +339,12 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
   if (e.CORE_CA_FILE !== undefined && new URL(e.CORE_URL).protocol !== 'https:') {
     problems.push('CORE_CA_FILE: is only used with an https:// CORE_URL');
   }
-  if (problems.length > 0 || edgeRedisUrl === undefined) throw new ConfigError(problems);
+  if (problems.length > 0 || edgeRedis === null) throw new ConfigError(problems);
   return Object.freeze({
     port: e.PORT,
     host: e.HOST,
     coreUrl: e.CORE_URL,
-    edgeRedisUrl,
+    edgeRedis,
     edgeRedisPrefix: e.EDGE_REDIS_PREFIX ?? `${e.REDIS_PREFIX}edge:`,
     internalSecret: e.INTERNAL_SECRET,
     difficulty: e.DIFFICULTY,

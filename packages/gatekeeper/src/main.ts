@@ -16,11 +16,14 @@ import { createApp } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { createLogger } from './log.js';
 import { createMetrics } from './metrics.js';
-import { connectRedis } from './redis.js';
+import { connectRedis, redisReady } from './redis.js';
+import { describeTopology } from '@zax/service';
 import { TlsPairError, readCaFile, readTlsPair, tlsReloader, type TlsPair, type TlsReloader } from './tls.js';
 
 /** In-flight requests get this long to finish after SIGTERM; then their sockets are closed. */
 const DRAIN_TIMEOUT_MS = 10_000;
+/** How long start-up waits for a cluster or sentinel edge store before it gives up. */
+const EDGE_STARTUP_WAIT_MS = 10_000;
 /** After SIGTERM (or the launcher gone), the process exits 0 by then, however far the stop got. */
 const STOP_EXIT_MS = DRAIN_TIMEOUT_MS + 3000;
 /** ... and is SIGKILLed by its own watchdog thread by then if its main thread is stuck. */
@@ -68,7 +71,15 @@ try {
 const { tls, coreCa } = files;
 
 const log = createLogger(config.logLevel, { logClientIps: config.logClientIps });
-const redis = connectRedis(config.edgeRedisUrl, { commandTimeoutMs: config.redisCommandTimeoutMs, log });
+const redis = connectRedis(config.edgeRedis, { commandTimeoutMs: config.redisCommandTimeoutMs, log });
+if (config.edgeRedis.kind !== 'single') {
+  // A cluster or sentinel group none of whose listed nodes answers is a wrong seed list: stop here.
+  // (A single Redis may be starting after us: requests get 503 until it is up.)
+  await redisReady(redis, EDGE_STARTUP_WAIT_MS).catch(() => {
+    log.error({ store: describeTopology(config.edgeRedis) }, `cannot reach the edge store within ${EDGE_STARTUP_WAIT_MS / 1000} s: check the seed list`);
+    process.exit(1);
+  });
+}
 const metrics = createMetrics({ collectDefault: true });
 const app = createApp({ config, redis, clock: systemClock, random: randomBytes, log, metrics, ...(coreCa !== undefined ? { coreCa } : {}) });
 /**

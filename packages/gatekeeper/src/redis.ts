@@ -1,15 +1,16 @@
 /**
- * The edge-Redis connection: fail fast instead of queueing while Redis is away (so requests turn
- * into a prompt 503), reconnect forever, and register the Lua scripts with `defineCommand` (which
- * falls back from EVALSHA to EVAL after a Redis restart). The typed wrappers live in
- * handshake/store.ts.
+ * The edge store's connection: the shared connection module (@zax/service: any topology, fail fast
+ * while the store is away so requests turn into a prompt 503, reconnect forever) with the
+ * gatekeeper's Lua scripts registered. The typed wrappers live in handshake/store.ts.
  */
 import { readFileSync } from 'node:fs';
-import { Redis } from 'ioredis';
-import { everyInterval, type Logger } from './log.js';
+import { createRedisClient, waitReady, type RedisClient, type RedisTopology, type ScriptDef } from '@zax/service';
+import type { Logger } from './log.js';
 
-/** The edge Redis client with the gatekeeper's scripts registered. Arguments are strings. */
-export interface EdgeRedis extends Redis {
+/** The edge store client (any topology) with the gatekeeper's scripts registered. Arguments are strings. */
+export type EdgeRedis = RedisClient & EdgeScripts;
+
+export interface EdgeScripts {
   /** lua/start-session.lua */
   zaxGkStartSession(key: string, nowMs: string, ct: string, rt: string, expiresAtMs: string, keyTtlMs: string): Promise<string>;
   /** lua/load-handshake.lua */
@@ -48,9 +49,13 @@ const SCRIPTS = {
   zaxGkDifficultyLease: ['difficulty-lease.lua', 1],
   zaxGkDifficultyRelease: ['difficulty-release.lua', 1],
   zaxGkDifficultyWrite: ['difficulty-write.lua', 2],
-} as const satisfies Record<Exclude<keyof EdgeRedis, keyof Redis>, readonly [string, number]>;
+} as const satisfies Record<keyof EdgeScripts, readonly [string, number]>;
 
 const lua = (file: string): string => readFileSync(new URL(`../lua/${file}`, import.meta.url), 'utf8');
+
+let scriptDefs: Record<string, ScriptDef> | null = null;
+const edgeScripts = (): Record<string, ScriptDef> =>
+  (scriptDefs ??= Object.fromEntries(Object.entries(SCRIPTS).map(([name, [file, keys]]) => [name, { lua: lua(file), keys }])));
 
 export interface ConnectRedisOptions {
   /** Per-command timeout; a command past it fails (→ 503). */
@@ -60,40 +65,24 @@ export interface ConnectRedisOptions {
   connectionName?: string;
 }
 
-export function connectRedis(url: string, opts: ConnectRedisOptions): EdgeRedis {
-  const redis = new Redis(url, {
+/**
+ * The edge store's client for a topology (a URL string is a single server), connecting in the
+ * background: commands fail at once (→ 503) until it is ready.
+ */
+export function connectRedis(target: RedisTopology | string, opts: ConnectRedisOptions): EdgeRedis {
+  const log = opts.log;
+  return createRedisClient(target, {
+    commandTimeoutMs: opts.commandTimeoutMs,
     connectionName: opts.connectionName ?? 'zax-gatekeeper',
-    enableOfflineQueue: false,
-    commandTimeout: opts.commandTimeoutMs,
-    connectTimeout: Math.max(opts.commandTimeoutMs, 1000),
-    maxRetriesPerRequest: 0,
-    // Endless reconnect with a short, capped back-off.
-    retryStrategy: (times) => Math.min(50 * times, 1000),
-    // Commands issued while a batch is on the wire go out together in one write (fewer syscalls).
-    enableAutoPipelining: true,
-  });
-  for (const [name, [file, numberOfKeys]] of Object.entries(SCRIPTS)) redis.defineCommand(name, { numberOfKeys, lua: lua(file) });
-  const warn = everyInterval(5000, (skipped) =>
-    opts.log?.warn({ skipped }, 'edge redis connection error'),
-  );
-  // Without a listener ioredis prints every connection error; the message may name the host.
-  redis.on('error', () => warn());
-  redis.on('ready', () => opts.log?.info('edge redis ready'));
-  return redis as EdgeRedis;
+    scripts: edgeScripts(),
+    label: 'edge redis',
+    ...(log !== undefined ? { log: { warn: (o: object, m: string) => log.warn(o, m), info: (o: object, m: string) => log.info(o, m) } } : {}),
+  }) as EdgeRedis;
 }
 
 /** Resolves once the client is ready (or rejects after `timeoutMs`). For tests and start-up. */
-export function redisReady(redis: Redis, timeoutMs = 10_000): Promise<void> {
-  if (redis.status === 'ready') return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      redis.off('ready', onReady);
-      reject(new Error('edge redis not ready in time'));
-    }, timeoutMs);
-    const onReady = (): void => {
-      clearTimeout(timer);
-      resolve();
-    };
-    redis.once('ready', onReady);
+export function redisReady(redis: RedisClient, timeoutMs = 10_000): Promise<void> {
+  return waitReady(redis, timeoutMs).catch(() => {
+    throw new Error('edge redis not ready in time');
   });
 }

@@ -21,7 +21,7 @@ describe('loadConfig', () => {
       port: 8080,
       host: '0.0.0.0',
       coreUrl: 'http://127.0.0.1:8081',
-      edgeRedisUrl: 'redis://127.0.0.1:6379',
+      edgeRedis: { kind: 'single', url: 'redis://127.0.0.1:6379' },
       edgeRedisPrefix: 'zax:edge:',
       internalSecret: 'sixteen-chars-ok',
       difficulty: 0,
@@ -185,9 +185,9 @@ describe('loadConfig', () => {
   it('derives the edge prefix from REDIS_PREFIX, and prefers EDGE_REDIS_URL and EDGE_REDIS_PREFIX', () => {
     expect(loadConfig({ ...BASE, REDIS_PREFIX: 'r1:' }).edgeRedisPrefix).toBe('r1:edge:');
     const c = loadConfig({ ...BASE, EDGE_REDIS_URL: 'redis://edge:6380', EDGE_REDIS_PREFIX: 'e:' });
-    expect(c.edgeRedisUrl).toBe('redis://edge:6380');
+    expect(c.edgeRedis).toEqual({ kind: 'single', url: 'redis://edge:6380' });
     expect(c.edgeRedisPrefix).toBe('e:');
-    expect(loadConfig({ EDGE_REDIS_URL: 'redis://edge:6380', INTERNAL_SECRET: BASE.INTERNAL_SECRET }).edgeRedisUrl).toBe('redis://edge:6380');
+    expect(loadConfig({ EDGE_REDIS_URL: 'redis://edge:6380', INTERNAL_SECRET: BASE.INTERNAL_SECRET }).edgeRedis).toEqual({ kind: 'single', url: 'redis://edge:6380' });
   });
 
   it('accepts difficulty 0 and 255 and refuses 256, -1 and non-numbers', () => {
@@ -202,7 +202,7 @@ describe('loadConfig', () => {
     const list = problems({ REDIS_URL: 'http://x', INTERNAL_SECRET: 'short-secret', PORT: '70000', LOG_LEVEL: 'loud' });
     expect(list).toHaveLength(4);
     expect(list.join('\n')).toMatch(/^PORT: /m);
-    expect(list.join('\n')).toMatch(/^REDIS_URL: must start with redis:\/\/ or rediss:\/\//m);
+    expect(list.join('\n')).toMatch(/^REDIS_URL: must be a redis:\/\/ or rediss:\/\/ URL/m);
     expect(list.join('\n')).toMatch(/^INTERNAL_SECRET: must be at least 16 characters/m);
     expect(list.join('\n')).toMatch(/^LOG_LEVEL: /m);
     expect(list.join('\n')).not.toContain('short-secret');
@@ -210,7 +210,9 @@ describe('loadConfig', () => {
 
   it('requires INTERNAL_SECRET and a Redis URL', () => {
     expect(problems({ REDIS_URL: BASE.REDIS_URL })).toEqual(['INTERNAL_SECRET: is required (at least 16 characters)']);
-    expect(problems({ INTERNAL_SECRET: BASE.INTERNAL_SECRET })).toEqual(['EDGE_REDIS_URL: is required (or set REDIS_URL)']);
+    expect(problems({ INTERNAL_SECRET: BASE.INTERNAL_SECRET })).toEqual([
+      'EDGE_REDIS_URL: is required (or REDIS_URL, or a cluster or sentinel topology: EDGE_REDIS_CLUSTER_NODES, EDGE_REDIS_SENTINELS, …)',
+    ]);
   });
 
   it('checks MAX_COMMAND_BODY_BYTES against the chunk size it must carry', () => {

@@ -69,7 +69,7 @@ export async function startGatekeeper(opts: GatekeeperOptions = {}): Promise<Gat
     BUSY_RETRY_AFTER_SEC: '7',
     ...opts.env,
   });
-  const redis = connectRedis(config.edgeRedisUrl, { commandTimeoutMs: config.redisCommandTimeoutMs });
+  const redis = connectRedis(config.edgeRedis, { commandTimeoutMs: config.redisCommandTimeoutMs });
   await redisReady(redis);
   const clock = opts.clock ?? testClock();
   const app = createApp({

@@ -2,16 +2,16 @@
   Shared file helpers (docs/PROTOCOL.md §4.0 "File", §5.7–5.11). The loader (src/redis.ts) inlines this
   file where a script has the line `-- @include file`. Every function takes `fk`, the keys:
     fk.rec        HASH  from, to, size, status (START|UPLOADING|COMPLETE), bytes (bytes_stored),
-                        total (total_chunks), exp (absolute expiry, ms)          ({uploadID} slot)
-    fk.parts      HASH  part -> "<decoded size>|<chunk nonce b64>"               ({uploadID} slot)
-    fk.chunks     HASH  part -> chunk bytes (binary, exactly as uploaded)        ({uploadID} slot)
-    fk.reg_exp    ZSET  uploadID -> absolute expiry (ms)                         ({files} slot)
-    fk.reg_bytes  HASH  uploadID -> bytes of the file's stored chunks            ({files} slot)
-    fk.total      STRING bytes of every stored chunk on the relay                ({files} slot)
-  The three registry keys are relay-wide. NOTE: before moving to Redis Cluster, scripts that touch
-  both a file's keys and the registry must be split (file step, then registry step), like the
-  storage-token writes of the mailbox scripts. Together they keep the invariant
-  total = sum(reg_bytes) = sum over live file keys of their part sizes, at every script boundary.
+                        total (total_chunks), exp (absolute expiry, ms)
+    fk.parts      HASH  part -> "<decoded size>|<chunk nonce b64>"
+    fk.chunks     HASH  part -> chunk bytes (binary, exactly as uploaded)
+    fk.reg_exp    ZSET  uploadID -> absolute expiry (ms), of the bucket's files
+    fk.reg_bytes  HASH  uploadID -> bytes of the file's stored chunks, of the bucket's files
+    fk.total      STRING bytes of every stored chunk of the bucket's files
+  All six are in the slot of the file's bucket ({fb:<n>}, src/keys.ts), so each script is one
+  Redis Cluster slot; the relay-wide total is the sum of the buckets' totals. Together the scripts
+  keep the invariant total = sum(reg_bytes) = sum over live file keys of their part sizes, per
+  bucket, at every script boundary.
   A file is live while now < exp; `now` always comes from ARGV (the service clock).
 ]]
 

@@ -1,12 +1,15 @@
 /**
  * Files (docs/PROTOCOL.md §4.0 "File", §5.7–5.11): per uploadID a record, the parts' sizes and nonces,
- * and the chunk bytes as binary hash values, all under the hash tag `{uploadID}`; plus the
- * relay-wide registry (expiry and bytes per file) and byte total that bound and sweep them. Each
- * operation is one Lua script (file_*.lua), a chunk upload one transaction around its script (the
- * bytes go in by a plain HSET, see file_chunk.lua); fileStatus is a single-key read.
+ * and the chunk bytes as binary hash values; plus, per bucket of files, the registry (expiry and
+ * bytes per file) and byte total that bound and sweep them, all of a bucket in one Redis Cluster
+ * slot (src/keys.ts). Each operation is one Lua script (file_*.lua), a chunk upload one transaction
+ * around its script (the bytes go in by a plain HSET, see file_chunk.lua); fileStatus is a
+ * single-key read. The relay-wide bound (maxFileBytesTotal) is checked against the buckets' totals
+ * as read at most a second ago, so a cluster never needs a cross-slot script.
  */
+import type { Durability } from '@zax/service';
 import { loadLua, type CoreRedis, type RedisArg } from '../redis.js';
-import { KEY_TTL_MARGIN_MS, type FileKeys, type Keys } from '../keys.js';
+import { FILE_BUCKETS, KEY_TTL_MARGIN_MS, fileBucket, type FileKeys, type Keys } from '../keys.js';
 import { StoreUnavailableError, badReply, storeCall } from './errors.js';
 import { NO_OBSERVER, type StoreObserver } from './observer.js';
 
@@ -99,57 +102,109 @@ function execReplies(op: string, replies: [Error | null, unknown][] | null, n: n
   });
 }
 
-export function createFileStore(redis: CoreRedis, keys: Keys, obs: StoreObserver = NO_OBSERVER): FileStore {
-  const reg = keys.fileRegistry;
-  /** The six keys of the scripts that touch a file and the registry (include/file.lua). */
+/** How old the buckets' totals may be when a chunk is checked against the relay-wide bound. */
+const TOTALS_MAX_AGE_MS = 1000;
+
+const BUCKETS: readonly number[] = Array.from({ length: FILE_BUCKETS }, (_, b) => b);
+
+/**
+ * `durable`: writes go through its writer and wait for its replicas (REDIS_WAIT_REPLICAS); without
+ * it they go through `redis` and are done once Redis answers.
+ */
+export function createFileStore(redis: CoreRedis, keys: Keys, obs: StoreObserver = NO_OBSERVER, durable?: Durability<CoreRedis>): FileStore {
+  /** The six keys of the scripts that touch a file and its bucket's registry (include/file.lua). */
   const allKeys = (uploadID: string): string[] => {
     const k: FileKeys = keys.file(uploadID);
+    const reg = keys.fileRegistry(fileBucket(uploadID));
     return [k.rec, k.parts, k.chunks, reg.exp, reg.bytes, reg.total];
+  };
+  /** A write, made durable when asked to (a rejected wait is a store failure: 503). */
+  const writeOp = <T>(op: string, key: string, fn: (w: CoreRedis) => Promise<T>): Promise<T> =>
+    storeCall(op, () => (durable === undefined ? fn(redis) : durable.run([key], fn)), obs);
+
+  /** Each bucket's total as last read, and when (performance.now()). */
+  const totals = { bytes: new Array<number>(FILE_BUCKETS).fill(0), atMs: -Infinity, reading: null as Promise<void> | null };
+  const readTotals = async (): Promise<number[]> => {
+    const values = await storeCall('file total', () => Promise.all(BUCKETS.map((b) => redis.get(keys.fileRegistry(b).total))), obs);
+    return values.map((v) => (v === null ? 0 : Number(v) || 0));
+  };
+  /** The buckets' totals, read again when older than TOTALS_MAX_AGE_MS (one read at a time). */
+  const freshTotals = async (): Promise<number[]> => {
+    if (performance.now() - totals.atMs > TOTALS_MAX_AGE_MS) {
+      totals.reading ??= readTotals()
+        .then((bytes) => {
+          totals.bytes = bytes;
+          totals.atMs = performance.now();
+        })
+        .finally(() => (totals.reading = null));
+      await totals.reading;
+    }
+    return totals.bytes;
+  };
+
+  /** One chunk upload; `fresh`: whether the totals it was checked against were read for it. */
+  const storeChunk = async (c: NewChunk, forceRead: boolean): Promise<{ outcome: ChunkOutcome; fresh: boolean }> => {
+    const k = keys.file(c.uploadID);
+    const bucket = fileBucket(c.uploadID);
+    const readAt = totals.atMs;
+    if (forceRead) totals.atMs = -Infinity;
+    const bucketTotals = await freshTotals();
+    const fresh = totals.atMs !== readAt;
+    let others = 0;
+    for (let b = 0; b < FILE_BUCKETS; b++) if (b !== bucket) others += bucketTotals[b]!;
+    const room = Math.max(0, c.maxFileBytesTotal - others);
+    const args = (mode: 'check' | 'settle'): RedisArg[] => [
+      ...allKeys(c.uploadID),
+      c.uploadID,
+      c.caller,
+      String(c.part),
+      c.nonce,
+      c.lastChunk ? '1' : '0',
+      String(c.chunk.length),
+      c.nowMs,
+      c.expiresAtMs,
+      KEY_TTL_MARGIN_MS,
+      room,
+      mode,
+    ];
+    // One transaction (see file_chunk.lua): the checks and the record, the bytes as a plain
+    // HSET (never copied into Lua), then the script again to keep or take back the bytes.
+    const replies = await writeOp('file chunk', k.rec, (w) =>
+      w
+        .multi()
+        .eval(FILE_CHUNK_LUA, 6, ...args('check'))
+        .hset(k.chunks, String(c.part), c.chunk)
+        .eval(FILE_CHUNK_LUA, 6, ...args('settle'))
+        .exec(),
+    );
+    const [check, write, settle] = execReplies('file chunk', replies, 3);
+    const outcome = isIntReply(check) ? CHUNK_OUTCOMES[check] : undefined;
+    if (outcome === undefined || !isIntReply(write) || settle !== (outcome === 'stored' ? 1 : 0)) throw badReply('file chunk', replies);
+    if (outcome === 'stored') {
+      obs.files('stored', 1, c.chunk.length);
+      totals.bytes[bucket] = totals.bytes[bucket]! + c.chunk.length;
+    }
+    return { outcome, fresh };
+  };
+  /** Bytes freed in a bucket (delete, reap): the cached view follows at once. */
+  const freed = (uploadID: string, bytes: number): void => {
+    const b = fileBucket(uploadID);
+    totals.bytes[b] = Math.max(0, totals.bytes[b]! - bytes);
   };
 
   return {
     async start(f) {
-      const reply = await storeCall('file start', () =>
-        redis.zaxFileStart(...allKeys(f.uploadID), f.uploadID, f.from, f.to, f.fileSize, f.nowMs, f.expiresAtMs, KEY_TTL_MARGIN_MS),
-        obs,
+      const reply = await writeOp('file start', keys.file(f.uploadID).rec, (w) =>
+        w.zaxFileStart(...allKeys(f.uploadID), f.uploadID, f.from, f.to, f.fileSize, f.nowMs, f.expiresAtMs, KEY_TTL_MARGIN_MS),
       );
       if (reply !== 1 && reply !== 2) throw badReply('file start', reply);
     },
 
     async uploadChunk(c) {
-      const k = keys.file(c.uploadID);
-      const args = (mode: 'check' | 'settle'): RedisArg[] => [
-        ...allKeys(c.uploadID),
-        c.uploadID,
-        c.caller,
-        String(c.part),
-        c.nonce,
-        c.lastChunk ? '1' : '0',
-        String(c.chunk.length),
-        c.nowMs,
-        c.expiresAtMs,
-        KEY_TTL_MARGIN_MS,
-        c.maxFileBytesTotal,
-        mode,
-      ];
-      // One transaction (see file_chunk.lua): the checks and the record, the bytes as a plain
-      // HSET (never copied into Lua), then the script again to keep or take back the bytes.
-      const replies = await storeCall(
-        'file chunk',
-        () =>
-          redis
-            .multi()
-            .eval(FILE_CHUNK_LUA, 6, ...args('check'))
-            .hset(k.chunks, String(c.part), c.chunk)
-            .eval(FILE_CHUNK_LUA, 6, ...args('settle'))
-            .exec(),
-        obs,
-      );
-      const [check, write, settle] = execReplies('file chunk', replies, 3);
-      const outcome = isIntReply(check) ? CHUNK_OUTCOMES[check] : undefined;
-      if (outcome === undefined || !isIntReply(write) || settle !== (outcome === 'stored' ? 1 : 0)) throw badReply('file chunk', replies);
-      if (outcome === 'stored') obs.files('stored', 1, c.chunk.length);
-      return outcome;
+      const first = await storeChunk(c, false);
+      // A refusal for room is decided on totals read just now, never on a cached view that may
+      // still count files deleted or expired since.
+      return first.outcome === 'relayFull' && !first.fresh ? (await storeChunk(c, true)).outcome : first.outcome;
     },
 
     async status(uploadID, caller, nowMs) {
@@ -182,36 +237,62 @@ export function createFileStore(redis: CoreRedis, keys: Keys, obs: StoreObserver
     },
 
     async delete(uploadID, caller, nowMs) {
-      const reply = await storeCall('file delete', () => redis.zaxFileDelete(...allKeys(uploadID), uploadID, caller, nowMs), obs);
+      const reply = await writeOp('file delete', keys.file(uploadID).rec, (w) => w.zaxFileDelete(...allKeys(uploadID), uploadID, caller, nowMs));
       if (!Array.isArray(reply) || reply.length !== 2 || (reply[0] !== 0 && reply[0] !== 1) || !isIntReply(reply[1])) throw badReply('file delete', reply);
-      if (reply[0] === 1) obs.files('deleted', 1, reply[1]);
+      if (reply[0] === 1) {
+        obs.files('deleted', 1, reply[1]);
+        freed(uploadID, reply[1]);
+      }
       return reply[0] === 1;
     },
 
     async expired(nowMs, limit) {
-      return storeCall('file registry', () => redis.zrangebyscore(reg.exp, '-inf', nowMs, 'LIMIT', 0, limit), obs);
+      const ids: string[] = [];
+      // Bucket by bucket, in parallel groups (a cluster spreads each group over its shards).
+      for (let b = 0; b < FILE_BUCKETS && ids.length < limit; b += 32) {
+        const group = BUCKETS.slice(b, b + 32);
+        const found = await storeCall('file registry', () =>
+          Promise.all(group.map((g) => redis.zrangebyscore(keys.fileRegistry(g).exp, '-inf', nowMs, 'LIMIT', 0, limit))),
+          obs,
+        );
+        for (const list of found) ids.push(...list);
+      }
+      return ids.slice(0, limit);
     },
 
     async reap(uploadID, nowMs) {
       const reply = await storeCall('file reap', () => redis.zaxFileReap(...allKeys(uploadID), uploadID, nowMs), obs);
       if (Array.isArray(reply) && reply.length === 2 && (reply[0] === 0 || reply[0] === 1) && isIntReply(reply[1])) {
-        if (reply[0] === 1) obs.files('expired', 1, reply[1]);
+        if (reply[0] === 1) {
+          obs.files('expired', 1, reply[1]);
+          freed(uploadID, reply[1]);
+        }
         return { removed: reply[0] === 1, freedBytes: reply[1] };
       }
       throw badReply('file reap', reply);
     },
 
     async reconcile(limit) {
-      const reply = await storeCall('file reconcile', () => redis.zaxFileReconcile(reg.bytes, reg.total, limit), obs);
-      if (Array.isArray(reply) && reply.length === 2 && isIntReply(reply[0]) && isIntReply(reply[1])) {
-        return reply[0] === -1 && reply[1] === -1 ? null : { before: reply[0], after: reply[1] };
+      const replies = await storeCall('file reconcile', () =>
+        Promise.all(BUCKETS.map((b) => redis.zaxFileReconcile(keys.fileRegistry(b).bytes, keys.fileRegistry(b).total, limit))),
+        obs,
+      );
+      let before = 0;
+      let after = 0;
+      let skipped = false;
+      for (const reply of replies) {
+        if (!Array.isArray(reply) || reply.length !== 2 || !isIntReply(reply[0]) || !isIntReply(reply[1])) throw badReply('file reconcile', reply);
+        if (reply[0] === -1 && reply[1] === -1) skipped = true;
+        else {
+          before += reply[0];
+          after += reply[1];
+        }
       }
-      throw badReply('file reconcile', reply);
+      return skipped ? null : { before, after };
     },
 
     async totalBytes() {
-      const v = await storeCall('file total', () => redis.get(reg.total), obs);
-      return v === null ? 0 : Number(v);
+      return (await readTotals()).reduce((a, b) => a + b, 0);
     },
   };
 }

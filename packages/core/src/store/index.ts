@@ -1,4 +1,5 @@
 /** The core's stores, built once per app over one Redis connection and key prefix. */
+import type { Durability } from '@zax/service';
 import type { CoreRedis } from '../redis.js';
 import type { Keys } from '../keys.js';
 import { createFileStore, type FileStore } from './files.js';
@@ -16,14 +17,23 @@ export interface Stores {
   readonly files: FileStore;
 }
 
-/** `observer` gets every Redis round trip's duration and the messages and file bytes that come and go. */
-export function createStores(redis: CoreRedis, keys: Keys, opts: { nonceCacheSec: number }, observer: StoreObserver = NO_OBSERVER): Stores {
+/**
+ * `observer` gets every Redis round trip's duration and the messages and file bytes that come and go.
+ * `durable`: uploads, chunks and deletes wait for its replicas (REDIS_WAIT_REPLICAS).
+ */
+export function createStores(
+  redis: CoreRedis,
+  keys: Keys,
+  opts: { nonceCacheSec: number },
+  observer: StoreObserver = NO_OBSERVER,
+  durable?: Durability<CoreRedis>,
+): Stores {
   return {
     handshakes: createHandshakeStore(redis, keys, observer),
     sessions: createSessionStore(redis, keys, opts.nonceCacheSec, observer),
     nonces: createNonceStore(redis, keys, opts.nonceCacheSec, observer),
-    mailboxes: createMailboxStore(redis, keys, observer),
-    files: createFileStore(redis, keys, observer),
+    mailboxes: createMailboxStore(redis, keys, observer, durable),
+    files: createFileStore(redis, keys, observer, durable),
   };
 }
 

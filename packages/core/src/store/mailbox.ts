@@ -16,6 +16,7 @@
  * commands); anything else is a bug and throws.
  */
 import { NONCE_BYTES, b64, decodeFixed, decodeStrict, h2 } from '@zax/protocol';
+import type { Durability } from '@zax/service';
 import type { CoreRedis } from '../redis.js';
 import { COMPACT_LIMIT, KEY_TTL_MARGIN_MS, type Keys } from '../keys.js';
 import { badReply, storeCall } from './errors.js';
@@ -163,7 +164,15 @@ function asCount(op: string, reply: unknown): number {
 
 const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0;
 
-export function createMailboxStore(redis: CoreRedis, keys: Keys, obs: StoreObserver = NO_OBSERVER): MailboxStore {
+/**
+ * `durable`: writes go through its writer and wait for its replicas (REDIS_WAIT_REPLICAS); without
+ * it they go through `redis` and are done once Redis answers.
+ */
+export function createMailboxStore(redis: CoreRedis, keys: Keys, obs: StoreObserver = NO_OBSERVER, durable?: Durability<CoreRedis>): MailboxStore {
+  /** A write, made durable when asked to (a rejected wait is a store failure: 503). */
+  const write = <T>(op: string, writeKeys: readonly string[], fn: (w: CoreRedis) => Promise<T>): Promise<T> =>
+    storeCall(op, () => (durable === undefined ? fn(redis) : durable.run(writeKeys, fn)), obs);
+
   /** The expiry tally `[…, n, bytes]` at `at` of a script reply (include/mailbox.lua). */
   const expired = (op: string, reply: readonly unknown[], at: number): void => {
     const n = reply[at];
@@ -176,26 +185,20 @@ export function createMailboxStore(redis: CoreRedis, keys: Keys, obs: StoreObser
     async upload(m, q) {
       const record = encodeRecord(m);
       const nonce = rawFixed(m.nonce, NONCE_BYTES, 'nonce');
-      const tokenKey = keys.storageToken(storageToken(m.to, m.nonce));
-      const reply = await storeCall('upload', () =>
-        redis.zaxUpload(
-          ...mailboxArgs(keys, m.to),
-          tokenKey,
-          nonce,
-          record,
-          m.nowMs,
-          m.expiresAtMs,
-          q.mailboxQuota,
-          q.mailboxQuotaBytes,
-          KEY_TTL_MARGIN_MS,
-          COMPACT_LIMIT,
-        ),
-        obs,
+      const mk = mailboxArgs(keys, m.to);
+      const reply = await write('upload', [mk[0]!], (w) =>
+        w.zaxUpload(...mk, nonce, record, m.nowMs, m.expiresAtMs, q.mailboxQuota, q.mailboxQuotaBytes, KEY_TTL_MARGIN_MS, COMPACT_LIMIT),
       );
       const outcome = Array.isArray(reply) && reply.length === 3 && typeof reply[0] === 'number' ? UPLOAD_OUTCOMES[reply[0]] : undefined;
       if (outcome === undefined) throw badReply('upload', reply);
       expired('upload', reply as unknown[], 1);
-      if (outcome === 'stored' || outcome === 'replaced') obs.messages('stored', 1, m.dataBytes);
+      if (outcome === 'stored' || outcome === 'replaced') {
+        // The storage token is a relay-wide key (another cluster slot): written once the message is.
+        const tokenKey = keys.storageToken(storageToken(m.to, m.nonce));
+        const ttlMs = Math.ceil(Math.max(m.expiresAtMs - m.nowMs, 0) + KEY_TTL_MARGIN_MS);
+        await write('upload token', [tokenKey], (w) => w.set(tokenKey, String(m.expiresAtMs), 'PX', ttlMs));
+        obs.messages('stored', 1, m.dataBytes);
+      }
       return outcome;
     },
 
@@ -250,12 +253,16 @@ export function createMailboxStore(redis: CoreRedis, keys: Keys, obs: StoreObser
         unique.push(n);
         raw.push(bytes);
       }
-      const tokenKeys = unique.map((n) => keys.storageToken(storageToken(hpk, n)));
-      const reply = await storeCall('delete', () =>
-        redis.zaxDelete(3 + tokenKeys.length, ...mailboxArgs(keys, hpk), ...tokenKeys, nowMs, COMPACT_LIMIT, ...raw),
-        obs,
-      );
-      if (!Array.isArray(reply) || reply.length !== 5 || !isCount(reply[1]) || !isCount(reply[2])) throw badReply('delete', reply);
+      const mk = mailboxArgs(keys, hpk);
+      const reply = await write('delete', [mk[0]!], (w) => w.zaxDelete(...mk, nowMs, COMPACT_LIMIT, ...raw));
+      if (!Array.isArray(reply) || reply.length !== 6 || !isCount(reply[1]) || !isCount(reply[2]) || !Array.isArray(reply[5])) throw badReply('delete', reply);
+      // The removed messages' storage tokens (relay-wide keys, other cluster slots), one command each.
+      const tokenKeys = (reply[5] as unknown[]).map((i) => {
+        const n = typeof i === 'number' ? unique[i - 1] : undefined;
+        if (n === undefined) throw badReply('delete', reply);
+        return keys.storageToken(storageToken(hpk, n));
+      });
+      if (tokenKeys.length > 0) await write('delete tokens', tokenKeys, (w) => Promise.all(tokenKeys.map((t) => w.del(t))));
       if (reply[1] > 0) obs.messages('deleted', reply[1], reply[2]);
       expired('delete', reply, 3);
       return asCount('delete', reply[0]);

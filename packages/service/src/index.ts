@@ -1,0 +1,3 @@
+export * from './topology.js';
+export * from './redis.js';
+export * from './durable.js';
