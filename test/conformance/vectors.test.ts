@@ -13,6 +13,7 @@ import * as core from '@zax/core';
 import * as gk from '@zax/gatekeeper';
 import { post } from '../support/relay.js';
 import { dropPrefix, freshPrefix } from '../support/prefix.js';
+import { storeEnv, storeTopology } from '../support/store.js';
 import { hex, loadVector, unb64 } from '../support/vectors.js';
 
 const prove = loadVector('prove.json');
@@ -42,19 +43,19 @@ async function startStack(): Promise<Stack> {
   const prefix = freshPrefix('vec');
   const rSess = tweetnaclCrypto.keyPairFromSecretKey(hex(prove.keys.r_sess_sk_hex));
   const crypto: Crypto = { ...tweetnaclCrypto, keyPair: () => rSess };
-  const coreConfig = core.loadConfig({ REDIS_URL: redisUrl, REDIS_PREFIX: prefix, INTERNAL_SECRET: SECRET, LOG_LEVEL: 'silent' });
-  const coreRedis = await core.connectRedis(redisUrl, { commandTimeoutMs: 2000 });
+  const coreConfig = core.loadConfig({ ...storeEnv(redisUrl), REDIS_PREFIX: prefix, INTERNAL_SECRET: SECRET, LOG_LEVEL: 'silent' });
+  const coreRedis = await core.connectRedis(storeTopology(redisUrl), { commandTimeoutMs: 2000 });
   const coreApp = core.createApp({ config: coreConfig, redis: coreRedis, clock, crypto, log: core.createLogger('silent') });
   const c = await listen(coreApp.handler);
 
   const gkConfig = gk.loadConfig({
-    REDIS_URL: redisUrl,
+    ...storeEnv(redisUrl),
     REDIS_PREFIX: prefix,
     INTERNAL_SECRET: SECRET,
     CORE_URL: `http://127.0.0.1:${c.port}`,
     LOG_LEVEL: 'silent',
   });
-  const gkRedis = gk.connectRedis(redisUrl, { commandTimeoutMs: 2000 });
+  const gkRedis = gk.connectRedis(storeTopology(redisUrl), { commandTimeoutMs: 2000 });
   await gk.redisReady(gkRedis);
   const gkApp = gk.createApp({
     config: gkConfig,

@@ -10,6 +10,7 @@ import https from 'node:https';
 import { fileURLToPath } from 'node:url';
 import { freePort } from './redis-server.js';
 import { dropPrefix, freshPrefix } from './prefix.js';
+import { storeEnv } from './store.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const CORE_MAIN = `${ROOT}packages/core/dist/main.js`;
@@ -130,6 +131,7 @@ async function waitReady(url: string, child: ChildProcess, logs: () => string, t
 }
 
 export interface RelayOptions {
+  /** A redis:// URL or a test/support/store.ts spec (cluster, sentinel). */
   redisUrl: string;
   /** Extra environment for both services (e.g. DIFFICULTY, SESSION_TTL_SEC). */
   env?: Record<string, string>;
@@ -182,7 +184,7 @@ export class Relay {
     this.prefix = opts.prefix ?? freshPrefix('relay');
     this.redisUrl = opts.redisUrl;
     const env: Record<string, string> = {
-      REDIS_URL: opts.redisUrl,
+      ...storeEnv(opts.redisUrl),
       REDIS_PREFIX: this.prefix,
       INTERNAL_SECRET: randomBytes(24).toString('hex'),
       CORE_PORT: String(corePort),

@@ -10,6 +10,7 @@ import { makeNonce, randomBytes, tweetnaclCrypto, type Clock } from '@zax/protoc
 import * as core from '@zax/core';
 import * as gk from '@zax/gatekeeper';
 import { dropPrefix, freshPrefix } from './prefix.js';
+import { storeEnv, storeTopology } from './store.js';
 
 /** A clock the test moves by hand (ms since the epoch). */
 export class SettableClock implements Clock {
@@ -62,8 +63,8 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   const servers: Server[] = [];
   const closers: (() => Promise<void> | void)[] = [];
 
-  const coreConfig = core.loadConfig({ REDIS_URL: redisUrl, REDIS_PREFIX: prefix, INTERNAL_SECRET: secret, LOG_LEVEL: 'silent', ...env });
-  const coreRedis = await core.connectRedis(redisUrl, { commandTimeoutMs: coreConfig.redisCommandTimeoutMs });
+  const coreConfig = core.loadConfig({ ...storeEnv(redisUrl), REDIS_PREFIX: prefix, INTERNAL_SECRET: secret, LOG_LEVEL: 'silent', ...env });
+  const coreRedis = await core.connectRedis(storeTopology(redisUrl), { commandTimeoutMs: coreConfig.redisCommandTimeoutMs });
   const coreApp = core.createApp({ config: coreConfig, redis: coreRedis, clock, crypto: tweetnaclCrypto, log: core.createLogger('silent') });
   const c = await listen(coreApp.handler);
   servers.push(c.server);
@@ -71,8 +72,8 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
 
   const urls: string[] = [];
   for (let i = 0; i < (opts.gatekeepers ?? 1); i++) {
-    const config = gk.loadConfig({ REDIS_URL: redisUrl, REDIS_PREFIX: prefix, INTERNAL_SECRET: secret, CORE_URL: `http://127.0.0.1:${c.port}`, LOG_LEVEL: 'silent', ...env });
-    const redis = gk.connectRedis(redisUrl, { commandTimeoutMs: config.redisCommandTimeoutMs });
+    const config = gk.loadConfig({ ...storeEnv(redisUrl), REDIS_PREFIX: prefix, INTERNAL_SECRET: secret, CORE_URL: `http://127.0.0.1:${c.port}`, LOG_LEVEL: 'silent', ...env });
+    const redis = gk.connectRedis(storeTopology(redisUrl), { commandTimeoutMs: config.redisCommandTimeoutMs });
     await gk.redisReady(redis);
     const app = gk.createApp({ config, redis, clock, random: randomBytes, log: gk.createLogger('silent') });
     const g = await listen(app.handler);

@@ -76,12 +76,12 @@ export function createRedisClient(target: RedisTopology | string, opts: ClientOp
   let client: RedisClient;
   switch (t.kind) {
     case 'single':
-      client = new Redis(t.url, { ...base, enableAutoPipelining: true });
+      client = new Redis(t.url, { ...base, enableAutoPipelining: opts.blocking !== true });
       break;
     case 'sentinel':
       client = new Redis({
         ...base,
-        enableAutoPipelining: true,
+        enableAutoPipelining: opts.blocking !== true,
         sentinels: t.sentinels.map((s) => ({ host: s.host, port: s.port })),
         name: t.name,
         role: 'master',
@@ -96,7 +96,14 @@ export function createRedisClient(target: RedisTopology | string, opts: ClientOp
       });
       break;
     case 'cluster': {
+      // Auto-pipelining groups commands by the node of their first argument, so a command whose
+      // first argument is not a key (a script with a variable key count starts with the count)
+      // would put keys of another node into the batch, failing every command in it.
+      const variableKeys = Object.entries(opts.scripts ?? {})
+        .filter(([, d]) => d.keys === undefined)
+        .flatMap(([name]) => [name, `${name}Buffer`]);
       const clusterOpts: ClusterOptions = {
+        autoPipeliningIgnoredCommands: ['eval', 'evalsha', 'call', ...variableKeys],
         redisOptions: {
           ...base,
           ...(t.username !== null ? { username: t.username } : {}),
@@ -104,7 +111,7 @@ export function createRedisClient(target: RedisTopology | string, opts: ClientOp
           ...(t.tls ? { tls: {} } : {}),
         },
         enableOfflineQueue: opts.blocking === true,
-        enableAutoPipelining: true,
+        enableAutoPipelining: opts.blocking !== true,
         clusterRetryStrategy: backoff(opts.maxReconnectDelayMs ?? 1000),
         // A command that met a closed connection or CLUSTERDOWN is not re-sent to another node (it
         // may have run): it fails (→ 503) and the slot map is refreshed in the background.
