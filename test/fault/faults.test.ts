@@ -5,21 +5,21 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Relay, post } from '../support/relay.js';
-import { startRedisServer, type RedisServer } from '../support/redis-server.js';
+import { startStoreServer, type StoreServer } from '../support/store-server.js';
 import { TEXT_BUSY } from '@zax/protocol';
 import * as raw from '../support/raw.js';
 
-let redis: RedisServer;
+let redis: StoreServer;
 let relay: Relay;
 
 beforeAll(async () => {
-  // A Redis of its own, so stopping it harms no other suite.
-  redis = await startRedisServer();
-  relay = await Relay.start({ redisUrl: redis.url, env: { BUSY_RETRY_AFTER_SEC: '2', CORE_TIMEOUT_MS: '1500' } });
+  // A store of its own (in the run's topology, ZAX_TEST_TOPOLOGY), so stopping it harms no other suite.
+  redis = await startStoreServer();
+  relay = await Relay.start({ redisUrl: redis.spec, env: { BUSY_RETRY_AFTER_SEC: '2', CORE_TIMEOUT_MS: '1500' } });
 });
 afterAll(async () => {
   await relay?.stop().catch(() => undefined);
-  await redis?.stop();
+  await redis?.close();
 });
 
 function expectBusy(r: { status: number; headers: Headers; text: string }): void {
