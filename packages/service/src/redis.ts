@@ -1,3 +1,4 @@
+/// <reference path="./cluster-key-slot.d.ts" />
 /**
  * The one Redis connection module of both tiers. Whatever the topology (single server, Redis
  * Cluster through ioredis' Cluster client, a Sentinel-watched primary through ioredis' sentinel
