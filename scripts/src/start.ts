@@ -1,7 +1,8 @@
 /**
- * `pnpm start`: the whole relay on one machine. Starts a private memory-only redis-server when
- * REDIS_URL is unset (with a `maxmemory`, REDIS_MAXMEMORY, default 512mb, and `noeviction`, so the
- * core's store high-water mark applies), then the core, waits for its /readyz, then the gatekeeper,
+ * `pnpm start`: the whole relay on one machine. Starts a private memory-only redis-server when no
+ * store is configured (REDIS_URL, REDIS_CLUSTER_NODES and REDIS_SENTINELS unset), with a
+ * `maxmemory` (REDIS_MAXMEMORY, default 512mb) and `noeviction`, so the core's store high-water mark
+ * applies, then the core, waits for its /readyz, then the gatekeeper,
  * waits for its /readyz, and prints the URL clients use. `pnpm start` runs this through
  * scripts/start.js (which builds first) as pnpm's direct child, so what pnpm forwards reaches this
  * process.
@@ -415,7 +416,9 @@ async function main(): Promise<void> {
     for (const { current: c } of Object.values(services)) if (c !== null && !c.exited) c.proc.kill('SIGKILL');
   });
 
-  if (!env.REDIS_URL) {
+  // A store configured in any topology (a URL, a cluster seed list, sentinels) is used as it is.
+  const storeSet = ['REDIS_URL', 'REDIS_CLUSTER_NODES', 'REDIS_SENTINELS'].find((v) => (env[v] ?? '').trim() !== '');
+  if (storeSet === undefined) {
     const redisPort = await freePort();
     const args = ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory', String(maxmemory), '--maxmemory-policy', 'noeviction', '--loglevel', 'warning'];
     startWatchdog();
@@ -438,7 +441,7 @@ async function main(): Promise<void> {
     env.REDIS_URL = `redis://127.0.0.1:${redisPort}`;
     say(`started a private memory-only redis-server on 127.0.0.1:${redisPort} (maxmemory ${maxmemory} bytes, noeviction)`);
   } else if (process.env.REDIS_MAXMEMORY) {
-    say('REDIS_MAXMEMORY applies to the private redis-server only; REDIS_URL is set, so it is not used');
+    say(`REDIS_MAXMEMORY applies to the private redis-server only; ${storeSet} is set, so it is not used`);
   }
   if (!env.INTERNAL_SECRET) {
     env.INTERNAL_SECRET = randomBytes(32).toString('base64url');
