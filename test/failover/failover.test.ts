@@ -170,7 +170,8 @@ async function failoverUnderLoad(store: Store, waitReplicas: number, lagMs = 0, 
   const pad = padBytes > 0 ? `:${'x'.repeat(padBytes)}` : '';
   const relay = await Relay.start({
     redisUrl: store.spec,
-    env: { REDIS_WAIT_REPLICAS: String(waitReplicas), REDIS_WAIT_TIMEOUT_MS: '500', BUSY_RETRY_AFTER_SEC: '1' },
+    // The recipients read back megabytes at once: no per-hpk download rate here.
+    env: { REDIS_WAIT_REPLICAS: String(waitReplicas), REDIS_WAIT_TIMEOUT_MS: '500', BUSY_RETRY_AFTER_SEC: '1', MAX_DOWNLOAD_BYTES_PER_HPK_PER_SEC: '0' },
   });
   try {
     const recipientIds = await store.recipients(relay.prefix, RECIPIENTS);

@@ -90,7 +90,13 @@ async function serve(config: Config, tlsOptions: CoreTlsOptions | null, log: Log
     log.warn({}, 'redis not ready yet; serving 503 until it is');
   }
   if (config.redisWaitReplicas > 0 && redis.status === 'ready') {
-    const problem = await replicasProblem(redis, config.redisWaitReplicas, 'core store').catch((e: unknown) => `core store: ${String(e)}`);
+    // Replicas of a store that has just started may still be syncing: look again for a while
+    // before calling the store short of replicas.
+    let problem: string | null = null;
+    for (const deadline = Date.now() + REDIS_STARTUP_WAIT_MS; ; await new Promise((r) => setTimeout(r, 500))) {
+      problem = await replicasProblem(redis, config.redisWaitReplicas, 'core store').catch((e: unknown) => `core store: ${String(e)}`);
+      if (problem === null || Date.now() > deadline) break;
+    }
     if (problem !== null) {
       log.error({ store: where }, `${problem}: every write would fail; add replicas or lower REDIS_WAIT_REPLICAS`);
       process.exit(1);
