@@ -14,17 +14,20 @@
 # without it the Kubernetes step says how to get it.
 #
 # Checks:
-#   compose     docker-compose --env-file .env.example config -q (Compose's own schema and
-#               interpolation), then tools/validate-compose.mjs on the resolved file (scaling,
-#               network segmentation, Redis flags, health-gated start-up, Prometheus targets)
+#   compose     docker-compose.yml alone, and with each override in deploy/compose/ (sentinel.yml:
+#               the core store replicated with Sentinel): docker-compose --env-file .env.example
+#               config -q (Compose's own schema and interpolation), then tools/validate-compose.mjs
+#               on the resolved file (scaling, network segmentation of the stores, Redis flags,
+#               the core's store topology, health-gated start-up, Prometheus targets)
 #   front       caddy validate of deploy/caddy/Caddyfile (with a throw-away certificate) and
 #               Caddyfile.acme
 #   kubernetes  deploy/scripts/preview.sh of every overlay in deploy/k8s/overlays (kustomize on a
-#               copy, the Secret from secrets.env.example), then tools/validate-k8s.mjs:
-#               Kubernetes JSON schemas, unknown fields, relay policy and references; and no
-#               secrets.env is tracked by git
+#               copy, the Secret from secrets.env.example; production takes in the component
+#               components/core-store-sentinel), then tools/validate-k8s.mjs: Kubernetes JSON
+#               schemas, unknown fields, relay policy (the Sentinel group's too) and references,
+#               NetworkPolicy in both directions; and no secrets.env is tracked by git
 #   dockerfile  tools/validate-dockerfile.mjs: lint + the image requirements
-#   scripts     bash -n / sh -n on the deploy scripts
+#   scripts     bash -n / sh -n on the deploy scripts (redis-store.sh included)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO="$PWD"
@@ -68,9 +71,18 @@ trap 'rm -rf "$WORK"' EXIT
 
 # ---- compose -----------------------------------------------------------------------------------
 compose_check() {
-  docker-compose --env-file .env.example -f docker-compose.yml config -q || return 1
-  docker-compose --env-file .env.example -f docker-compose.yml config > "$WORK/compose.yml" || return 1
-  node "$TOOLS/validate-compose.mjs" "$WORK/compose.yml"
+  local files override ok=0
+  # docker-compose.yml alone, then with each override (docker-compose -f docker-compose.yml -f <it>).
+  for override in "" deploy/compose/*.yml; do
+    [ -z "$override" ] || [ -f "$override" ] || continue
+    files=(-f docker-compose.yml)
+    [ -z "$override" ] || files+=(-f "$override")
+    echo "validate: compose: ${files[*]}"
+    if docker-compose --env-file .env.example "${files[@]}" config -q \
+      && docker-compose --env-file .env.example "${files[@]}" config > "$WORK/compose.yml" \
+      && node "$TOOLS/validate-compose.mjs" "$WORK/compose.yml"; then :; else ok=1; fi
+  done
+  return "$ok"
 }
 check compose compose_check
 
@@ -122,6 +134,8 @@ check dockerfile node "$TOOLS/validate-dockerfile.mjs" deploy/Dockerfile
 scripts_check() {
   local f
   for f in deploy/*.sh deploy/scripts/*.sh; do [ -e "$f" ] && { bash -n "$f" || return 1; }; done
+  # POSIX sh (run by busybox sh or dash inside the Redis image).
+  for f in deploy/k8s/components/*/*.sh; do [ -e "$f" ] && { sh -n "$f" || return 1; }; done
   sh -n deploy/docker/entrypoint.sh && node --check deploy/docker/healthcheck.mjs
 }
 check scripts scripts_check

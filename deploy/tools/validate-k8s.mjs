@@ -13,8 +13,13 @@
 //    resources, non-root read-only containers without capabilities, memory-only Redis with
 //    noeviction and a password, adaptive difficulty on, TLS on the Ingress, HPA, PDBs), and that
 //    every Service, probe, HPA, PDB, NetworkPolicy, Ingress backend and ConfigMap/Secret reference
-//    points at something that exists; NetworkPolicy is evaluated so that only gatekeeper pods reach
-//    core pods, only core pods reach the core Redis, only gatekeeper pods reach the edge Redis.
+//    points at something that exists; the core's store topology (exactly one of REDIS_URL,
+//    REDIS_SENTINELS, REDIS_CLUSTER_NODES; for Sentinel: every sentinel it names is a pod of a
+//    headless StatefulSet, three or more sentinels, data nodes and sentinels spread over nodes
+//    with PDBs, REDIS_WAIT_REPLICAS between 1 and the replicas there are, memory-only volumes);
+//    NetworkPolicy is evaluated (ingress and egress) so that only gatekeeper pods reach core
+//    pods, only core pods (and, replicated, the store's own nodes and sentinels) reach the core
+//    Redis and its sentinels, only gatekeeper pods reach the edge Redis.
 // Exit 1 with one line per problem.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -201,7 +206,9 @@ function checkPolicy(label, objects) {
   }
   if (core) {
     const env = envOf(core);
-    for (const v of ['INTERNAL_SECRET', 'REDIS_URL']) if (!env[v]) bad(core, `${v} is not set`);
+    for (const v of ['INTERNAL_SECRET']) if (!env[v]) bad(core, `${v} is not set`);
+    const topologies = ['REDIS_URL', 'REDIS_SENTINELS', 'REDIS_CLUSTER_NODES'].filter((v) => env[v]);
+    if (topologies.length !== 1) bad(core, `exactly one of REDIS_URL, REDIS_SENTINELS, REDIS_CLUSTER_NODES must be set, got ${topologies.join(', ') || 'none'}`);
     if (env.CORE_HOST !== '0.0.0.0') bad(core, 'CORE_HOST must be 0.0.0.0 to be reachable from the gatekeepers');
     if (podsOf(core).spec?.containers?.[0]?.args?.[0] !== 'core') bad(core, 'must run the image with the argument "core"');
   }
@@ -218,6 +225,74 @@ function checkPolicy(label, objects) {
     if (!after('--maxmemory')) bad(w, 'Redis needs --maxmemory');
     if (!after('--requirepass')) bad(w, 'Redis needs --requirepass');
   }
+
+  // The core store replicated with Sentinel (REDIS_SENTINELS): the sentinels named are pods of a
+  // headless StatefulSet, the data nodes too, both spread over nodes and covered by a PDB.
+  const sentinelComponent = (() => {
+    const env = core ? envOf(core) : {};
+    if (!env.REDIS_SENTINELS) return undefined;
+    if (!env.REDIS_SENTINEL_NAME) bad(core, 'REDIS_SENTINELS without REDIS_SENTINEL_NAME');
+    for (const v of ['REDIS_PASSWORD', 'REDIS_SENTINEL_PASSWORD']) if (!env[v]) bad(core, `${v} is not set (the store's password, with REDIS_SENTINELS)`);
+    /** `<statefulset>-<n>.<service>` → the StatefulSet, when n is one of its pods and the Service is its headless governing Service. */
+    const podOf = (host) => {
+      const m = /^([a-z0-9-]+)-([0-9]+)\.([a-z0-9-]+)$/.exec(host);
+      const w = m && byKind('StatefulSet').find((x) => x.metadata?.name === m[1] && x.spec?.serviceName === m[3]);
+      if (!w) return undefined;
+      if (!(Number(m[2]) < (w.spec?.replicas ?? 1))) return undefined;
+      return w;
+    };
+    const headless = (w, what) => {
+      const svc = named('Service', w.spec?.serviceName);
+      if (svc && svc.spec?.clusterIP !== 'None') bad(svc, `governs the ${what} StatefulSet: must be headless (clusterIP: None) for per-pod names`);
+      if (svc && svc.spec?.publishNotReadyAddresses !== true) bad(svc, `governs the ${what} StatefulSet: publishNotReadyAddresses must be true (replicas sync before they are ready)`);
+      return svc;
+    };
+    const spread = (w, what) => {
+      const labels = podsOf(w).metadata?.labels;
+      const terms = podsOf(w).spec?.affinity?.podAntiAffinity?.requiredDuringSchedulingIgnoredDuringExecution ?? [];
+      if (!terms.some((t) => t.topologyKey === 'kubernetes.io/hostname' && matches(t.labelSelector, labels))) bad(w, `${what}: needs required pod anti-affinity on kubernetes.io/hostname (one per node)`);
+      if (!byKind('PodDisruptionBudget').some((p) => matches(p.spec?.selector, labels))) bad(w, `${what}: no PodDisruptionBudget`);
+      for (const v of podsOf(w).spec?.volumes ?? []) {
+        if (v.emptyDir && v.emptyDir.medium !== 'Memory') bad(w, `${what}: emptyDir ${v.name} must be medium Memory (nothing of the store on a disk)`);
+        if (v.persistentVolumeClaim || v.hostPath) bad(w, `${what}: volume ${v.name} would put the store on a disk`);
+      }
+    };
+    const hosts = env.REDIS_SENTINELS.split(',').map((h) => h.trim());
+    const sentinels = new Set();
+    for (const hp of hosts) {
+      const [host, port] = hp.split(':');
+      const w = podOf(host);
+      if (!w) { bad(core, `REDIS_SENTINELS: ${host} is not a pod of a rendered StatefulSet (<statefulset>-<n>.<service>)`); continue; }
+      sentinels.add(w);
+      const svc = named('Service', w.spec?.serviceName);
+      if (!(svc?.spec?.ports ?? []).some((p) => String(p.port) === port)) bad(core, `REDIS_SENTINELS: ${hp}: port ${port} is not a port of Service ${svc?.metadata?.name}`);
+    }
+    if (sentinels.size !== 1) { if (sentinels.size > 1) bad(core, 'REDIS_SENTINELS names pods of more than one StatefulSet'); return undefined; }
+    const s = [...sentinels][0];
+    const n = s.spec?.replicas ?? 1;
+    if (n < 3 || n % 2 === 0) bad(s, `${n} sentinels: run an odd number, three or more`);
+    if (new Set(hosts).size !== n) bad(core, `REDIS_SENTINELS names ${new Set(hosts).size} sentinels, the StatefulSet runs ${n}`);
+    headless(s, 'sentinel');
+    spread(s, 'sentinels');
+    const senv = envOf(s);
+    if (senv.STORE_NAME !== undefined && senv.STORE_NAME !== env.REDIS_SENTINEL_NAME) bad(s, `monitors ${senv.STORE_NAME}, the core asks for ${env.REDIS_SENTINEL_NAME}`);
+    const quorum = Number(senv.STORE_QUORUM ?? 2);
+    if (!(quorum > n / 2 && quorum <= n)) bad(s, `quorum ${quorum} of ${n} sentinels: more than half, at most all`);
+    const data = byComponent('redis-core');
+    if (data) {
+      const r = data.spec?.replicas ?? 1;
+      if (r < 2) bad(data, 'a replicated store needs two data nodes or more');
+      headless(data, 'data');
+      spread(data, 'data nodes');
+      const nodes = `${senv.STORE_NODES ?? ''}`.split(',').filter(Boolean);
+      const expected = Array.from({ length: r }, (_, i) => `${data.metadata?.name}-${i}.${data.spec?.serviceName}`);
+      if (nodes.join(',') !== expected.join(',')) bad(s, `STORE_NODES must list the data nodes ${expected.join(',')}, got ${nodes.join(',')}`);
+      if (envOf(data).STORE_NODES !== senv.STORE_NODES) bad(data, 'STORE_NODES differs from the sentinels\'');
+      const wait = Number(env.REDIS_WAIT_REPLICAS ?? 0);
+      if (!(wait >= 1 && wait <= r - 1)) bad(core, `REDIS_WAIT_REPLICAS=${env.REDIS_WAIT_REPLICAS ?? ''}: between 1 and ${r - 1} (the replicas a primary has), so that a failover loses no acknowledged upload`);
+    }
+    return component(s);
+  })();
 
   // Services select pods and name ports those pods have.
   for (const s of byKind('Service')) {
@@ -276,31 +351,39 @@ function checkPolicy(label, objects) {
     const sel = np.spec?.podSelector ?? {};
     if (Object.keys(sel.matchLabels ?? {}).length > 0 && !workloads.some((w) => matches(sel, podsOf(w).metadata?.labels))) bad(np, 'podSelector matches no workload');
   }
-  /** May pods of workload `src` open TCP `port` to pods of workload `dst` (ingress side, same namespace)? */
-  const ingressAllows = (src, dst, port) => {
-    const dstLabels = podsOf(dst).metadata?.labels;
-    const applying = policies.filter((np) => (np.spec?.policyTypes ?? ['Ingress']).includes('Ingress') && matches(np.spec?.podSelector ?? {}, dstLabels));
-    if (applying.length === 0) return true;
-    return applying.some((np) =>
-      (np.spec?.ingress ?? []).some((rule) => {
-        const portOk = !rule.ports || rule.ports.some((p) => p.port === undefined || p.port === port || dst.spec?.template?.spec?.containers?.some((c) => (c.ports ?? []).some((cp) => cp.name === p.port && cp.containerPort === port)));
-        const fromOk = !rule.from || rule.from.some((peer) => peer.podSelector !== undefined && peer.namespaceSelector === undefined && matches(peer.podSelector, podsOf(src).metadata?.labels));
-        return portOk && fromOk;
-      }),
-    );
+  /** Does a NetworkPolicy peer (same namespace) select the pods of workload `w`? */
+  const peerSelects = (peer, w) => peer.podSelector !== undefined && peer.namespaceSelector === undefined && peer.ipBlock === undefined && matches(peer.podSelector, podsOf(w).metadata?.labels);
+  /** Does a rule's port list admit TCP `port` on the pods of workload `dst`? */
+  const portOk = (rule, dst, port) =>
+    !rule.ports || rule.ports.some((p) => (p.protocol ?? 'TCP') === 'TCP' && (p.port === undefined || p.port === port || (podsOf(dst).spec?.containers ?? []).some((c) => (c.ports ?? []).some((cp) => cp.name === p.port && cp.containerPort === port))));
+  /** May pods of workload `src` open TCP `port` to pods of workload `dst` (both policy sides, same namespace)? */
+  const reach = (src, dst, port) => {
+    const applying = (type, w) => policies.filter((np) => (np.spec?.policyTypes ?? (type === 'Ingress' ? ['Ingress'] : [])).includes(type) && matches(np.spec?.podSelector ?? {}, podsOf(w).metadata?.labels));
+    const inbound = applying('Ingress', dst);
+    const ingressOk = inbound.length === 0 || inbound.some((np) => (np.spec?.ingress ?? []).some((rule) => portOk(rule, dst, port) && (!rule.from || rule.from.some((peer) => peerSelects(peer, src)))));
+    const outbound = applying('Egress', src);
+    const egressOk = outbound.length === 0 || outbound.some((np) => (np.spec?.egress ?? []).some((rule) => portOk(rule, dst, port) && (!rule.to || rule.to.some((peer) => peerSelects(peer, dst)))));
+    return ingressOk && egressOk;
   };
   const expectOnly = (dstComponent, port, allowed) => {
     const dst = byComponent(dstComponent);
     if (!dst) return;
     for (const src of workloads) {
-      const may = ingressAllows(src, dst, port);
-      const should = component(src) === allowed;
-      if (may !== should) problems.push(`${label}: NetworkPolicy: ${component(src)} ${may ? 'can' : 'cannot'} reach ${dstComponent}:${port} (only ${allowed} may)`);
+      const may = reach(src, dst, port);
+      const should = allowed.includes(component(src));
+      if (may !== should) problems.push(`${label}: NetworkPolicy: ${component(src)} ${may ? 'can' : 'cannot'} reach ${dstComponent}:${port} (only ${allowed.join(', ')} may)`);
     }
   };
-  expectOnly('core', 8081, 'gatekeeper');
-  expectOnly('redis-core', 6379, 'core');
-  expectOnly('redis-edge', 6379, 'gatekeeper');
+  expectOnly('core', 8081, ['gatekeeper']);
+  if (sentinelComponent) {
+    const store = ['core', 'redis-core', sentinelComponent];
+    expectOnly('redis-core', 6379, store);
+    const sentinelPort = Number(named('Service', byComponent(sentinelComponent)?.spec?.serviceName)?.spec?.ports?.[0]?.port ?? 26379);
+    expectOnly(sentinelComponent, sentinelPort, store);
+  } else {
+    expectOnly('redis-core', 6379, ['core']);
+  }
+  expectOnly('redis-edge', 6379, ['gatekeeper']);
 }
 
 const sets = load();
