@@ -58,7 +58,12 @@ ask() { # host port command...
 # How Sentinel knows an instance: its name, or (STORE_ANNOUNCE=ip) its current address; nothing
 # when the name does not resolve (a stopped container).
 id() {
-  if [ "$ANNOUNCE" = ip ]; then timeout 3 getent hosts "$1" 2>/dev/null | awk 'NR == 1 { print $1 }'; else echo "$1"; fi
+  if [ "$ANNOUNCE" = hostname ]; then echo "$1"; return 0; fi
+  if command -v getent >/dev/null; then
+    timeout 3 getent hosts "$1" 2>/dev/null | awk 'NR == 1 { print $1 }'
+  else # busybox: the first address after the "Name:" line
+    timeout 3 nslookup "$1" 2>/dev/null | sed -n '/^Name:/,$ s/^Address[^:]*: *\([0-9a-fA-F.:]*\).*/\1/p' | sed -n 1p
+  fi
 }
 
 # The primary named by the majority of the sentinels that answer; nothing when none answers.
