@@ -161,6 +161,14 @@ export function downloadAnswerBound(maxDownloadBytes: number, maxMessageBytes: n
   return 4 * Math.ceil((json + 16) / 3) + 34;
 }
 
+/**
+ * The most data bytes a `download` page may carry so that its answer stays within `grantBytes`
+ * (the inverse of `downloadAnswerBound`), at least 1: the page still holds its first message.
+ */
+export function downloadBytesWithin(grantBytes: number): number {
+  return Math.max(1, Math.floor((grantBytes - 34) / 4) * 3 - 16 - MAX_DOWNLOAD_ITEMS * ITEM_OVERHEAD_BYTES - 2);
+}
+
 /** Largest mailbox quota accepted: keeps every index the Lua scripts compute exact. */
 const MAX_MAILBOX_QUOTA = 1_000_000_000;
 

@@ -61,3 +61,32 @@ describe('per-hpk download byte bucket', () => {
     expect(refusal('a')).toBeNull();
   });
 });
+
+describe('process budget of answer bytes in flight', () => {
+  const budgetGate = () => createResponseGate({ perHpk: 100, budgetBytes: 1000, busyRetryAfterSec: 5, perHpkBytesPerSec: 0 });
+  const open = (g: ReturnType<typeof budgetGate>) => {
+    const res = new EventEmitter();
+    return { a: g.request(res), close: () => res.emit('close') };
+  };
+
+  it('grants a download short of its bound what is left (a smaller page), down to its minimum; 503 below that', () => {
+    const g = budgetGate();
+    const first = open(g);
+    expect(first.a.enter('a', 800, 100)).toBe(800);
+    const second = open(g);
+    expect(second.a.enter('b', 800, 100)).toBe(200); // what is left
+    expect(g.bytesInFlight()).toBe(1000);
+    second.a.answer(150); // its real answer, smaller than the grant
+    const third = open(g);
+    expect(() => third.a.enter('c', 800, 100)).toThrow(expect.objectContaining({ code: 'busy', retryAfterSec: 5 })); // 50 left < 100
+    first.close();
+    expect(open(g).a.enter('c', 800, 100)).toBe(800);
+  });
+
+  it('without a minimum (a file chunk), an answer that does not fit whole is 503', () => {
+    const g = budgetGate();
+    open(g).a.enter(null, 600);
+    expect(() => open(g).a.enter(null, 600)).toThrow(expect.objectContaining({ code: 'busy' }));
+    expect(open(g).a.enter(null, 400)).toBe(400);
+  });
+});

@@ -14,8 +14,10 @@
  *   clients keep their latency. 0 turns it off.
  * - per process: the answer bytes in flight of every `/command` stay within `budgetBytes`. A
  *   `download` or `downloadFileChunk` reserves a bound on its answer before it reads from Redis
- *   (replaced by the real size once the answer is built); one that would pass the budget is
- *   refused 503 (busy, `Retry-After: busyRetryAfterSec`). Smaller answers are counted, never refused.
+ *   (replaced by the real size once the answer is built). A `download` short of its full bound is
+ *   admitted with what is left, as a smaller page, down to the bound of one largest message; below
+ *   that, and for a `downloadFileChunk` that would pass the budget, it is refused 503 (busy,
+ *   `Retry-After: busyRetryAfterSec`). Smaller answers are counted, never refused.
  *
  * app.ts makes one `AnswerGate` per `/command` request (`gate.request(res)`) and hands it to the
  * handlers as `ctx.answers`; everything the request holds is released when `res` closes,
@@ -33,8 +35,11 @@ export interface AnswerGate {
   /**
    * Admits a download of an answer of at most about `boundBytes` (refusing it with 429 or 503), and
    * holds its share until the response closes. `hpk` counts it against the per-hpk limit; null does not.
+   * With `minBytes` (< boundBytes), a budget short of `boundBytes` but with at least `minBytes` left
+   * admits it with what is left: the returned grant, which the caller must keep its answer within
+   * (a smaller page). 503 only below `minBytes`. Returns the bytes granted.
    */
-  enter(hpk: string | null, boundBytes: number): void;
+  enter(hpk: string | null, boundBytes: number, minBytes?: number): number;
   /** The size of the answer being written: counted (in place of any reservation) until the response closes. */
   answer(bytes: number): void;
 }
@@ -116,7 +121,7 @@ export function createResponseGate(opts: ResponseGateOptions): ResponseGate {
         });
       };
       return {
-        enter(hpk, boundBytes) {
+        enter(hpk, boundBytes, minBytes = boundBytes) {
           if (closed) throw new RelayError('busy', 'answer gate: connection closed');
           if (hpk !== null && hpkHeld === null && (perHpk.get(hpk) ?? 0) >= opts.perHpk) {
             throw new RelayError('throttled', 'downloads in flight for this hpk', DOWNLOADS_PER_HPK_RETRY_AFTER_SEC);
@@ -125,7 +130,10 @@ export function createResponseGate(opts: ResponseGateOptions): ResponseGate {
             const owed = -bucketOf(hpk).tokens;
             if (owed > 0) throw new RelayError('throttled', 'download bytes of this hpk above its rate', Math.max(1, Math.ceil(owed / rate)));
           }
-          if (bytes - held + Math.max(held, boundBytes) > opts.budgetBytes) {
+          // What this request may hold: its bound, or less when the budget is short of it.
+          const room = opts.budgetBytes - (bytes - held);
+          const grant = Math.max(held, Math.min(boundBytes, room));
+          if (grant < Math.min(minBytes, boundBytes) || grant > room) {
             throw new RelayError('busy', 'answer bytes in flight at the budget', opts.busyRetryAfterSec);
           }
           listen();
@@ -133,10 +141,11 @@ export function createResponseGate(opts: ResponseGateOptions): ResponseGate {
             hpkHeld = hpk;
             perHpk.set(hpk, (perHpk.get(hpk) ?? 0) + 1);
           }
-          if (boundBytes > held) {
-            bytes += boundBytes - held;
-            held = boundBytes;
+          if (grant > held) {
+            bytes += grant - held;
+            held = grant;
           }
+          return grant;
         },
         answer(size) {
           if (hpkHeld !== null && rate > 0) bucketOf(hpkHeld).tokens -= size;
