@@ -24,11 +24,14 @@ import { fetchTransport, httpTransport, type Transport } from './transport.js';
 
 const USAGE = `usage: pnpm bench [options]
   --scenario S[,S…]     start | handshake | messaging | files | memory   (default messaging)
+                        single-cost: poll (count) | poll-empty (download, nothing stored) |
+                        send (upload to a fresh recipient) | exchange (upload → download → delete)
   --concurrency N[,N…]  virtual devices, one request in flight each      (default 8)
   --duration SEC        measured seconds per run                         (default 10; 0 = until --ops)
   --ops N               stop a run after N operations                    (default: no limit)
   --warmup SEC          unmeasured warm-up before each run               (default 1)
-  --url URL             relay to load (default: start redis + core + gatekeeper from dist/)
+  --url URL[,URL…]      relay to load (default: start redis + core + gatekeeper from dist/); several
+                        URLs (gatekeepers of one relay): devices spread round-robin over them
   --pids LIST           relay pids for CPU accounting, e.g. core:123,gatekeeper:456,redis:789
                         (unlabelled pids count as "relay"; descendants are included)
   --redis-url URL       Redis of an external relay, for INFO cpu/memory figures
@@ -95,6 +98,10 @@ function printRun(r: RunResult, out: (s: string) => void): void {
     out(`  ${name.padEnd(18)}${String(s.count).padStart(8)} ${f(s.p50).padStart(8)} ${f(s.p95).padStart(8)} ${f(s.p99).padStart(8)} ${f(s.max).padStart(8)} ${String(errors).padStart(7)}`);
   for (const [name, s] of Object.entries(r.steps)) row(name, s, s.errors);
   row('(iteration)', r.iteration, '');
+  const wire = Object.entries(r.steps)
+    .filter(([, s]) => s.count > 0)
+    .map(([name, s]) => `${name} ${f(s.reqBodyBytes, 0)}/${f(s.resBodyBytes, 0)}`);
+  if (wire.length > 0) out(`  body bytes per request (request/response): ${wire.join(' · ')}`);
   if (r.errors.total === 0) out(r.fatal === null && r.throttled === 0 ? '  errors: none (every response validated)' : '  errors: none in the measured window');
   else {
     out(`  errors: ${r.errors.total}`);
@@ -239,18 +246,21 @@ async function main(): Promise<number> {
     out(`relay ${url} (core pid ${p.core}, gatekeeper pid ${p.gatekeeper}${p.redis !== null ? `, redis pid ${p.redis}` : ''})`);
   }
   let redisInfo: RedisInfo | null = null;
-  let transport: Transport | null = null;
+  let transports: Transport[] = [];
   const results: (RunResult | MemoryResult)[] = [];
   let code = 0;
   let throttled = 0;
   try {
     redisInfo = redisUrl !== undefined ? await RedisInfo.connect(redisUrl) : null;
     const maxConc = Math.max(...concurrencies);
-    transport = str('http') === 'fetch' ? fetchTransport(url, timeoutMs) : httpTransport(url, maxConc, timeoutMs);
-    out(`client: ${transport.name}, crypto ${platform.name}`);
+    const urls = list(url);
+    if (urls.length === 0) throw new Error('--url is empty');
+    transports = urls.map((u) => (str('http') === 'fetch' ? fetchTransport(u, timeoutMs) : httpTransport(u, Math.ceil(maxConc / urls.length), timeoutMs)));
+    out(`client: ${transports[0]!.name}, crypto ${platform.name}${urls.length > 1 ? `, devices round-robin over ${urls.length} URLs` : ''}`);
     const ctx: RunContext = {
       platform,
-      send: transport.send,
+      send: transports[0]!.send,
+      ...(transports.length > 1 ? { sends: transports.map((t) => t.send) } : {}),
       options,
       relayPids,
       redisPids,
@@ -291,7 +301,7 @@ async function main(): Promise<number> {
     } else out(`bench failed: ${e instanceof Error ? e.message : String(e)}`);
     code = 2;
   } finally {
-    transport?.close();
+    for (const t of transports) t.close();
     redisInfo?.close();
     if (relay !== null) await relay.stop();
   }
@@ -303,7 +313,7 @@ async function main(): Promise<number> {
     }
   }
   if (json) {
-    const meta = { url: relay !== null ? 'local' : url, http: transport?.name ?? null, crypto: platform.name, node: process.version, options, relayEnv };
+    const meta = { url: relay !== null ? 'local' : url, http: transports[0]?.name ?? null, crypto: platform.name, node: process.version, options, relayEnv };
     process.stdout.write(`${JSON.stringify({ meta, results }, null, 2)}\n`);
   }
   if (throttled > 0) {

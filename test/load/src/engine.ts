@@ -22,6 +22,11 @@ export interface PidGroup {
 export interface RunContext {
   platform: Platform;
   send: Send;
+  /**
+   * Several entry points (gatekeepers): device i sends everything (handshake and commands) through
+   * `sends[i % sends.length]`. Unset: every device uses `send`.
+   */
+  sends?: readonly Send[];
   options: ScenarioOptions;
   /** Relay processes (core, gatekeeper, …) and, separately, Redis. */
   relayPids: PidGroup[];
@@ -66,7 +71,8 @@ export interface RunResult {
   /** Chunk payload per second spent in chunk requests: one device's transfer rate (files). */
   uploadStreamMBps?: number;
   downloadStreamMBps?: number;
-  steps: Record<string, LatencySummary & { errors: number }>;
+  /** Per step: latency, errors, and mean request / response body bytes of its validated requests. */
+  steps: Record<string, LatencySummary & { errors: number; reqBodyBytes: number; resBodyBytes: number }>;
   iteration: LatencySummary;
   errors: { total: number; byStatus: Record<string, ErrorBucket> };
   /** 429 answers over the whole run (warm-up included): the relay throttled the generator. */
@@ -91,6 +97,20 @@ export interface RunResult {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** The entry point of device `i` (round-robin over `ctx.sends` when there are several). */
+export function sendOf(ctx: RunContext, i: number): Send {
+  const list = ctx.sends;
+  return list !== undefined && list.length > 0 ? list[i % list.length]! : ctx.send;
+}
+
+interface StepRecord {
+  samples: Samples;
+  errors: number;
+  /** Request and response body characters (the wire format is ASCII: bytes) of validated requests. */
+  reqBytes: number;
+  resBytes: number;
+}
+
 class Recorder {
   measureStart = Infinity;
   ops = 0;
@@ -98,7 +118,7 @@ class Recorder {
   requests = 0;
   upBytes = 0;
   downBytes = 0;
-  steps = new Map<string, { samples: Samples; errors: number }>();
+  steps = new Map<string, StepRecord>();
   iteration = new Samples();
   errors = new Map<string, ErrorBucket>();
   errorTotal = 0;
@@ -106,10 +126,10 @@ class Recorder {
   throttled = 0;
   throttleStreak = 0;
 
-  step(name: string): { samples: Samples; errors: number } {
+  step(name: string): StepRecord {
     let s = this.steps.get(name);
     if (s === undefined) {
-      s = { samples: new Samples(), errors: 0 };
+      s = { samples: new Samples(), errors: 0, reqBytes: 0, resBytes: 0 };
       this.steps.set(name, s);
     }
     return s;
@@ -147,7 +167,7 @@ export async function runScenario(ctx: RunContext, scenario: Scenario, limits: R
   };
   const stopped = (): boolean => run.phase === 'stop';
 
-  const loop = async (d: Device): Promise<void> => {
+  const loop = async (d: Device, send: Send): Promise<void> => {
     while (!stopped()) {
       const steps = scenario.plan(d);
       const t0 = performance.now();
@@ -162,7 +182,7 @@ export async function runScenario(ctx: RunContext, scenario: Scenario, limits: R
         let failure: CheckFailure | null = null;
         try {
           const req = step.request(d);
-          const res = await ctx.send(req.path, req.body);
+          const res = await send(req.path, req.body);
           const dt = performance.now() - ts;
           if (res.status === THROTTLED) {
             rec.throttled++;
@@ -172,7 +192,10 @@ export async function runScenario(ctx: RunContext, scenario: Scenario, limits: R
             step.check(d, res);
             rec.throttleStreak = 0;
             if (measured) {
-              rec.step(step.name).samples.add(dt);
+              const st = rec.step(step.name);
+              st.samples.add(dt);
+              st.reqBytes += req.body.length;
+              st.resBytes += res.body.length;
               rec.requests++;
               if (step.op === true) rec.ops++;
               if (step.bytes !== undefined) {
@@ -229,7 +252,7 @@ export async function runScenario(ctx: RunContext, scenario: Scenario, limits: R
   };
 
   if (limits.warmupSec === 0) await beginMeasure();
-  const workers = devices.map((d) => loop(d));
+  const workers = devices.map((d, i) => loop(d, sendOf(ctx, i)));
   if (limits.warmupSec > 0) {
     await Promise.race([sleep(limits.warmupSec * 1000), Promise.all(workers)]);
     await beginMeasure();
@@ -270,7 +293,10 @@ export async function runScenario(ctx: RunContext, scenario: Scenario, limits: R
   const steps: RunResult['steps'] = {};
   for (const name of scenario.stepNames) {
     const s = rec.steps.get(name);
-    if (s !== undefined) steps[name] = { ...s.samples.summary(), errors: s.errors };
+    if (s !== undefined) {
+      const n = s.samples.count;
+      steps[name] = { ...s.samples.summary(), errors: s.errors, reqBodyBytes: n > 0 ? s.reqBytes / n : 0, resBodyBytes: n > 0 ? s.resBytes / n : 0 };
+    }
   }
   const byStatus: Record<string, ErrorBucket> = {};
   for (const [k, v] of rec.errors) byStatus[k] = v;
@@ -334,14 +360,15 @@ export class ThrottledError extends Error {
 export async function connectSessions(ctx: RunContext, devices: Device[]): Promise<void> {
   let throttled = 0;
   const results = await Promise.allSettled(
-    devices.map(async (d) => {
+    devices.map(async (d, i) => {
+      const send = sendOf(ctx, i);
       let last = '';
       let lastThrottled = false;
       for (let attempt = 0; attempt < 5; attempt++) {
         try {
           for (const step of connectSteps(d)) {
             const req = step.request(d);
-            const res = await ctx.send(req.path, req.body);
+            const res = await send(req.path, req.body);
             if (res.status === THROTTLED) throttled++;
             step.check(d, res);
           }

@@ -28,7 +28,8 @@ export async function freePort(): Promise<number> {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-class Child {
+/** A child process with the last lines of its output kept (for an error message if it dies). */
+export class Child {
   readonly tail: string[] = [];
   constructor(
     readonly name: string,
@@ -63,7 +64,7 @@ class Child {
   }
 }
 
-async function waitFor(what: string, child: Child, probe: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+export async function waitFor(what: string, child: Child, probe: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (child.exited) throw new Error(`${what} exited (${child.proc.exitCode ?? child.proc.signalCode}) before it was ready:\n${child.tail.join('\n')}`);

@@ -82,7 +82,7 @@ export interface Step {
   check(d: Device, r: WireResponse): void;
 }
 
-export type ScenarioName = 'start' | 'handshake' | 'messaging' | 'files';
+export type ScenarioName = 'start' | 'handshake' | 'messaging' | 'files' | 'poll' | 'poll-empty' | 'send' | 'exchange';
 
 export interface Scenario {
   readonly name: ScenarioName;
@@ -127,6 +127,8 @@ interface PendingMessage {
   nonce: string;
   data: string;
   token: string;
+  /** The recipient's hpk (base64). */
+  to: string;
 }
 
 interface PendingFile {
@@ -379,24 +381,27 @@ export function connectSteps(d: Device): Step[] {
 // ---------------------------------------------------------------------------------------------
 // Message commands (docs/PROTOCOL.md §5.1–5.5)
 
-/** `upload` of a `payloadBytes`-long `data` string, to the device itself or to `to`. */
-export function uploadStep(to?: string, op = true): Step {
+/**
+ * `upload` of a `payloadBytes`-long `data` string, to the device itself or to `to` (a fixed hpk, or
+ * a function giving each upload's recipient).
+ */
+export function uploadStep(to?: string | ((d: Device) => string), op = true): Step {
   return {
     name: 'upload',
     op,
     request(d) {
       const p = d.p;
-      const target = to ?? d.hpkB64;
+      const target = to === undefined ? d.hpkB64 : typeof to === 'string' ? to : to(d);
       const nonce = p.b64(p.random(24));
       const data = randomText(p, d.o.payloadBytes);
-      d.msg = { nonce, data, token: storageToken(p, target, nonce) };
+      d.msg = { nonce, data, token: storageToken(p, target, nonce), to: target };
       return commandRequest(d, this.name, { cmd: 'upload', to: target, payload: { nonce, ctext: data } });
     },
     check(d, r) {
       const lines = responseLines(this.name, r, 1);
       fixed(d, this.name, r, lines[0], 32, 'storage token');
       expectEqual(this.name, r, lines[0], d.msg!.token, 'storage token');
-      if (to === undefined || to === d.hpkB64) d.live += 1;
+      if (d.msg!.to === d.hpkB64) d.live += 1;
     },
   };
 }
@@ -435,6 +440,20 @@ export const downloadStep: Step = {
     expectEqual(this.name, r, o.from, d.hpkB64, 'from');
     expectEqual(this.name, r, o.kind, 'message', 'kind');
     if (typeof o.time !== 'number' || Math.abs(o.time - d.p.nowSec()) > 300) throw fail(this.name, r, `time ${String(o.time)} is not a recent Unix time`);
+  },
+};
+
+/** `download` of a mailbox the device expects empty (a poll that finds nothing). */
+export const emptyDownloadStep: Step = {
+  name: 'download',
+  op: true,
+  request(d) {
+    return commandRequest(d, this.name, { cmd: 'download' });
+  },
+  check(d, r) {
+    const v = openLines(d, this.name, r, responseLines(this.name, r, 2));
+    if (!Array.isArray(v)) throw fail(this.name, r, 'download is not a JSON array');
+    expectEqual(this.name, r, v.length, d.live, 'downloaded messages');
   },
 };
 
@@ -482,13 +501,13 @@ function fileLines(step: string, r: WireResponse, n: number): string[] {
   return responseLines(step, r, n);
 }
 
-function fileParts(o: ScenarioOptions): number[] {
+export function fileParts(o: ScenarioOptions): number[] {
   const sizes: number[] = [];
   for (let left = o.fileSize; left > 0; left -= o.chunkSize) sizes.push(Math.min(left, o.chunkSize) + 16);
   return sizes;
 }
 
-const startFileUploadStep: Step = {
+export const startFileUploadStep: Step = {
   name: 'startFileUpload',
   request(d) {
     const p = d.p;
@@ -521,7 +540,7 @@ const startFileUploadStep: Step = {
   },
 };
 
-function uploadChunkStep(part: number, bytes: number): Step {
+export function uploadChunkStep(part: number, bytes: number): Step {
   return {
     name: 'uploadFileChunk',
     bytes,
@@ -537,7 +556,7 @@ function uploadChunkStep(part: number, bytes: number): Step {
   };
 }
 
-const fileStatusStep: Step = {
+export const fileStatusStep: Step = {
   name: 'fileStatus',
   request(d) {
     return commandRequest(d, this.name, { cmd: 'fileStatus', uploadID: d.file!.uploadId });
@@ -586,6 +605,9 @@ const deleteFileStep: Step = {
 
 const HANDSHAKE_STEPS = ['start_session', 'verify_session', 'prove'] as const;
 
+/** A fresh random recipient (a mailbox nobody reads): what `send` uploads to. */
+const randomRecipient = (d: Device): string => d.p.b64(d.p.random(32));
+
 export const SCENARIOS: Record<ScenarioName, Scenario> = {
   start: {
     name: 'start',
@@ -625,6 +647,36 @@ export const SCENARIOS: Record<ScenarioName, Scenario> = {
         deleteStep((dev) => dev.file!.metaNonce, false),
       ];
     },
+  },
+  // Single-cost scenarios, for per-operation figures (docs/CAPACITY.md): each measures one kind of
+  // request on an established session.
+  poll: {
+    name: 'poll',
+    opUnit: 'count',
+    needsSession: true,
+    stepNames: [...HANDSHAKE_STEPS, 'count'],
+    plan: (d: Device) => [...connectSteps(d), countStep()],
+  },
+  'poll-empty': {
+    name: 'poll-empty',
+    opUnit: 'download',
+    needsSession: true,
+    stepNames: [...HANDSHAKE_STEPS, 'download'],
+    plan: (d: Device) => [...connectSteps(d), emptyDownloadStep],
+  },
+  send: {
+    name: 'send',
+    opUnit: 'upload',
+    needsSession: true,
+    stepNames: [...HANDSHAKE_STEPS, 'upload'],
+    plan: (d: Device) => [...connectSteps(d), uploadStep(randomRecipient)],
+  },
+  exchange: {
+    name: 'exchange',
+    opUnit: 'message',
+    needsSession: true,
+    stepNames: [...HANDSHAKE_STEPS, 'upload', 'download', 'delete'],
+    plan: (d: Device) => [...connectSteps(d), uploadStep(undefined, false), { ...downloadStep, op: false }, deleteStep()],
   },
 };
 
