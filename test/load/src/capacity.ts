@@ -14,6 +14,7 @@
  *     record (every command), per live session (a full handshake), per stored file byte.
  * Everything the model adds beyond these is an assumption printed with its value (flags below).
  */
+import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
@@ -45,6 +46,7 @@ const USAGE = `usage: pnpm bench:scaling --capacity [options]
   --file-residence-h H (12)  --file-linger R (0.1: kept FILE_TTL_SEC)  --file-ttl-sec N (604800)
   --request-header-bytes N (250: a phone's request line + headers)  --tls-handshake-bytes N (5000)
   --connections-per-poll R (1: a new TLS connection per poll; 0 = connections kept open)
+  --measured FILE         no measurement: work the model from an earlier --capacity --json output
   --json                  one JSON document on stdout (tables go to stderr)`;
 
 interface Spread {
@@ -349,6 +351,28 @@ export function model(m: Measured, p: Profile): Record<string, number> {
   };
 }
 
+/** Works the model for `p` and prints it. */
+function printModel(measured: Measured, profile: Profile, out: (s: string) => void): Record<string, number> {
+  const mdl = model(measured, profile);
+  out(`\nmodel for ${f(profile.devices)} devices (assumptions: ${JSON.stringify(profile)}):`);
+  out(`  rates: ${f(mdl.pollsPerSec!)} polls/s · ${f(mdl.sessionsPerSec!)} sessions/s · ${f(mdl.messagesPerSec!)} messages/s · ${f(mdl.filesPerSec!, 1)} files/s`);
+  out(`  requests/s: ${f(mdl.requestsPerSecAvg!)} average, ${f(mdl.requestsPerSecPeak!)} at peak ×${profile.peak} (polls ${f(mdl.requestsPoll!)}, messages ${f(mdl.requestsMessage!)}, sessions ${f(mdl.requestsSession!)}, files ${f(mdl.requestsFile!)})`);
+  out(
+    `  CPU cores (this machine's µs): gatekeepers ${f(mdl.gatekeeperCoresAvg!, 1)} average → ${f(mdl.gatekeeperCoresProvisioned!, 1)} provisioned; cores ${f(mdl.coreCoresAvg!, 1)} → ${f(mdl.coreCoresProvisioned!, 1)} ` +
+      `(peak ×${profile.peak} at ${profile.cpuTarget * 100} % busy); sessions are ${f(mdl.gkShareSessions! * 100)} % of the gatekeeper CPU and ${f(mdl.coreShareSessions! * 100)} % of the core's, polls ${f(mdl.gkSharePolls! * 100)} % / ${f(mdl.coreSharePolls! * 100)} %`,
+  );
+  out(
+    `  Redis: ${f(mdl.memTotalGiB!, 1)} GiB (messages ${f(mdl.memMessagesGiB!, 1)} — ${f(mdl.storedMessages! / 1e6, 1)} M stored, ${f(mdl.messagesPerMailbox!, 2)} per mailbox at ${f(mdl.bytesPerStoredMessage!)} B; sessions ${f(mdl.memSessionsGiB!, 1)}; ` +
+      `replay cache ${f(mdl.memNoncesGiB!, 1)}; files ${f(mdl.memFilesGiB!, 1)}) · CPU ${f(mdl.redisCpuCoresAvg!, 2)} threads average, ${f(mdl.redisCpuCoresPeak!, 2)} at peak · ` +
+      `shards: ${mdl.shardsByMemory} by memory (≤ ${profile.shardGiB} GiB), ${mdl.shardsByCpu} by CPU (≤ ${profile.redisCpuTarget * 100} % of a thread at peak) → ${mdl.shards} primaries (+ a replica each)`,
+  );
+  out(
+    `  network: ${f(mdl.netInMBps!, 1)} MB/s in, ${f(mdl.netOutMBps!, 1)} MB/s out on average; at peak ${f(mdl.netInGbpsPeak!, 2)} Gbit/s in, ${f(mdl.netOutGbpsPeak!, 2)} Gbit/s out ` +
+      `(per empty poll ${f(mdl.bytesEmptyPollIn!)} B in / ${f(mdl.bytesEmptyPollOut!)} B out; per session ${f(mdl.bytesSessionIn!)} / ${f(mdl.bytesSessionOut!)}; per message ${f(mdl.bytesMessageIn!)} / ${f(mdl.bytesMessageOut!)}; per file ${f(mdl.bytesFileIn!)} / ${f(mdl.bytesFileOut!)}; TLS connection ${profile.tlsHandshakeBytes} B × ${profile.connectionsPerPoll} per poll)`,
+  );
+  return mdl;
+}
+
 const f = (n: number, d = 0): string => (Number.isFinite(n) ? n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }) : '—');
 
 export async function runCapacity(argv: string[]): Promise<number> {
@@ -364,6 +388,7 @@ export async function runCapacity(argv: string[]): Promise<number> {
       options: {
         ...Object.fromEntries(numOpts.map((k) => [k, { type: 'string' as const }])),
         'relay-env': { type: 'string', multiple: true },
+        measured: { type: 'string' },
         quick: { type: 'boolean', default: false },
         json: { type: 'boolean', default: false },
         'help-capacity': { type: 'boolean', default: false },
@@ -422,6 +447,16 @@ export async function runCapacity(argv: string[]): Promise<number> {
     const i = kv.indexOf('=');
     if (i <= 0) throw new Error(`--relay-env wants K=V, got ${kv}`);
     relayEnv[kv.slice(0, i)] = kv.slice(i + 1);
+  }
+  const measuredFile = values.measured as string | undefined;
+  if (measuredFile !== undefined) {
+    // The model alone, from the figures of an earlier `--capacity --json` run.
+    const doc = JSON.parse(readFileSync(measuredFile, 'utf8')) as { measured?: Measured; meta?: { date?: string } };
+    if (doc.measured === undefined) throw new Error(`${measuredFile}: no "measured" figures (write it with pnpm bench:scaling --capacity --json)`);
+    out(`model from the figures measured ${doc.meta?.date ?? '(date unknown)'} (${measuredFile})`);
+    const mdl = printModel(doc.measured, profile, out);
+    if (json) process.stdout.write(`${JSON.stringify({ measuredFrom: measuredFile, profile, model: mdl }, null, 2)}\n`);
+    return 0;
   }
   const platform = platformByName('best');
   const t0 = performance.now();
@@ -520,23 +555,7 @@ export async function runCapacity(argv: string[]): Promise<number> {
         `${f(fm.bytesPerFileByte, 3)} B per stored file byte (${f(fm.storedBytes / 1048576)} MiB stored)`,
     );
 
-    const mdl = model(measured, profile);
-    out(`\nmodel for ${f(profile.devices)} devices (assumptions: ${JSON.stringify(profile)}):`);
-    out(`  rates: ${f(mdl.pollsPerSec!)} polls/s · ${f(mdl.sessionsPerSec!)} sessions/s · ${f(mdl.messagesPerSec!)} messages/s · ${f(mdl.filesPerSec!, 1)} files/s`);
-    out(`  requests/s: ${f(mdl.requestsPerSecAvg!)} average, ${f(mdl.requestsPerSecPeak!)} at peak ×${profile.peak} (polls ${f(mdl.requestsPoll!)}, messages ${f(mdl.requestsMessage!)}, sessions ${f(mdl.requestsSession!)}, files ${f(mdl.requestsFile!)})`);
-    out(
-      `  CPU cores (this machine's µs): gatekeepers ${f(mdl.gatekeeperCoresAvg!, 1)} average → ${f(mdl.gatekeeperCoresProvisioned!, 1)} provisioned; cores ${f(mdl.coreCoresAvg!, 1)} → ${f(mdl.coreCoresProvisioned!, 1)} ` +
-        `(peak ×${profile.peak} at ${profile.cpuTarget * 100} % busy); sessions are ${f(mdl.gkShareSessions! * 100)} % of the gatekeeper CPU and ${f(mdl.coreShareSessions! * 100)} % of the core's, polls ${f(mdl.gkSharePolls! * 100)} % / ${f(mdl.coreSharePolls! * 100)} %`,
-    );
-    out(
-      `  Redis: ${f(mdl.memTotalGiB!, 1)} GiB (messages ${f(mdl.memMessagesGiB!, 1)} — ${f(mdl.storedMessages! / 1e6, 1)} M stored, ${f(mdl.messagesPerMailbox!, 2)} per mailbox at ${f(mdl.bytesPerStoredMessage!)} B; sessions ${f(mdl.memSessionsGiB!, 1)}; ` +
-        `replay cache ${f(mdl.memNoncesGiB!, 1)}; files ${f(mdl.memFilesGiB!, 1)}) · CPU ${f(mdl.redisCpuCoresAvg!, 2)} threads average, ${f(mdl.redisCpuCoresPeak!, 2)} at peak · ` +
-        `shards: ${mdl.shardsByMemory} by memory (≤ ${profile.shardGiB} GiB), ${mdl.shardsByCpu} by CPU (≤ ${profile.redisCpuTarget * 100} % of a thread at peak) → ${mdl.shards} primaries (+ a replica each)`,
-    );
-    out(
-      `  network: ${f(mdl.netInMBps!, 1)} MB/s in, ${f(mdl.netOutMBps!, 1)} MB/s out on average; at peak ${f(mdl.netInGbpsPeak!, 2)} Gbit/s in, ${f(mdl.netOutGbpsPeak!, 2)} Gbit/s out ` +
-        `(per empty poll ${f(mdl.bytesEmptyPollIn!)} B in / ${f(mdl.bytesEmptyPollOut!)} B out; per session ${f(mdl.bytesSessionIn!)} / ${f(mdl.bytesSessionOut!)}; per message ${f(mdl.bytesMessageIn!)} / ${f(mdl.bytesMessageOut!)}; per file ${f(mdl.bytesFileIn!)} / ${f(mdl.bytesFileOut!)}; TLS connection ${profile.tlsHandshakeBytes} B × ${profile.connectionsPerPoll} per poll)`,
-    );
+    const mdl = printModel(measured, profile, out);
     out(`\nwall time ${f((performance.now() - t0) / 1000)} s`);
     if (json) {
       process.stdout.write(`${JSON.stringify({ meta: { date: new Date().toISOString(), cpus: availableParallelism(), node: process.version, rounds, durationSec, concurrency, fileConcurrency, relayEnv, options }, measured, memory: { messages: mem, session: sess, files: fm }, profile, model: mdl }, null, 2)}\n`);

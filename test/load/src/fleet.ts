@@ -204,33 +204,37 @@ export class Fleet {
   }
 
   /**
-   * What every gatekeeper announces now, read at the same moment: the `zax_gatekeeper_difficulty`
-   * gauge on its ADMIN_PORT `/metrics`, whether it holds the controller lease, and the difficulty
-   * its `/start_session` answers (line 2).
+   * What every gatekeeper announces now: first the difficulty its `/start_session` answers (line 2;
+   * the value clients get, asked of all gatekeepers at once), then its `/metrics` on ADMIN_PORT:
+   * `zax_gatekeeper_difficulty` (the value it last announced, read without I/O) and whether it holds
+   * the controller lease (`zax_gatekeeper_difficulty_leader`).
    */
   async difficulties(): Promise<{ metric: number | null; leader: boolean; announced: number | null }[]> {
-    return Promise.all(
-      this.gatekeeperUrls.map(async (url, i) => {
-        const [metrics, start] = await Promise.all([
-          fetch(`${this.adminUrls[i]}/metrics`)
-            .then((r) => r.text())
-            .catch(() => ''),
-          fetch(`${url}/start_session`, { method: 'POST', body: randomBytes(32).toString('base64'), headers: { 'content-type': 'text/plain' } })
-            .then(async (r) => (r.status === 200 ? await r.text() : ''))
-            .catch(() => ''),
-        ]);
-        const gauge = (name: string): number | null => {
-          const m = new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.eE+-]+)$`, 'm').exec(metrics);
-          return m === null ? null : Number(m[1]);
-        };
-        const line2 = start.split('\r\n')[1];
-        return {
-          metric: gauge('zax_gatekeeper_difficulty'),
-          leader: gauge('zax_gatekeeper_difficulty_leader') === 1,
-          announced: line2 !== undefined && /^\d+$/.test(line2) ? Number(line2) : null,
-        };
-      }),
+    const announced = await Promise.all(
+      this.gatekeeperUrls.map((url) =>
+        fetch(`${url}/start_session`, { method: 'POST', body: randomBytes(32).toString('base64'), headers: { 'content-type': 'text/plain' } })
+          .then(async (r) => (r.status === 200 ? await r.text() : ''))
+          .catch(() => '')
+          .then((text) => {
+            const line2 = text.split('\r\n')[1];
+            return line2 !== undefined && /^\d+$/.test(line2) ? Number(line2) : null;
+          }),
+      ),
     );
+    const metrics = await Promise.all(
+      this.adminUrls.map((url) =>
+        fetch(`${url}/metrics`)
+          .then((r) => r.text())
+          .catch(() => ''),
+      ),
+    );
+    return metrics.map((text, i) => {
+      const gauge = (name: string): number | null => {
+        const m = new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.eE+-]+)$`, 'm').exec(text);
+        return m === null ? null : Number(m[1]);
+      };
+      return { metric: gauge('zax_gatekeeper_difficulty'), leader: gauge('zax_gatekeeper_difficulty_leader') === 1, announced: announced[i] ?? null };
+    });
   }
 
   async stop(): Promise<void> {

@@ -24,8 +24,8 @@ import { runScenario, type RunContext, type RunResult } from './engine.js';
 import { Fleet, startStore, type FleetShape, type Store, type TopologyName } from './fleet.js';
 import { platformByName } from './platform-node.js';
 import { RedisInfo } from './redis-info.js';
-import { DEFAULT_OPTIONS, SCENARIOS, type ScenarioName } from './shared/wire.js';
-import { httpTransport, type Transport } from './transport.js';
+import { DEFAULT_OPTIONS, PATH, SCENARIOS, type ScenarioName } from './shared/wire.js';
+import { httpTransport, type Send, type Transport } from './transport.js';
 
 const USAGE = `usage: pnpm bench:scaling [options]
   --rounds N            interleaved repeats of every configuration      (default 3)
@@ -63,12 +63,60 @@ const SHAPES: Shape[] = [
 ];
 
 interface DifficultyCheck {
-  /** `zax_gatekeeper_difficulty` of each gatekeeper, and what its /start_session announced. */
-  metric: (number | null)[];
+  /** What each gatekeeper's /start_session announced at the end (asked of all at once), and then its gauge. */
   announced: (number | null)[];
+  metric: (number | null)[];
   leaders: number;
-  /** agree: one value everywhere at once; recheck: only on a second reading (a cache refresh in between); disagree. */
+  /**
+   * On the announced values: agree (one value everywhere at once), agree-on-recheck (only on a
+   * second reading 1.5 s later: a DIFFICULTY_CACHE_MS refresh fell between), or disagree.
+   */
   verdict: 'agree' | 'agree-on-recheck' | 'disagree';
+  /** Gatekeepers whose gauge differed from what they had just announced. */
+  staleGauges: number;
+  /** During the run: the distinct values each gatekeeper announced to the devices, in order. */
+  seen: number[][];
+  /** During the run: the longest time (ms) the gatekeepers' latest announcements differed. */
+  maxSkewMs: number;
+}
+
+/** Records what each gatekeeper's /start_session answers announce during a run. */
+class Announcements {
+  readonly events: { t: number; gk: number; v: number }[] = [];
+  wrap(send: Send, gk: number): Send {
+    return async (path, body) => {
+      const r = await send(path, body);
+      if (path === PATH.start && r.status === 200) {
+        const line2 = r.body.split('\r\n')[1];
+        if (line2 !== undefined && /^\d+$/.test(line2)) this.events.push({ t: performance.now(), gk, v: Number(line2) });
+      }
+      return r;
+    };
+  }
+  reset(): void {
+    this.events.length = 0;
+  }
+  /** The distinct values per gatekeeper in order, and the longest span during which the latest values differed. */
+  summary(gatekeepers: number): { seen: number[][]; maxSkewMs: number } {
+    const seen: number[][] = Array.from({ length: gatekeepers }, () => []);
+    const last: (number | null)[] = Array.from({ length: gatekeepers }, () => null);
+    let since: number | null = null;
+    let maxSkewMs = 0;
+    for (const e of this.events) {
+      const s = seen[e.gk]!;
+      if (s[s.length - 1] !== e.v) s.push(e.v);
+      last[e.gk] = e.v;
+      const known = last.filter((x): x is number => x !== null);
+      const differ = known.some((x) => x !== known[0]);
+      if (differ && since === null) since = e.t;
+      if (!differ && since !== null) {
+        maxSkewMs = Math.max(maxSkewMs, e.t - since);
+        since = null;
+      }
+    }
+    if (since !== null && this.events.length > 0) maxSkewMs = Math.max(maxSkewMs, this.events[this.events.length - 1]!.t - since);
+    return { seen, maxSkewMs };
+  }
 }
 
 interface ScalingRun {
@@ -115,18 +163,16 @@ export function speedProbe(platform: ReturnType<typeof platformByName>, n = 2000
 
 const same = (xs: readonly (number | null)[]): boolean => xs.every((x) => x !== null && x === xs[0]);
 
-async function checkDifficulty(fleet: Fleet, recheckMs: number): Promise<DifficultyCheck> {
-  const read = async (): Promise<Omit<DifficultyCheck, 'verdict'> & { ok: boolean }> => {
+async function checkDifficulty(fleet: Fleet, recheckMs: number, during: { seen: number[][]; maxSkewMs: number }): Promise<DifficultyCheck> {
+  const read = async () => {
     const d = await fleet.difficulties();
-    const metric = d.map((x) => x.metric);
     const announced = d.map((x) => x.announced);
-    return { metric, announced, leaders: d.filter((x) => x.leader).length, ok: same(metric) && same(announced) && metric[0] === announced[0] };
+    const metric = d.map((x) => x.metric);
+    return { announced, metric, leaders: d.filter((x) => x.leader).length, staleGauges: d.filter((x) => x.metric !== x.announced).length, ok: same(announced) };
   };
   const first = await read();
-  if (first.ok) return { metric: first.metric, announced: first.announced, leaders: first.leaders, verdict: 'agree' };
-  await sleep(recheckMs);
-  const second = await read();
-  return { metric: first.metric, announced: first.announced, leaders: second.leaders, verdict: second.ok ? 'agree-on-recheck' : 'disagree' };
+  const verdict = first.ok ? 'agree' : (await sleep(recheckMs), (await read()).ok) ? 'agree-on-recheck' : 'disagree';
+  return { announced: first.announced, metric: first.metric, leaders: first.leaders, verdict, staleGauges: first.staleGauges, ...during };
 }
 
 function median(xs: readonly number[]): number {
@@ -161,6 +207,8 @@ export interface SummaryRow {
   errors: number;
   fivexx: number;
   difficulties: string;
+  maxSkewMs: number;
+  staleGauges: number;
   agreement: string;
 }
 
@@ -189,7 +237,9 @@ function summarize(runs: readonly ScalingRun[], shapes: readonly Shape[], topolo
           redisInfoUsPerOp: spread(rs.map((r) => r.redisInfoUsPerOp)),
           errors: rs.reduce((a, r) => a + r.errors, 0),
           fivexx: rs.reduce((a, r) => a + r.fivexx, 0),
-          difficulties: rs.map((r) => (same(r.difficulty.metric) ? String(r.difficulty.metric[0]) : r.difficulty.metric.map((x) => x ?? '?').join('/'))).join(','),
+          difficulties: rs.map((r) => (same(r.difficulty.announced) ? String(r.difficulty.announced[0]) : r.difficulty.announced.map((x) => x ?? '?').join('/'))).join(','),
+          maxSkewMs: Math.max(...rs.map((r) => r.difficulty.maxSkewMs)),
+          staleGauges: rs.reduce((a, r) => a + r.difficulty.staleGauges, 0),
           agreement: dis > 0 ? `NO (${dis}/${rs.length} disagree)` : recheck > 0 ? `yes (${recheck}/${rs.length} on a 2nd read)` : `yes (${agree}/${rs.length})`,
         });
       }
@@ -199,7 +249,7 @@ function summarize(runs: readonly ScalingRun[], shapes: readonly Shape[], topolo
 }
 
 function printTable(rows: readonly SummaryRow[], out: (s: string) => void, concurrency: number, rounds: number, durationSec: number): void {
-  const cols = ['scenario', 'Redis', 'relay processes', 'ops/s', 'relay µs/op', 'gk + core µs/op', 'Redis µs/op (/proc)', 'Redis µs/op (INFO)', 'errors (5xx)', 'difficulty at end', 'gatekeepers agree'];
+  const cols = ['scenario', 'Redis', 'relay processes', 'ops/s', 'relay µs/op', 'gk + core µs/op', 'Redis µs/op (/proc)', 'Redis µs/op (INFO)', 'errors (5xx)', 'difficulty at end', 'gatekeepers agree', 'longest skew during run'];
   out('');
   out(`${concurrency} clients · ${rounds} interleaved round(s) × ${durationSec} s per run · medians (min–max over the rounds)`);
   out(`| ${cols.join(' | ')} |`);
@@ -207,7 +257,7 @@ function printTable(rows: readonly SummaryRow[], out: (s: string) => void, concu
   for (const r of rows) {
     const split = r.gatekeeperUsPerOp !== null && r.coreUsPerOp !== null ? `${f0(r.gatekeeperUsPerOp.median)} + ${f0(r.coreUsPerOp.median)}` : '—';
     out(
-      `| ${r.scenario} | ${r.topology === 'single' ? 'one Redis' : 'Cluster 3+3'} | ${r.label} | ${fmtSpread(r.opsPerSec)} | ${fmtSpread(r.relayUsPerOp)} | ${split} | ${fmtSpread(r.redisUsPerOp)} | ${fmtSpread(r.redisInfoUsPerOp)} | ${r.errors} (${r.fivexx}) | ${r.difficulties} | ${r.agreement} |`,
+      `| ${r.scenario} | ${r.topology === 'single' ? 'one Redis' : 'Cluster 3+3'} | ${r.label} | ${fmtSpread(r.opsPerSec)} | ${fmtSpread(r.relayUsPerOp)} | ${split} | ${fmtSpread(r.redisUsPerOp)} | ${fmtSpread(r.redisInfoUsPerOp)} | ${r.errors} (${r.fivexx}) | ${r.difficulties} | ${r.agreement} | ${r.maxSkewMs > 0 || r.scenario === 'handshake' ? `${f0(r.maxSkewMs)} ms` : '—'} |`,
     );
   }
 }
@@ -324,10 +374,11 @@ async function main(): Promise<number> {
             try {
               const f = fleet;
               const s = store;
+              const seen = new Announcements();
               const ctx: RunContext = {
                 platform,
                 send: transports[0]!.send,
-                sends: transports.map((t) => t.send),
+                sends: transports.map((t, i) => seen.wrap(t.send, i)),
                 options: DEFAULT_OPTIONS,
                 relayPids: [
                   { label: 'gatekeeper', pids: f.gatekeeperPids },
@@ -339,8 +390,9 @@ async function main(): Promise<number> {
                 deadService: () => f.deadService() ?? s.dead(),
               };
               for (const scenario of scenarios) {
+                seen.reset();
                 const r = await runScenario(ctx, SCENARIOS[scenario as ScenarioName], { concurrency, durationSec, warmupSec, ops: 0 });
-                const difficulty = await checkDifficulty(f, 1500);
+                const difficulty = await checkDifficulty(f, 1500, seen.summary(shape.gatekeepers));
                 const perOp = (ms: number | undefined | null): number | null => (ms === null || ms === undefined || r.ops === 0 ? null : (ms * 1000) / r.ops);
                 const byStatus: Record<string, number> = {};
                 for (const [st, b] of Object.entries(r.errors.byStatus)) byStatus[st] = b.count;
@@ -370,8 +422,9 @@ async function main(): Promise<number> {
                 const errText = r.errors.total === 0 ? 'no errors' : `ERRORS ${JSON.stringify(byStatus)} e.g. ${Object.values(r.errors.byStatus)[0]?.examples[0] ?? ''}`;
                 out(
                   `  ${scenario.padEnd(10)} ${shape.label.padEnd(26)} ${f0(r.opsPerSec).padStart(6)} ${r.opUnit}s/s · relay ${f0(run.relayUsPerOp)} µs/op (gk ${f0(run.gatekeeperUsPerOp)} + core ${f0(run.coreUsPerOp)}) · ` +
-                    `Redis ${f0(run.redisUsPerOp)} µs/op (INFO ${f0(run.redisInfoUsPerOp)}) · ${errText} · difficulty ${difficulty.metric.map((x) => x ?? '?').join('/')} ` +
-                    `announced ${difficulty.announced.map((x) => x ?? '?').join('/')} leaders ${difficulty.leaders} → ${difficulty.verdict}`,
+                    `Redis ${f0(run.redisUsPerOp)} µs/op (INFO ${f0(run.redisInfoUsPerOp)}) · ${errText} · difficulty announced ${difficulty.announced.map((x) => x ?? '?').join('/')} (gauge ${difficulty.metric.map((x) => x ?? '?').join('/')}) ` +
+                    `leaders ${difficulty.leaders} → ${difficulty.verdict}` +
+                    (difficulty.seen.some((x) => x.length > 0) ? ` · during the run ${difficulty.seen.map((x) => x.join('→') || '–').join(' | ')}, longest skew ${f0(difficulty.maxSkewMs)} ms` : ''),
                 );
                 if (r.fatal !== null) out(`    STOPPED: ${r.fatal}`);
                 if (!r.ok || difficulty.verdict === 'disagree') code = 1;
@@ -400,6 +453,12 @@ async function main(): Promise<number> {
   out(`\nop = one message command (messaging: upload, count, download, delete each count) or one full session (handshake: start → verify → prove).`);
   out(`relay µs/op: CPU of every gatekeeper and core process (node:cluster workers included) over the measured window, per op.`);
   out(`Redis µs/op: CPU of every redis-server process (${topologies.includes('cluster') ? 'the cluster: 3 primaries + 3 replicas' : 'one'}), per op; /proc utime+stime, and INFO used_cpu_user+used_cpu_sys summed over the nodes.`);
+  const stale = rows.reduce((a, r) => a + r.staleGauges, 0);
+  out(
+    `difficulty: what every gatekeeper's /start_session answered at the end of the run, asked of all at once (a second reading 1.5 s later when they differed); ` +
+      `longest skew: the longest span during the run in which the gatekeepers' latest announcements to the devices differed (DIFFICULTY_CACHE_MS bounds it, default 1000 ms). ` +
+      `The zax_gatekeeper_difficulty gauge is the value a gatekeeper last announced (read without I/O): it differed from the value just announced in ${stale} reading(s).`,
+  );
   out(`speed probe (X25519 shared keys/s in the generator before each round; ~32,000 on a quiet machine): ${probes.map(f0).join(', ')}`);
   out(`wall time ${wallSec.toFixed(0)} s`);
   if (json) {
