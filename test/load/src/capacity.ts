@@ -46,6 +46,8 @@ const USAGE = `usage: pnpm bench:scaling --capacity [options]
   --file-residence-h H (12)  --file-linger R (0.1: kept FILE_TTL_SEC)  --file-ttl-sec N (604800)
   --request-header-bytes N (250: a phone's request line + headers)  --tls-handshake-bytes N (5000)
   --connections-per-poll R (1: a new TLS connection per poll; 0 = connections kept open)
+  --tls-connection-us N (820: server CPU per new TLS 1.3 connection at the TLS front, measured with
+                          openssl s_server/s_time on this machine, see docs/CAPACITY.md)
   --measured FILE         no measurement: work the model from an earlier --capacity --json output
   --json                  one JSON document on stdout (tables go to stderr)`;
 
@@ -206,6 +208,8 @@ export interface Profile {
   requestHeaderBytes: number;
   tlsHandshakeBytes: number;
   connectionsPerPoll: number;
+  /** Server CPU per new TLS connection at the TLS front, µs (outside the relay's tiers). */
+  tlsConnectionUs: number;
   nonceCacheSec: number;
 }
 
@@ -321,6 +325,8 @@ export function model(m: Measured, p: Profile): Record<string, number> {
     coreShareSessions: (sessions * med(m.handshake, 'coreUs')) / 1e6 / core,
     gkSharePolls: (polls * med(m.pollEmpty, 'gatekeeperUs')) / 1e6 / gk,
     coreSharePolls: (polls * med(m.pollEmpty, 'coreUs')) / 1e6 / core,
+    tlsFrontCoresAvg: (conn * p.tlsConnectionUs) / 1e6,
+    tlsFrontCoresProvisioned: ((conn * p.tlsConnectionUs) / 1e6) * headroom,
     redisCpuCoresAvg: redis,
     redisCpuCoresPeak: redis * p.peak,
     commandsPerSec,
@@ -361,6 +367,7 @@ function printModel(measured: Measured, profile: Profile, out: (s: string) => vo
     `  CPU cores (this machine's µs): gatekeepers ${f(mdl.gatekeeperCoresAvg!, 1)} average → ${f(mdl.gatekeeperCoresProvisioned!, 1)} provisioned; cores ${f(mdl.coreCoresAvg!, 1)} → ${f(mdl.coreCoresProvisioned!, 1)} ` +
       `(peak ×${profile.peak} at ${profile.cpuTarget * 100} % busy); sessions are ${f(mdl.gkShareSessions! * 100)} % of the gatekeeper CPU and ${f(mdl.coreShareSessions! * 100)} % of the core's, polls ${f(mdl.gkSharePolls! * 100)} % / ${f(mdl.coreSharePolls! * 100)} %`,
   );
+  out(`  TLS front (outside the relay): ${f(mdl.tlsFrontCoresAvg!, 1)} cores average → ${f(mdl.tlsFrontCoresProvisioned!, 1)} provisioned (${profile.connectionsPerPoll} new connection per poll × ${profile.tlsConnectionUs} µs)`);
   out(
     `  Redis: ${f(mdl.memTotalGiB!, 1)} GiB (messages ${f(mdl.memMessagesGiB!, 1)} — ${f(mdl.storedMessages! / 1e6, 1)} M stored, ${f(mdl.messagesPerMailbox!, 2)} per mailbox at ${f(mdl.bytesPerStoredMessage!)} B; sessions ${f(mdl.memSessionsGiB!, 1)}; ` +
       `replay cache ${f(mdl.memNoncesGiB!, 1)}; files ${f(mdl.memFilesGiB!, 1)}) · CPU ${f(mdl.redisCpuCoresAvg!, 2)} threads average, ${f(mdl.redisCpuCoresPeak!, 2)} at peak · ` +
@@ -440,6 +447,7 @@ export async function runCapacity(argv: string[]): Promise<number> {
     requestHeaderBytes: num('request-header-bytes', 250),
     tlsHandshakeBytes: num('tls-handshake-bytes', 5000),
     connectionsPerPoll: num('connections-per-poll', 1),
+    tlsConnectionUs: num('tls-connection-us', 820),
     nonceCacheSec: 600,
   };
   const relayEnv: Record<string, string> = { CORE_MAX_RESPONSE_BYTES_IN_FLIGHT: '268435456' };
