@@ -69,18 +69,21 @@ describe('process budget of answer bytes in flight', () => {
     return { a: g.request(res), close: () => res.emit('close') };
   };
 
-  it('grants a download short of its bound what is left (a smaller page), down to its minimum; 503 below that', () => {
+  it('grants a download its bound while half the budget stays free, then smaller pages down to its minimum; 503 below that', () => {
     const g = budgetGate();
-    const first = open(g);
-    expect(first.a.enter('a', 800, 100)).toBe(800);
-    const second = open(g);
-    expect(second.a.enter('b', 800, 100)).toBe(200); // what is left
-    expect(g.bytesInFlight()).toBe(1000);
-    second.a.answer(150); // its real answer, smaller than the grant
-    const third = open(g);
-    expect(() => third.a.enter('c', 800, 100)).toThrow(expect.objectContaining({ code: 'busy', retryAfterSec: 5 })); // 50 left < 100
-    first.close();
-    expect(open(g).a.enter('c', 800, 100)).toBe(800);
+    expect(open(g).a.enter('a', 400, 100)).toBe(400); // 600 stay free
+    const big = open(g);
+    expect(big.a.enter('b', 800, 100)).toBe(100); // only 100 above the free half: a smaller page
+    const rest = [open(g), open(g), open(g), open(g)].map((o) => o.a.enter('c', 800, 100));
+    expect(rest).toEqual([100, 100, 100, 100]); // at its minimum while that fits
+    expect(g.bytesInFlight()).toBe(900);
+    const last = open(g);
+    expect(last.a.enter('d', 800, 100)).toBe(100);
+    expect(() => open(g).a.enter('e', 800, 100)).toThrow(expect.objectContaining({ code: 'busy', retryAfterSec: 5 }));
+    big.a.answer(20); // its real answer, smaller than its grant: 80 free, still under the minimum
+    expect(() => open(g).a.enter('e', 800, 100)).toThrow(expect.objectContaining({ code: 'busy' }));
+    last.close();
+    expect(open(g).a.enter('e', 800, 100)).toBe(100);
   });
 
   it('without a minimum (a file chunk), an answer that does not fit whole is 503', () => {

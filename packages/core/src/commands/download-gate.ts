@@ -14,9 +14,9 @@
  *   clients keep their latency. 0 turns it off.
  * - per process: the answer bytes in flight of every `/command` stay within `budgetBytes`. A
  *   `download` or `downloadFileChunk` reserves a bound on its answer before it reads from Redis
- *   (replaced by the real size once the answer is built). A `download` short of its full bound is
- *   admitted with what is left, as a smaller page, down to the bound of one largest message; below
- *   that, and for a `downloadFileChunk` that would pass the budget, it is refused 503 (busy,
+ *   (replaced by the real size once the answer is built). A `download` gets its full bound while
+ *   at least half the budget would stay free; otherwise what is left above that half, as a smaller
+ *   page, down to the bound of one largest message, and then that bound while it fits; below that, and for a `downloadFileChunk` that would pass the budget, it is refused 503 (busy,
  *   `Retry-After: busyRetryAfterSec`). Smaller answers are counted, never refused.
  *
  * app.ts makes one `AnswerGate` per `/command` request (`gate.request(res)`) and hands it to the
@@ -130,9 +130,12 @@ export function createResponseGate(opts: ResponseGateOptions): ResponseGate {
             const owed = -bucketOf(hpk).tokens;
             if (owed > 0) throw new RelayError('throttled', 'download bytes of this hpk above its rate', Math.max(1, Math.ceil(owed / rate)));
           }
-          // What this request may hold: its bound, or less when the budget is short of it.
+          // What this request may hold: its bound while at least half the budget stays free, else
+          // what is left above that half, down to its minimum (then a small page each: many
+          // downloads in flight share the rest instead of a few holding it).
           const room = opts.budgetBytes - (bytes - held);
-          const grant = Math.max(held, Math.min(boundBytes, room));
+          const spare = minBytes < boundBytes ? room - opts.budgetBytes / 2 : room;
+          const grant = Math.max(held, Math.min(boundBytes, room, Math.max(minBytes, spare)));
           if (grant < Math.min(minBytes, boundBytes) || grant > room) {
             throw new RelayError('busy', 'answer bytes in flight at the budget', opts.busyRetryAfterSec);
           }
