@@ -15,12 +15,20 @@
 # On a machine without a Docker engine it installs Debian's docker.io and docker-compose and starts
 # dockerd. Base images come from deploy/scripts/standin-images.sh: pulled when a registry answers,
 # else stand-ins built from Debian packages (the offline path, deploy/README.md). Settings:
-# ZAX_E2E_PROJECT (compose project, default zaxe2e), ZAX_E2E_GATEKEEPERS (replicas, default 3).
+# ZAX_E2E_PROJECT (compose project, default zaxe2e), ZAX_E2E_GATEKEEPERS (replicas, default 3),
+# ZAX_E2E_STORE=sentinel (with deploy/compose/sentinel.yml: the core store replicated, the core on
+# REDIS_SENTINELS with REDIS_WAIT_REPLICAS=1; the suite then also kills the store's primary).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
 PROJECT="${ZAX_E2E_PROJECT:-zaxe2e}"
 GATEKEEPERS="${ZAX_E2E_GATEKEEPERS:-3}"
+STORE="${ZAX_E2E_STORE:-single}"
+case "$STORE" in
+  single) OVERRIDE=(); STORE_CONTAINERS=0 ;;
+  sentinel) OVERRIDE=(-f "$ROOT/deploy/compose/sentinel.yml"); STORE_CONTAINERS=5 ;; # 2 replicas, 3 sentinels
+  *) echo "compose-e2e: ZAX_E2E_STORE must be single or sentinel, not $STORE" >&2; exit 2 ;;
+esac
 KEEP=false
 case "${1:-}" in
   --keep) KEEP=true ;;
@@ -103,7 +111,7 @@ set_env RELAY_DOMAIN localhost
 set_env HTTPS_PORT "$HTTPS_PORT"
 set_env HTTP_PORT "$HTTP_PORT"
 set_env PROMETHEUS_PORT "$PROMETHEUS_PORT"
-COMPOSE=("${COMPOSE_BIN[@]}" -p "$PROJECT" -f "$ROOT/docker-compose.yml" --env-file "$ENV_FILE" --profile metrics)
+COMPOSE=("${COMPOSE_BIN[@]}" -p "$PROJECT" -f "$ROOT/docker-compose.yml" "${OVERRIDE[@]}" --env-file "$ENV_FILE" --profile metrics)
 
 # ---- on the way out: what went wrong, then down -v and the leftovers check -----------------------
 leftovers() { # what of the project is still there
@@ -147,7 +155,7 @@ trap 'exit 130' INT TERM
 t=$SECONDS
 "${COMPOSE[@]}" up -d --no-build --scale "gatekeeper=$GATEKEEPERS" > "$WORK/up.log" 2>&1 \
   || { cat "$WORK/up.log" >&2; say "docker compose up failed" >&2; exit 1; }
-expected=$((GATEKEEPERS + 5)) # + core, redis-core, redis-edge, front, prometheus
+expected=$((GATEKEEPERS + 5 + STORE_CONTAINERS)) # + core, redis-core, redis-edge, front, prometheus (+ the store's)
 for _ in $(seq 120); do
   states="$("$DOCKER" ps -q --filter "label=com.docker.compose.project=$PROJECT" | xargs -r "$DOCKER" inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}')"
   healthy="$(grep -cE '^(healthy|running)$' <<<"$states" || true)"
@@ -155,7 +163,7 @@ for _ in $(seq 120); do
   sleep 1
 done
 [ "$healthy" = "$expected" ] || { say "only $healthy of $expected containers healthy after 120 s" >&2; exit 1; }
-figure "up -d to all healthy" "$((SECONDS - t)) s ($expected containers, $GATEKEEPERS gatekeepers)"
+figure "up -d to all healthy" "$((SECONDS - t)) s ($expected containers, $GATEKEEPERS gatekeepers, core store: $STORE)"
 
 # ---- the checks ----------------------------------------------------------------------------------
 pnpm exec tsc -b packages/client >/dev/null
@@ -166,6 +174,7 @@ ZAX_E2E_URL="https://localhost:$HTTPS_PORT" \
 ZAX_E2E_PROMETHEUS="http://127.0.0.1:$PROMETHEUS_PORT" \
 ZAX_E2E_PROJECT="$PROJECT" \
 ZAX_E2E_GATEKEEPERS="$GATEKEEPERS" \
+ZAX_E2E_STORE="$STORE" \
 ZAX_E2E_DOCKER="$DOCKER" \
 ZAX_E2E_IMAGE="$IMAGE" \
 ZAX_E2E_REPORT="$REPORT" \

@@ -25,6 +25,19 @@ const GATEKEEPERS = Number(setting('ZAX_E2E_GATEKEEPERS'));
 const DOCKER = setting('ZAX_E2E_DOCKER');
 const IMAGE = setting('ZAX_E2E_IMAGE');
 const REPORT = setting('ZAX_E2E_REPORT');
+/** `sentinel`: the stack runs with deploy/compose/sentinel.yml (the core store replicated). */
+const STORE = process.env.ZAX_E2E_STORE === 'sentinel' ? 'sentinel' : 'single';
+/** The core store's services besides redis-core, and their ports, with the Sentinel override. */
+const STORE_EXTRA: readonly [string, number][] =
+  STORE === 'sentinel'
+    ? [
+        ['redis-core-2', 6379],
+        ['redis-core-3', 6379],
+        ['redis-core-sentinel-1', 26379],
+        ['redis-core-sentinel-2', 26379],
+        ['redis-core-sentinel-3', 26379],
+      ]
+    : [];
 
 const exec = promisify(execFile);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -261,6 +274,8 @@ describe('network isolation', () => {
       ...(await addresses('core')).flatMap((ip) => [`${ip}:8081`, `${ip}:9091`]),
       ...(await addresses('redis-core')).map((ip) => `${ip}:6379`),
       ...(await addresses('redis-edge')).map((ip) => `${ip}:6379`),
+      ...STORE_EXTRA.map(([name, port]) => `${name}:${port}`),
+      ...(await Promise.all(STORE_EXTRA.map(async ([name, port]) => (await addresses(name)).map((ip) => `${ip}:${port}`)))).flat(),
     ];
     const result = await probe('front-net', ['gatekeeper:8080', ...closed]);
     expect(result['gatekeeper:8080']).toBe('open');
@@ -395,5 +410,51 @@ describe('faults under traffic', () => {
     expect(run.tally.failures).toEqual([]);
     expect(run.tally.unexpected()).toEqual([]);
     await checkDelivered('fault restart core', run);
+  });
+});
+
+describe.runIf(STORE === 'sentinel')('the core store replicated with Sentinel (deploy/compose/sentinel.yml)', () => {
+  /** The primary's address as the sentinels name it (asked inside a sentinel container). */
+  async function primaryAddress(): Promise<string> {
+    const [sentinel] = await containersOf('redis-core-sentinel-1');
+    const out = await docker('exec', sentinel!, 'redis-cli', '-p', '26379', 'SENTINEL', 'get-master-addr-by-name', 'zax-core');
+    return out.split('\n')[0]!.trim();
+  }
+  /** The container of the store node that has `ip`. */
+  async function nodeWith(ip: string): Promise<string> {
+    for (const service of ['redis-core', 'redis-core-2', 'redis-core-3']) {
+      for (const id of await containersOf(service)) {
+        const ips = (await docker('inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}', id)).split(' ');
+        if (ips.includes(ip)) return id;
+      }
+    }
+    throw new Error(`no store node has ${ip}`);
+  }
+
+  it('killing the primary (docker kill): a replica is promoted, clients see 200 or 503 + Retry-After, no acknowledged message lost', async () => {
+    const before = await primaryAddress();
+    const victim = await nodeWith(before);
+    let promotedMs = 0;
+    let after = '';
+    const run = await underTraffic('store primary', async (tally) => {
+      const t = Date.now();
+      tally.mark('docker kill primary');
+      await docker('kill', victim);
+      after = await until('a replica promoted', async () => {
+        const a = await primaryAddress().catch(() => before);
+        return a !== before ? a : undefined;
+      }, 60_000);
+      promotedMs = Date.now() - t;
+      tally.mark('promoted');
+      // The operator starts it again: it comes back as a replica of the new primary.
+      await docker('start', victim);
+      await until('old primary healthy again', async () => (await stateOf(victim)).health === 'healthy', 90_000);
+      tally.mark('back as replica');
+    }, 5000);
+    report('fault docker kill store primary: traffic', run.tally.summary());
+    report('fault docker kill store primary: back', `a replica promoted ${(promotedMs / 1000).toFixed(1)} s after the kill (${before} -> ${after}); the old primary back as a replica`);
+    expect(run.tally.failures).toEqual([]);
+    expect(run.tally.unexpected()).toEqual([]);
+    await checkDelivered('fault docker kill store primary', run);
   });
 });
