@@ -14,5 +14,6 @@ export default defineConfig({
     hookTimeout: 120_000,
     pool: 'forks',
     fileParallelism: false,
+    server: { deps: { inline: ['glow.ts'] } },
   },
 });
