@@ -11,8 +11,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Redis } from 'ioredis';
-import { Child, CORE_MAIN, freePort, GATEKEEPER_MAIN, waitFor } from './harness.js';
+import { Child, CORE_MAIN, freePort, GATEKEEPER_MAIN, redisPingable, waitFor } from './harness.js';
 
 export type TopologyName = 'single' | 'cluster';
 
@@ -50,17 +49,6 @@ async function loadTopology(): Promise<{ startRedisCluster(opts?: { primaries?: 
   return (await import(url.href)) as { startRedisCluster(opts?: { primaries?: number; replicasPerPrimary?: number }): Promise<ClusterHandleLike> };
 }
 
-async function pingable(url: string): Promise<boolean> {
-  const r = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  r.on('error', () => undefined);
-  try {
-    await r.connect();
-    return (await r.ping()) === 'PONG';
-  } finally {
-    r.disconnect();
-  }
-}
-
 export async function startStore(name: TopologyName): Promise<Store> {
   if (name === 'single') {
     const port = await freePort();
@@ -72,7 +60,7 @@ export async function startStore(name: TopologyName): Promise<Store> {
       }),
     );
     try {
-      await waitFor('redis-server', c, () => pingable(url));
+      await waitFor('redis-server', c, () => redisPingable(url));
     } catch (e) {
       await c.stop('SIGKILL');
       throw e;

@@ -64,6 +64,18 @@ export class Child {
   }
 }
 
+/** Whether a Redis at `url` answers PING now (one attempt, no retry). */
+export async function redisPingable(url: string): Promise<boolean> {
+  const r = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  r.on('error', () => undefined);
+  try {
+    await r.connect();
+    return (await r.ping()) === 'PONG';
+  } finally {
+    r.disconnect();
+  }
+}
+
 export async function waitFor(what: string, child: Child, probe: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -148,16 +160,7 @@ export class LocalRelay {
             }),
           );
           started.push(c);
-          await waitFor('redis-server', c, async () => {
-            const r = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-            r.on('error', () => undefined);
-            try {
-              await r.connect();
-              return (await r.ping()) === 'PONG';
-            } finally {
-              r.disconnect();
-            }
-          });
+          await waitFor('redis-server', c, () => redisPingable(url));
           return c;
         };
         redis = await respawnRedis();

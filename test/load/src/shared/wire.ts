@@ -422,6 +422,14 @@ export function countStep(op = true): Step {
 
 const DOWNLOAD_KEYS = ['data', 'time', 'from', 'nonce', 'kind'] as const;
 
+/** The items of a `download` answer, checked to be as many as the device has live messages. */
+function downloadedItems(d: Parameters<Step['check']>[0], name: string, r: Parameters<Step['check']>[1]): unknown[] {
+  const v = openLines(d, name, r, responseLines(name, r, 2));
+  if (!Array.isArray(v)) throw fail(name, r, 'download is not a JSON array');
+  expectEqual(name, r, v.length, d.live, 'downloaded messages');
+  return v;
+}
+
 export const downloadStep: Step = {
   name: 'download',
   op: true,
@@ -429,9 +437,7 @@ export const downloadStep: Step = {
     return commandRequest(d, this.name, { cmd: 'download' });
   },
   check(d, r) {
-    const v = openLines(d, this.name, r, responseLines(this.name, r, 2));
-    if (!Array.isArray(v)) throw fail(this.name, r, 'download is not a JSON array');
-    expectEqual(this.name, r, v.length, d.live, 'downloaded messages');
+    const v = downloadedItems(d, this.name, r);
     const m = d.msg!;
     const item = v.find((x: unknown) => isObject(x) && x.nonce === m.nonce) as unknown;
     if (item === undefined) throw fail(this.name, r, 'uploaded message missing from download');
@@ -451,9 +457,7 @@ export const emptyDownloadStep: Step = {
     return commandRequest(d, this.name, { cmd: 'download' });
   },
   check(d, r) {
-    const v = openLines(d, this.name, r, responseLines(this.name, r, 2));
-    if (!Array.isArray(v)) throw fail(this.name, r, 'download is not a JSON array');
-    expectEqual(this.name, r, v.length, d.live, 'downloaded messages');
+    downloadedItems(d, this.name, r);
   },
 };
 
