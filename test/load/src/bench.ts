@@ -10,7 +10,7 @@
  * usage error or a run that could not start or had to stop (e.g. files answered 405), or was
  * throttled: a relay answering 429 measures its per-client budgets, not itself (shared/throttle.ts).
  */
-import { parseArgs } from 'node:util';
+import { parseCli } from './cli.js';
 import { runScenario, ThrottledError, type PidGroup, type RunContext, type RunResult } from './engine.js';
 import { LocalRelay } from './harness.js';
 import { runMemory, type MemoryResult } from './memory.js';
@@ -151,41 +151,28 @@ function printMemory(m: MemoryResult, out: (s: string) => void): void {
 }
 
 async function main(): Promise<number> {
-  let values: Record<string, string | boolean | string[] | undefined>;
-  try {
-    ({ values } = parseArgs({
-      options: {
-        scenario: { type: 'string', default: 'messaging' },
-        concurrency: { type: 'string', default: '8' },
-        duration: { type: 'string' },
-        ops: { type: 'string' },
-        warmup: { type: 'string', default: '1' },
-        url: { type: 'string' },
-        pids: { type: 'string' },
-        'redis-url': { type: 'string' },
-        'relay-env': { type: 'string', multiple: true },
-        http: { type: 'string', default: 'node' },
-        crypto: { type: 'string', default: 'best' },
-        'payload-bytes': { type: 'string' },
-        'file-size': { type: 'string' },
-        'chunk-size': { type: 'string' },
-        messages: { type: 'string', default: '2000' },
-        'per-mailbox': { type: 'string', default: '1,100' },
-        timeout: { type: 'string', default: '10000' },
-        json: { type: 'boolean', default: false },
-        profile: { type: 'string' },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-      strict: true,
-    }));
-  } catch (e) {
-    process.stderr.write(`${e instanceof Error ? e.message : String(e)}\n${USAGE}\n`);
-    return 2;
-  }
-  if (values.help === true) {
-    process.stdout.write(`${USAGE}\n`);
-    return 0;
-  }
+  const values = parseCli(process.argv.slice(2), {
+    scenario: { type: 'string', default: 'messaging' },
+    concurrency: { type: 'string', default: '8' },
+    duration: { type: 'string' },
+    ops: { type: 'string' },
+    warmup: { type: 'string', default: '1' },
+    url: { type: 'string' },
+    pids: { type: 'string' },
+    'redis-url': { type: 'string' },
+    'relay-env': { type: 'string', multiple: true },
+    http: { type: 'string', default: 'node' },
+    crypto: { type: 'string', default: 'best' },
+    'payload-bytes': { type: 'string' },
+    'file-size': { type: 'string' },
+    'chunk-size': { type: 'string' },
+    messages: { type: 'string', default: '2000' },
+    'per-mailbox': { type: 'string', default: '1,100' },
+    timeout: { type: 'string', default: '10000' },
+    json: { type: 'boolean', default: false },
+    profile: { type: 'string' },
+  }, USAGE);
+  if (typeof values === 'number') return values;
   const str = (k: string): string | undefined => values[k] as string | undefined;
   const json = values.json === true;
   const out = (s: string): void => {

@@ -14,11 +14,11 @@
  *     record (every command), per live session (a full handshake), per stored file byte.
  * Everything the model adds beyond these is an assumption printed with its value (flags below).
  */
+import { parseCli } from './cli.js';
 import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
 import { connectSessions, runScenario, sendOf, type RunContext, type RunResult } from './engine.js';
 import { LocalRelay } from './harness.js';
 import { runMemory } from './memory.js';
@@ -383,34 +383,20 @@ function printModel(measured: Measured, profile: Profile, out: (s: string) => vo
 const f = (n: number, d = 0): string => (Number.isFinite(n) ? n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }) : '—');
 
 export async function runCapacity(argv: string[]): Promise<number> {
-  let values: Record<string, string | boolean | string[] | undefined>;
   const numOpts = [
     'rounds', 'duration', 'concurrency', 'file-concurrency', 'devices', 'messages-per-day', 'poll-sec', 'session-sec', 'file-mib-per-day', 'peak', 'cpu-target',
     'redis-cpu-target', 'shard-gib', 'message-residence-h', 'message-linger', 'message-ttl-sec', 'file-residence-h', 'file-linger', 'file-ttl-sec',
     'request-header-bytes', 'tls-handshake-bytes', 'connections-per-poll', 'file-size', 'chunk-size', 'warmup',
   ];
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        ...Object.fromEntries(numOpts.map((k) => [k, { type: 'string' as const }])),
-        'relay-env': { type: 'string', multiple: true },
-        measured: { type: 'string' },
-        quick: { type: 'boolean', default: false },
-        json: { type: 'boolean', default: false },
-        'help-capacity': { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-      strict: true,
-    }));
-  } catch (e) {
-    process.stderr.write(`${e instanceof Error ? e.message : String(e)}\n${USAGE}\n`);
-    return 2;
-  }
-  if (values.help === true || values['help-capacity'] === true) {
-    process.stdout.write(`${USAGE}\n`);
-    return 0;
-  }
+  const values = parseCli(argv, {
+    ...Object.fromEntries(numOpts.map((k) => [k, { type: 'string' as const }])),
+    'relay-env': { type: 'string', multiple: true },
+    measured: { type: 'string' },
+    quick: { type: 'boolean', default: false },
+    json: { type: 'boolean', default: false },
+    'help-capacity': { type: 'boolean', default: false },
+  }, USAGE, ['help-capacity']);
+  if (typeof values === 'number') return values;
   const quick = values.quick === true;
   const json = values.json === true;
   const out = (s: string): void => {

@@ -16,9 +16,9 @@
  * end of every run, 1 otherwise, 2 on a usage error or a relay that could not start. It never judges
  * the figures (a 2-CPU machine says little about speed-up; see docs/CAPACITY.md).
  */
+import { parseCli } from './cli.js';
 import { availableParallelism, cpus } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
 import { runCapacity } from './capacity.js';
 import { runScenario, type RunContext, type RunResult } from './engine.js';
 import { Fleet, startStore, type FleetShape, type Store, type TopologyName } from './fleet.js';
@@ -265,36 +265,22 @@ function printTable(rows: readonly SummaryRow[], out: (s: string) => void, concu
 async function main(): Promise<number> {
   const argv = process.argv.slice(2);
   if (argv.includes('--capacity') || argv.includes('--help-capacity')) return runCapacity(argv.filter((a) => a !== '--capacity'));
-  let values: Record<string, string | boolean | string[] | undefined>;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        rounds: { type: 'string' },
-        duration: { type: 'string' },
-        warmup: { type: 'string' },
-        concurrency: { type: 'string', default: '32' },
-        scenario: { type: 'string' },
-        topology: { type: 'string', default: 'single,cluster' },
-        config: { type: 'string', default: SHAPES.map((s) => s.id).join(',') },
-        'difficulty-period-min': { type: 'string', default: '0.05' },
-        'difficulty-max': { type: 'string', default: '8' },
-        'relay-env': { type: 'string', multiple: true },
-        timeout: { type: 'string', default: '10000' },
-        quick: { type: 'boolean', default: false },
-        json: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-      strict: true,
-    }));
-  } catch (e) {
-    process.stderr.write(`${e instanceof Error ? e.message : String(e)}\n${USAGE}\n`);
-    return 2;
-  }
-  if (values.help === true) {
-    process.stdout.write(`${USAGE}\n`);
-    return 0;
-  }
+  const values = parseCli(argv, {
+    rounds: { type: 'string' },
+    duration: { type: 'string' },
+    warmup: { type: 'string' },
+    concurrency: { type: 'string', default: '32' },
+    scenario: { type: 'string' },
+    topology: { type: 'string', default: 'single,cluster' },
+    config: { type: 'string', default: SHAPES.map((s) => s.id).join(',') },
+    'difficulty-period-min': { type: 'string', default: '0.05' },
+    'difficulty-max': { type: 'string', default: '8' },
+    'relay-env': { type: 'string', multiple: true },
+    timeout: { type: 'string', default: '10000' },
+    quick: { type: 'boolean', default: false },
+    json: { type: 'boolean', default: false },
+  }, USAGE);
+  if (typeof values === 'number') return values;
   const str = (k: string): string | undefined => values[k] as string | undefined;
   const quick = values.quick === true;
   const json = values.json === true;
