@@ -10,7 +10,7 @@
  * usage error or a run that could not start or had to stop (e.g. files answered 405), or was
  * throttled: a relay answering 429 measures its per-client budgets, not itself (shared/throttle.ts).
  */
-import { parseCli } from './cli.js';
+import { parseCli, runMain } from './cli.js';
 import { runScenario, ThrottledError, type PidGroup, type RunContext, type RunResult } from './engine.js';
 import { LocalRelay } from './harness.js';
 import { runMemory, type MemoryResult } from './memory.js';
@@ -311,10 +311,4 @@ async function main(): Promise<number> {
   return code;
 }
 
-main().then(
-  (code) => process.exit(code),
-  (e: unknown) => {
-    process.stderr.write(`${e instanceof Error ? e.message : String(e)}\n`);
-    process.exit(2);
-  },
-);
+runMain(main);

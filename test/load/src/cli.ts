@@ -22,3 +22,14 @@ export function parseCli(args: string[], options: NonNullable<ParseArgsConfig['o
   }
   return values;
 }
+
+/** Runs a tool's `main` and exits with its code; an unexpected error is printed and exits 2. */
+export function runMain(main: () => Promise<number>): void {
+  main().then(
+    (code) => process.exit(code),
+    (e: unknown) => {
+      process.stderr.write(`${e instanceof Error ? e.message : String(e)}\n`);
+      process.exit(2);
+    },
+  );
+}

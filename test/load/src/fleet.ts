@@ -7,6 +7,7 @@
  * key prefix, so the gatekeepers share the edge store (handshakes, adaptive difficulty) and the
  * cores the message store.
  */
+import { pidAlive } from './cpu.js';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -76,22 +77,14 @@ export async function startStore(name: TopologyName): Promise<Store> {
   }
   const { startRedisCluster } = await loadTopology();
   const h = await startRedisCluster({ primaries: 3, replicasPerPrimary: 1 });
-  const alive = (pid: number): boolean => {
-    try {
-      process.kill(pid, 0);
-      return true;
-    } catch {
-      return false;
-    }
-  };
-  const nodePids = h.pids().filter(alive); // redis-cli has exited by now: only the nodes remain
+  const nodePids = h.pids().filter(pidAlive); // redis-cli has exited by now: only the nodes remain
   return {
     name,
     env: { ...h.env },
     nodeUrls: h.ports.map((p) => `redis://127.0.0.1:${p}`),
     pids: () => nodePids,
     dead: () => {
-      const gone = nodePids.filter((p) => !alive(p));
+      const gone = nodePids.filter((p) => !pidAlive(p));
       return gone.length > 0 ? `cluster node pid(s) ${gone.join(', ')} exited` : null;
     },
     stop: () => h.stop(),

@@ -16,7 +16,7 @@
  * end of every run, 1 otherwise, 2 on a usage error or a relay that could not start. It never judges
  * the figures (a 2-CPU machine says little about speed-up; see docs/CAPACITY.md).
  */
-import { parseCli } from './cli.js';
+import { parseCli, runMain } from './cli.js';
 import { availableParallelism, cpus } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { runCapacity } from './capacity.js';
@@ -464,10 +464,4 @@ async function main(): Promise<number> {
   return code;
 }
 
-main().then(
-  (code) => process.exit(code),
-  (e: unknown) => {
-    process.stderr.write(`${e instanceof Error ? e.message : String(e)}\n`);
-    process.exit(2);
-  },
-);
+runMain(main);
