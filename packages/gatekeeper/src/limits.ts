@@ -15,7 +15,7 @@
  * The body watch uses one timer for all requests (a sweep every 250 ms), not one per request.
  */
 import type { IncomingMessage } from 'node:http';
-import { BodyTooLargeError } from '@zax/protocol';
+import { RelayError } from '@zax/protocol';
 
 export type Refusal = 'process' | 'address';
 
@@ -191,7 +191,7 @@ export function declaredLength(req: IncomingMessage): number | null {
 /**
  * Reads a body whole under its size limit, its reservation and the rate watch. A chunked body grows
  * the reservation as it arrives (a body with a Content-Length reserved it before). Rejects with
- * BodyTooLargeError, or BodyRefused (a budget, too slow, or the client went away); then nothing is
+ * RelayError('tooLarge'), or BodyRefused (a budget, too slow, or the client went away); then nothing is
  * kept, and the caller answers and closes.
  */
 export function readBodyBounded(
@@ -219,7 +219,7 @@ export function readBodyBounded(
       if (done) return;
       size += chunk.length;
       w.bytes(chunk.length);
-      if (size > maxBytes) return finish(new BodyTooLargeError(`body above ${maxBytes}`));
+      if (size > maxBytes) return finish(new RelayError('tooLarge', `body above ${maxBytes}`));
       if (chunked) {
         const refused = reservation.grow(chunk.length);
         if (refused !== null) return finish(new BodyRefused(refused));

@@ -73,17 +73,20 @@ export function sendPreflight(res: ResponseSink): void {
   res.end();
 }
 
-/** An error response: empty body, the code's status and texts, `Retry-After` where it carries one. */
-export function sendError(res: ResponseSink, code: ErrorCode, retryAfterSec: number): void {
+/**
+ * An error response: empty body, the code's status and texts, `Retry-After` where it carries one,
+ * and the refusal's own headers (`extra`).
+ */
+export function sendError(res: ResponseSink, code: ErrorCode, retryAfterSec: number, extra?: Readonly<Record<string, string>>): void {
   const spec = ERRORS[code];
   const headers: Record<string, string | number> = {
     ...COMMON_HEADERS,
     'content-type': TEXT_CONTENT_TYPE,
     'content-length': 0,
   };
-  if (code === 'methodNotAllowed') headers['allow'] = 'POST, OPTIONS';
   if (spec.details !== null) headers['x-error-details'] = spec.details;
   if (spec.retry) headers['retry-after'] = String(Math.max(1, Math.ceil(retryAfterSec)));
+  if (extra !== undefined) Object.assign(headers, extra);
   res.writeHead(spec.status, headers);
   res.end();
 }
