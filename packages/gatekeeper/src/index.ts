@@ -10,6 +10,5 @@ export { createThrottle, type Throttle } from './throttle.js';
 export { edgeKeys, type EdgeKeys } from './keys.js';
 export { handshakeStore, KEY_TTL_MARGIN_MS, type HandshakeStore, type HandshakeRecord } from './handshake/store.js';
 export { createLogger, short, type Logger } from './log.js';
-export { AGENT_IDLE_TIMEOUT_MS } from './core-client.js';
 export { transportOf, type Transport, type TransportOf, type TransportRequest } from './transport.js';
 export { readTlsPair, readCaFile, tlsReloader, TlsPairError, TLS_MIN_VERSION, type TlsPair, type TlsReloader, type CertInfo } from './tls.js';
