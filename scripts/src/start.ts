@@ -22,7 +22,7 @@
  * - SIGINT, SIGTERM or SIGHUP (to this process, or to pnpm, which forwards them), or the parent
  *   going away (pnpm killed: the parent pid changes; polled every PARENT_POLL_MS): pending restarts
  *   are dropped, then the gatekeeper, the core, then Redis, each by SIGTERM and waited for (SIGKILL
- *   after STOP_TIMEOUT_MS); exit 0.
+ *   to its process group, its own children included, after STOP_TIMEOUT_MS); exit 0.
  * - This process killed outright (SIGKILL, a crash): the core and the gatekeeper hold an IPC
  *   channel to it and drain and exit when it closes. redis-server has no such hook, so it gets a
  *   watchdog: a tiny `sh` that reads a pipe whose write end is held by this launcher, the core and
