@@ -65,7 +65,7 @@ export async function prove(deps: ProveDeps, body: string): Promise<ProveResult>
   if (decodeFixed(hsLine, TOKEN_BYTES) === null) throw invalid('handshake id: not 32 bytes');
   // 3. A live, verified handshake. Nothing is written before it is found: the nonces of a request
   // without one are not recorded (a refused request leaves no key).
-  const hs = await stores.handshakes.load(hsLine, nowMs);
+  const hs = await stores.handshakes.read(hsLine, nowMs);
   if (hs === null) throw unauthorized('no live handshake');
   // 4. a_sess_pk.
   const aSessPk = decodeFixed(aSessLine, KEY_BYTES);
