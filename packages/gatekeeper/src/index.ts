@@ -1,5 +1,6 @@
 /** @zax/gatekeeper: the public edge tier of the relay (docs/DESIGN.md). main.ts runs it as a process. */
 export { createApp, type App, type AppDeps } from './app.js';
+export { createGatekeeper, type Gatekeeper } from './mount.js';
 export { loadConfig, ConfigError, type Config, type LogLevel } from './config.js';
 export { connectRedis, redisReady, type EdgeRedis, type ConnectRedisOptions } from './redis.js';
 export { staticDifficulty, ruleDifficulty, nextDifficulty, type DifficultyProvider, type DifficultyPolicy } from './difficulty.js';
