@@ -27,6 +27,8 @@ export function redisPing(port: number): Promise<boolean> {
 export interface RedisServerOptions {
   /** @default a free port */
   readonly port?: number;
+  /** A config file redis-server loads first (its first argument; a sentinel needs one to rewrite); the defaults and `args` override it. */
+  readonly configFile?: string;
   /** More redis-server arguments, after the defaults (e.g. `['--maxmemory', '8mb']`). */
   readonly args?: readonly string[];
   /** How the process is run (its own group, its output, a hook once it runs). */
@@ -62,7 +64,11 @@ export class RedisServer {
 
   /** Starts a process on this port without waiting for it (see `ready`). */
   async spawn(): Promise<ManagedProcess> {
-    const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction', ...(this.opts.args ?? [])];
+    const args = [
+      ...(this.opts.configFile === undefined ? [] : [this.opts.configFile]),
+      ...['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction'],
+      ...(this.opts.args ?? []),
+    ];
     this.current = await ManagedProcess.spawn({ name: 'redis-server', command: 'redis-server', args, ...this.opts.spawn });
     return this.current;
   }
