@@ -1,35 +1,31 @@
 /**
  * Starts real local Redis topologies for tests: a Redis Cluster (primaries with replicas, fast
  * failover) and a Sentinel group (one primary, replicas, sentinels), every process a private,
- * memory-only `redis-server` on free loopback ports. Nothing is written to disk except Redis' own
- * cluster and sentinel config files, in a private temp dir removed on stop. Every process started
- * here is killed on `stop()` and, as a last resort, when the test process exits.
+ * memory-only `redis-server` on free loopback ports, run by @zax/service's RedisServer. Nothing is
+ * written to disk except Redis' own cluster and sentinel config files, in a private temp dir
+ * removed on stop. Every process started here is killed on `stop()` and, as a last resort, when
+ * the test process exits.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { ManagedProcess, NotReadyError, RedisServer, type RedisServerOptions } from '@zax/service';
 import { freePort } from './redis-server.js';
 
 const HOST = '127.0.0.1';
 const SLOTS = 16384;
+const READY_TIMEOUT_MS = 10_000;
 
 // ---------------------------------------------------------------------------------------------
 // Process bookkeeping: every child and temp dir, so none outlives the test process.
 
-const liveChildren = new Set<ChildProcess>();
+const liveProcesses = new Set<ManagedProcess>();
 const liveDirs = new Set<string>();
 let exitHooked = false;
 
 function killEverything(): void {
-  for (const c of liveChildren) {
-    try {
-      c.kill('SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
+  for (const p of liveProcesses) p.kill('SIGKILL');
   for (const d of liveDirs) rmSync(d, { recursive: true, force: true });
 }
 
@@ -50,6 +46,13 @@ function hookExit(): void {
   }
 }
 
+/** Records a process just started, for `killEverything`, until it exits. */
+function track(p: ManagedProcess, pids: number[]): void {
+  liveProcesses.add(p);
+  pids.push(p.pid);
+  void p.exit.then(() => liveProcesses.delete(p));
+}
+
 /** Ports handed out by this module, so two nodes never get the same one from `freePort`. */
 const handedOut = new Set<number>();
 
@@ -63,87 +66,97 @@ async function newPort(): Promise<number> {
   }
 }
 
-const OUTPUT_KEEP = 16_000;
-const TAIL_LINES = 25;
+/**
+ * The kit's redis-server, ready only once the process answering on its port is the one it started
+ * (INFO process_id): a free port may be taken by another Redis before this one binds it, and that
+ * one's PONG must not pass for this one's.
+ */
+class OwnRedisServer extends RedisServer {
+  override async ready(): Promise<boolean> {
+    const pid = await query(this.port, async (r) => Number(/process_id:(\d+)/.exec(await r.info('server'))?.[1]), 500).catch(() => NaN);
+    return pid === this.process.pid;
+  }
+}
 
-/** One redis-server process (data node or sentinel) that can be killed and started again. */
+/** What a node runs with besides its port: a sentinel's config file, the arguments after the kit's defaults. */
+type NodeSetup = Pick<RedisServerOptions, 'configFile' | 'args'>;
+
+const PORT_TAKEN = /already in use|could not create server tcp listening socket/i;
+
+/** One redis-server (data node or sentinel) on the service kit's launcher, killed and started again at will. */
 class Node {
-  child: ChildProcess | null = null;
-  output = '';
   readonly pids: number[] = [];
+  private server: RedisServer;
+  private current: ManagedProcess | null = null;
 
   constructor(
     readonly kind: string,
-    public port: number,
-    public args: string[],
-  ) {}
+    port: number,
+    setup: NodeSetup = {},
+  ) {
+    this.server = this.serverFor(port, setup);
+  }
+
+  /** How it runs from its next start on: on a fresh port after its own was taken, as a replica of a new primary. */
+  configure(port: number, setup: NodeSetup): void {
+    this.server = this.serverFor(port, setup);
+  }
+
+  private serverFor(port: number, setup: NodeSetup): RedisServer {
+    return new OwnRedisServer(port, {
+      ...setup,
+      readyTimeoutMs: READY_TIMEOUT_MS,
+      spawn: {
+        onSpawn: (p) => {
+          this.current = p;
+          track(p, this.pids);
+        },
+      },
+    });
+  }
+
+  get port(): number {
+    return this.server.port;
+  }
 
   get label(): string {
     return `${this.kind} ${HOST}:${this.port}`;
   }
 
   get running(): boolean {
-    const c = this.child;
-    return c !== null && c.exitCode === null && c.signalCode === null;
+    return this.current !== null && !this.current.exited;
   }
 
   tail(): string {
-    const lines = this.output.trimEnd().split('\n');
-    return lines.slice(-TAIL_LINES).join('\n');
+    return this.current?.tail.join('\n') ?? '';
   }
 
   fail(what: string): Error {
     return new Error(`${this.label}: ${what}\n--- last output of ${this.label} ---\n${this.tail()}`);
   }
 
-  /** Spawns it and resolves once it answers on its port (checked to be this very process). */
+  /** Starts it and resolves once it answers on its port (checked to be this very process). */
   async start(): Promise<void> {
     if (this.running) throw this.fail('is already running');
     hookExit();
-    const child = spawn('redis-server', this.args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    this.child = child;
-    liveChildren.add(child);
-    if (child.pid !== undefined) this.pids.push(child.pid);
-    const keep = (chunk: Buffer): void => {
-      this.output = (this.output + chunk.toString('utf8')).slice(-OUTPUT_KEEP);
-    };
-    child.stdout?.on('data', keep);
-    child.stderr?.on('data', keep);
-    let spawnError: Error | null = null;
-    child.on('error', (e) => {
-      spawnError = e;
-      liveChildren.delete(child);
-    });
-    child.on('exit', () => liveChildren.delete(child));
-
-    const deadline = Date.now() + 10_000;
-    for (;;) {
-      if (spawnError !== null) throw this.fail(`could not be spawned: ${(spawnError as Error).message}`);
-      if (child.exitCode !== null || child.signalCode !== null) {
-        // Give the pipes a moment to deliver the reason before reporting it.
-        await sleep(50);
-        const taken = /already in use|could not create server tcp listening socket/i.test(this.output);
-        const e = this.fail(`exited (${child.exitCode ?? child.signalCode}) before accepting connections`);
-        throw taken ? Object.assign(e, { portTaken: true }) : e;
-      }
-      const pid = await query(this.port, async (r) => Number(/process_id:(\d+)/.exec(await r.info('server'))?.[1]), 500).catch(() => NaN);
-      if (pid === child.pid) return;
-      if (Date.now() > deadline) {
-        await this.kill('SIGKILL');
-        throw this.fail('did not accept connections within 10 s');
-      }
-      await sleep(25);
+    try {
+      await this.server.restart();
+    } catch (e) {
+      throw this.startError(e);
     }
+  }
+
+  /** Why a start failed; `portTaken` when another process had its port, so that fresh ports may help. */
+  private startError(e: unknown): Error {
+    if (!(e instanceof NotReadyError)) return this.fail(`could not be spawned: ${(e as Error).message}`);
+    if (e.exit === null) return this.fail(`did not accept connections within ${READY_TIMEOUT_MS / 1000} s`);
+    const err = this.fail(`exited (${e.exit.code ?? e.exit.signal}) before accepting connections`);
+    return PORT_TAKEN.test(this.tail()) ? Object.assign(err, { portTaken: true }) : err;
   }
 
   /** Sends `signal` and resolves once the process is gone (immediately if it is not running). */
   async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
-    const c = this.child;
-    if (c === null || c.exitCode !== null || c.signalCode !== null) return;
-    await new Promise<void>((res) => {
-      c.once('exit', () => res());
-      c.kill(signal);
-    });
+    if (this.current !== null) await this.current.stop(signal);
   }
 }
 
@@ -219,11 +232,8 @@ async function waitFor(what: string, check: () => Promise<{ why: string; node?: 
   }
 }
 
-const memoryOnly = (dir: string): string[] => [
-  '--bind', HOST,
-  '--save', '',
-  '--appendonly', 'no',
-  '--maxmemory-policy', 'noeviction',
+/** After the kit's memory-only defaults. */
+const dataNodeArgs = (dir: string): string[] => [
   '--dir', dir,
   // A replica's first sync starts at once instead of waiting 5 s for more replicas to join.
   '--repl-diskless-sync', 'yes',
@@ -313,26 +323,25 @@ export async function startRedisCluster(opts: RedisClusterOptions = {}): Promise
   const extraPids: number[] = [];
 
   const argsFor = (port: number, busPort: number): string[] => [
-    '--port', String(port),
     // The bus port is chosen too: port + 10000 may be out of range for a high ephemeral port.
     '--cluster-port', String(busPort),
     '--cluster-enabled', 'yes',
     '--cluster-config-file', join(dir, `nodes-${port}.conf`),
     '--cluster-node-timeout', String(nodeTimeoutMs),
     '--cluster-replica-validity-factor', '0',
-    ...memoryOnly(dir),
+    ...dataNodeArgs(dir),
     ...extraArgs,
   ];
+  const newNode = async (): Promise<Node> => {
+    const port = await newPort();
+    return new Node('cluster node', port, { args: argsFor(port, await newPort()) });
+  };
   const assign = async (n: Node): Promise<void> => {
-    n.port = await newPort();
-    n.args = argsFor(n.port, await newPort());
+    const port = await newPort();
+    n.configure(port, { args: argsFor(port, await newPort()) });
   };
   const all: Node[] = [];
-  for (let i = 0; i < primaries * (1 + replicasPerPrimary); i++) {
-    const n = new Node('cluster node', 0, []);
-    await assign(n);
-    all.push(n);
-  }
+  for (let i = 0; i < primaries * (1 + replicasPerPrimary); i++) all.push(await newNode());
   const byPort = (port: number): Node => {
     const n = all.find((x) => x.port === port);
     if (n === undefined) throw new Error(`no cluster node on port ${port} (nodes: ${all.map((x) => x.port).join(', ')})`);
@@ -446,26 +455,24 @@ export async function startRedisCluster(opts: RedisClusterOptions = {}): Promise
 /** `redis-cli --cluster create`, its output kept for the error. */
 async function createCluster(seeds: readonly string[], replicas: number, pids: number[]): Promise<void> {
   hookExit();
-  const child = spawn('redis-cli', ['--cluster', 'create', ...seeds, '--cluster-replicas', String(replicas), '--cluster-yes'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  liveChildren.add(child);
-  if (child.pid !== undefined) pids.push(child.pid);
-  let output = '';
-  const keep = (chunk: Buffer): void => {
-    output = (output + chunk.toString('utf8')).slice(-OUTPUT_KEEP);
-  };
-  child.stdout?.on('data', keep);
-  child.stderr?.on('data', keep);
-  const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-  const code = await new Promise<number | string>((res) => {
-    child.on('error', (e) => res(e.message));
-    child.on('close', (c, s) => res(c ?? s ?? 'unknown'));
+  const what = `redis-cli --cluster create ${seeds.join(' ')}`;
+  let covered = false;
+  const cli = await ManagedProcess.spawn({
+    name: 'redis-cli',
+    command: 'redis-cli',
+    args: ['--cluster', 'create', ...seeds, '--cluster-replicas', String(replicas), '--cluster-yes'],
+    onSpawn: (p) => track(p, pids),
+    onLine: (line) => {
+      covered ||= /All 16384 slots covered/.test(line);
+    },
+  }).catch((e: Error) => {
+    throw new Error(`${what} failed (${e.message})`);
   });
+  const timer = setTimeout(() => cli.kill('SIGKILL'), 30_000);
+  const { code, signal } = await cli.exit;
+  await cli.ended;
   clearTimeout(timer);
-  liveChildren.delete(child);
-  if (code !== 0 || !/All 16384 slots covered/.test(output)) {
-    const tail = output.trimEnd().split('\n').slice(-TAIL_LINES).join('\n');
-    throw new Error(`redis-cli --cluster create ${seeds.join(' ')} failed (${code})\n--- last output of redis-cli ---\n${tail}`);
-  }
+  if (code !== 0 || !covered) throw new Error(`${what} failed (${code ?? signal})\n--- last output of redis-cli ---\n${cli.tail.join('\n')}`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -532,12 +539,9 @@ export async function startSentinelGroup(opts: SentinelGroupOptions = {}): Promi
   const dir = mkdtempSync(join(tmpdir(), 'zax-redis-sentinel-'));
   liveDirs.add(dir);
 
-  const dataArgs = (port: number, primary: number | null): string[] => [
-    '--port', String(port),
-    ...memoryOnly(dir),
-    ...(primary === null ? [] : ['--replicaof', HOST, String(primary)]),
-    ...extraArgs,
-  ];
+  const dataSetup = (primary: number | null): NodeSetup => ({
+    args: [...dataNodeArgs(dir), ...(primary === null ? [] : ['--replicaof', HOST, String(primary)]), ...extraArgs],
+  });
   const sentinelConf = (port: number): string => join(dir, `sentinel-${port}.conf`);
   const writeSentinelConf = (port: number, primary: number): void => {
     writeFileSync(
@@ -559,10 +563,10 @@ export async function startSentinelGroup(opts: SentinelGroupOptions = {}): Promi
   };
 
   const data: Node[] = [];
-  for (let i = 0; i <= replicas; i++) data.push(new Node(i === 0 ? 'primary' : 'replica', await newPort(), []));
+  for (let i = 0; i <= replicas; i++) data.push(new Node(i === 0 ? 'primary' : 'replica', await newPort()));
   const primaryNode = data[0] as Node;
   const sentinelNodes: Node[] = [];
-  for (let i = 0; i < sentinelCount; i++) sentinelNodes.push(new Node('sentinel', await newPort(), []));
+  for (let i = 0; i < sentinelCount; i++) sentinelNodes.push(new Node('sentinel', await newPort()));
   const all = [...data, ...sentinelNodes];
   const byPort = (port: number): Node => {
     const n = all.find((x) => x.port === port);
@@ -629,16 +633,10 @@ export async function startSentinelGroup(opts: SentinelGroupOptions = {}): Promi
 
   try {
     // The primary first, then its replicas; a port taken meanwhile is replaced by a fresh one.
-    primaryNode.args = dataArgs(primaryNode.port, null);
-    await startAll([primaryNode], async (n) => {
-      n.port = await newPort();
-      n.args = dataArgs(n.port, null);
-    });
-    for (const n of data.slice(1)) n.args = dataArgs(n.port, primaryNode.port);
-    await startAll(data.slice(1), async (n) => {
-      n.port = await newPort();
-      n.args = dataArgs(n.port, primaryNode.port);
-    });
+    primaryNode.configure(primaryNode.port, dataSetup(null));
+    await startAll([primaryNode], async (n) => n.configure(await newPort(), dataSetup(null)));
+    for (const n of data.slice(1)) n.configure(n.port, dataSetup(primaryNode.port));
+    await startAll(data.slice(1), async (n) => n.configure(await newPort(), dataSetup(primaryNode.port)));
     // Sentinels learn the replicas from the primary's INFO: start them once the replicas are linked.
     await waitFor(
       'replicas linked',
@@ -649,15 +647,14 @@ export async function startSentinelGroup(opts: SentinelGroupOptions = {}): Promi
       },
       15_000,
     );
-    for (const s of sentinelNodes) {
-      writeSentinelConf(s.port, primaryNode.port);
-      s.args = [sentinelConf(s.port), '--sentinel'];
-    }
+    const sentinelOn = (s: Node, port: number): void => {
+      writeSentinelConf(port, primaryNode.port);
+      s.configure(port, { configFile: sentinelConf(port), args: ['--sentinel'] });
+    };
+    for (const s of sentinelNodes) sentinelOn(s, s.port);
     await startAll(sentinelNodes, async (s) => {
       rmSync(sentinelConf(s.port), { force: true });
-      s.port = await newPort();
-      writeSentinelConf(s.port, primaryNode.port);
-      s.args = [sentinelConf(s.port), '--sentinel'];
+      sentinelOn(s, await newPort());
     });
     await waitHealthy(30_000);
   } catch (e) {
@@ -692,7 +689,7 @@ export async function startSentinelGroup(opts: SentinelGroupOptions = {}): Promi
       const n = byPort(port);
       if (data.includes(n)) {
         const current = await primaryPort();
-        n.args = dataArgs(n.port, current === n.port ? null : current);
+        n.configure(n.port, dataSetup(current === n.port ? null : current));
       }
       await n.start();
     },
