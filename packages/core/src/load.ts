@@ -4,7 +4,7 @@
  *
  * - Every replica counts the `/internal/sessions` mints it answered ok and the `/prove` + `/command`
  *   requests it handled, in memory (the request path only adds 1), and adds them to the period's
- *   counter in core Redis every tick (`tickMs`, ≤ 250 ms) with one script call (load_flush.lua).
+ *   counter in core Redis every tick (`tickMs`, ≤ 250 ms) with one script call (load-flush.lua).
  * - Every replica measures its event-loop utilisation and a p99 of its API request durations over
  *   each period, and publishes them (the period so far and the last finished one) at least every
  *   `publishMs` (≤ 1 s) and on the first tick of each period, with a lifetime of 5 s: a replica that

@@ -1,7 +1,7 @@
 /**
  * Mailboxes (docs/PROTOCOL.md §5.1–5.5): live messages per hpk in receipt order, with quotas,
  * replacement by nonce, compaction of expired messages, and storage-token records. Each operation
- * is one Lua script on the three `{hpk}` keys (mailbox_*.lua); messageStatus is a single-key read.
+ * is one Lua script on the three `{hpk}` keys (mailbox-*.lua); messageStatus is a single-key read.
  *
  * The layout is built for little Redis memory per message (include/mailbox.lua has it in full):
  * the nonce is stored once, as raw bytes, in the order ZSET, which maps it to a short receipt
