@@ -8,9 +8,8 @@
  * `lastMemory`).
  */
 import { RelayError, systemClock, type Clock } from '@zax/protocol';
-import { primaries, type RedisClient } from '@zax/service';
+import { primaries, type RedisClient, storeCall, StoreUnavailableError } from '@zax/service';
 import type { Log } from './log.js';
-import { StoreUnavailableError, storeCall } from './store/errors.js';
 import type { StoreObserver } from './store/observer.js';
 
 export interface StoreGuard {

@@ -7,10 +7,9 @@
  * single-key read. The relay-wide bound (maxFileBytesTotal) is checked against the buckets' totals
  * as read at most a second ago, so a cluster never needs a cross-slot script.
  */
-import type { Durability } from '@zax/service';
+import { badReply, type Durability, storeCall, StoreUnavailableError } from '@zax/service';
 import { loadLua, type CoreRedis, type RedisArg } from '../redis.js';
 import { FILE_BUCKETS, KEY_TTL_MARGIN_MS, fileBucket, type FileKeys, type Keys } from '../keys.js';
-import { StoreUnavailableError, badReply, storeCall } from './errors.js';
 import { NO_OBSERVER, type StoreObserver } from './observer.js';
 
 export type FileStatusName = 'START' | 'UPLOADING' | 'COMPLETE';

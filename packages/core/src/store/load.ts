@@ -8,7 +8,7 @@
 import { INTERNAL_API_VERSION, parseLoadReport, type LoadReport } from '@zax/protocol';
 import type { Keys } from '../keys.js';
 import type { CoreRedis } from '../redis.js';
-import { badReply, storeCall } from './errors.js';
+import { badReply, storeCall } from '@zax/service';
 import { NO_OBSERVER, type StoreObserver } from './observer.js';
 
 /** One replica's figures over (part of) one period. */

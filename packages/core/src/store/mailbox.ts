@@ -16,10 +16,9 @@
  * commands); anything else is a bug and throws.
  */
 import { NONCE_BYTES, b64, decodeFixed, decodeStrict, h2 } from '@zax/protocol';
-import type { Durability } from '@zax/service';
+import { badReply, type Durability, storeCall } from '@zax/service';
 import type { CoreRedis } from '../redis.js';
 import { COMPACT_LIMIT, KEY_TTL_MARGIN_MS, type Keys } from '../keys.js';
-import { badReply, storeCall } from './errors.js';
 import { NO_OBSERVER, type StoreObserver } from './observer.js';
 
 export type MessageKind = 'message' | 'file';
