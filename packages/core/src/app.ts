@@ -41,7 +41,7 @@ import { createFileSeed } from './file-seed.js';
 import { mintSession, type MintDeps } from './internal-sessions.js';
 import { createKeys } from './keys.js';
 import { createLoadMeter, loadReport, loadTiming, type LoadMeter, type LoadTiming } from './load.js';
-import type { Log } from './log.js';
+import { everyInterval, type Logger as Log } from '@zax/service';
 import { createMetrics, errorStatus, type CoreMetrics, type RouteLabel } from './metrics.js';
 import { prove, type ProveDeps, type ProveResult } from './prove.js';
 import type { CoreRedis } from './redis.js';
@@ -162,18 +162,9 @@ export function createApp(deps: AppDeps): App {
   }
 
   // During an outage every request fails the same way: log the first, then at most one a second.
-  let lastStoreWarnMs = -Infinity;
-  let suppressedStoreWarns = 0;
-  function warnStoreUnavailable(op: string, message: string): void {
-    const t = performance.now();
-    if (t - lastStoreWarnMs < 1000) {
-      suppressedStoreWarns++;
-      return;
-    }
-    log.warn({ op, err: message, suppressed: suppressedStoreWarns }, 'store unavailable');
-    lastStoreWarnMs = t;
-    suppressedStoreWarns = 0;
-  }
+  const warnStoreUnavailable = everyInterval(1000, (suppressed, op: string, message: string) => {
+    log.warn({ op, err: message, suppressed }, 'store unavailable');
+  });
 
   function fail(req: IncomingMessage, res: ServerResponse, err: unknown): void {
     if (res.headersSent || res.destroyed) {

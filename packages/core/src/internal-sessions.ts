@@ -15,14 +15,14 @@ import {
   type Crypto,
   type MintResponse,
 } from '@zax/protocol';
-import { short, type Log } from './log.js';
+import { short, type Logger } from '@zax/service';
 import type { Stores } from './store/index.js';
 
 export interface MintDeps {
   readonly stores: Stores;
   readonly crypto: Crypto;
   readonly clock: Clock;
-  readonly log: Log;
+  readonly log: Logger;
 }
 
 export interface MintReply {

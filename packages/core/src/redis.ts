@@ -2,8 +2,7 @@
  * The core's store connection: the shared connection module (@zax/service: any topology, set up
  * for request paths) with every Lua script of `../lua/` registered.
  */
-import { createRedisClient, readLua, scriptRegistry, waitReady, type RedisClient, type RedisTopology, type ScriptFile } from '@zax/service';
-import type { Log } from './log.js';
+import { createRedisClient, readLua, scriptRegistry, waitReady, type Logger, type RedisClient, type RedisTopology, type ScriptFile } from '@zax/service';
 
 /** The core's scripts (lua/): command name → file and fixed key count. */
 const SCRIPTS = {
@@ -48,7 +47,7 @@ export interface RedisOptions {
   /** Per-command timeout, so an unresponsive Redis becomes a prompt 503. */
   commandTimeoutMs: number;
   /** Where connection events go; nothing is logged without it. */
-  log?: Log;
+  log?: Logger;
   /** Longest wait between reconnect attempts. @default 1000 */
   maxReconnectDelayMs?: number;
   /** Shown in CLIENT LIST. @default 'zax-core' */

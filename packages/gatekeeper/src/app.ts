@@ -12,7 +12,7 @@
  * routing, health and metrics excepted. The app does not care whether TLS is terminated by main.ts
  * or by a trusted proxy; it reads `socket.encrypted` and the proxy's header.
  */
-import { storeProblem, timed } from '@zax/service';
+import { storeProblem, timed, type Logger } from '@zax/service';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   API_PATHS,
@@ -41,7 +41,6 @@ import { handshakeStore } from './handshake/store.js';
 import { VerifyError, verifySession } from './handshake/verify-session.js';
 import { edgeKeys } from './keys.js';
 import { BodyRefused, BodyWatch, ByteBudget, SMALL_BODY_BYTES, declaredLength, readBodyBounded, type Refusal } from './limits.js';
-import type { Logger } from './log.js';
 import { createMetrics, type Budget, type GatekeeperMetrics, type RouteLabel, type VerifyFailure } from './metrics.js';
 import type { EdgeRedis } from './redis.js';
 import { createThrottle } from './throttle.js';

@@ -9,7 +9,7 @@ import { COMMON_HEADERS, CONSUMED_HANDSHAKE_HEADER, TOKEN_BYTES, decodeFixed, ty
 import type { CoreClient, CoreResponse } from './core-client.js';
 import type { HandshakeStore } from './handshake/store.js';
 import type { ByteBudget } from './limits.js';
-import { short, type Logger } from './log.js';
+import { short, type Logger } from '@zax/service';
 
 /** Headers of the core's answer that belong to the wire protocol (docs/PROTOCOL.md §2.4). */
 const COPIED_HEADERS = ['content-type', 'content-length', 'x-error-details', 'retry-after', 'allow'] as const;

@@ -4,9 +4,8 @@
  * gatekeeper's Lua scripts registered. The typed wrappers live in handshake/store.ts.
  */
 import { RelayError } from '@zax/protocol';
-import { createRedisClient, isStoreUnavailable, scriptRegistry, storeCall, waitReady, type OpObserver, type RedisClient, type RedisTopology, type ScriptFile } from '@zax/service';
-import type { Logger } from './log.js';
 import type { RedisOp } from './metrics.js';
+import { createRedisClient, isStoreUnavailable, scriptRegistry, storeCall, waitReady, type Logger, type OpObserver, type RedisClient, type RedisTopology, type ScriptFile } from '@zax/service';
 
 /** The edge store client (any topology) with the gatekeeper's scripts registered. Arguments are strings. */
 export type EdgeRedis = RedisClient & EdgeScripts;
