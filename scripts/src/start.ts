@@ -22,7 +22,7 @@
  * - SIGINT, SIGTERM or SIGHUP (to this process, or to pnpm, which forwards them), or the parent
  *   going away (pnpm killed: the parent pid changes; polled every PARENT_POLL_MS): pending restarts
  *   are dropped, then the gatekeeper, the core, then Redis, each by SIGTERM and waited for (SIGKILL
- *   after STOP_TIMEOUT_MS); exit 0.
+ *   to its process group, its own children included, after STOP_TIMEOUT_MS); exit 0.
  * - This process killed outright (SIGKILL, a crash): the core and the gatekeeper hold an IPC
  *   channel to it and drain and exit when it closes. redis-server has no such hook, so it gets a
  *   watchdog: a tiny `sh` that reads a pipe whose write end is held by this launcher, the core and
@@ -43,18 +43,19 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import http from 'node:http';
-import https from 'node:https';
-import net from 'node:net';
-import { join } from 'node:path';
 import type { Writable } from 'node:stream';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
-
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const CORE_MAIN = join(ROOT, 'packages/core/dist/main.js');
-const GATEKEEPER_MAIN = join(ROOT, 'packages/gatekeeper/dist/main.js');
+import {
+  freePort,
+  httpOk,
+  NotReadyError,
+  RedisServer,
+  spawnNodeService,
+  TIER_MAIN,
+  unbuiltTier,
+  type ManagedProcess,
+  type ManagedProcessOptions,
+  type Tier,
+} from '@zax/service';
 
 const READY_TIMEOUT_MS = 60_000;
 const STOP_TIMEOUT_MS = 15_000;
@@ -80,16 +81,13 @@ type ServiceName = 'redis' | 'core' | 'gatekeeper';
 
 interface Child {
   readonly name: ServiceName;
-  readonly proc: ChildProcess;
+  readonly process: ManagedProcess;
   /** Port from the child's `"msg":"listening"` log line, once seen. */
   listeningPort: number | null;
   /** The last error or fatal log line's message, to name the reason if it dies while starting. */
   lastError: string | null;
-  exited: boolean;
   /** When it was last seen ready (PING or /readyz), or null. */
   readyAt: number | null;
-  /** Resolves once it has exited and its output is read (up to a second: a process it started may hold the pipes). */
-  readonly ended: Promise<void>;
 }
 
 /** One supervised service: how to start a process of it and how to tell it is ready. */
@@ -118,6 +116,8 @@ let supervising = false;
 /** The Redis watchdog (header), and its stdin: the write end the services also hold (fd 4). */
 let watchdog: ChildProcess | null = null;
 let watchdogPipe: Writable | null = null;
+/** Every process started, with what this launcher knows of it. */
+const children = new WeakMap<ManagedProcess, Child>();
 
 // A reader of our output that goes away (a closed terminal, a killed `| tee`) must not crash the
 // launcher and leave the stop to the watchdogs: the lines are dropped instead.
@@ -137,17 +137,6 @@ function fail(msg: string): never {
   process.exit(1);
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      srv.close(() => (typeof addr === 'object' && addr !== null ? resolve(addr.port) : reject(new Error('no free port'))));
-    });
-  });
-}
-
 /** Host part of a URL for a listening address: wildcard addresses are reached on loopback. */
 function urlHost(host: string): string {
   if (host === '' || host === '0.0.0.0') return '127.0.0.1';
@@ -160,52 +149,43 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 /** "0.5 s", "2 s", "30 s". */
 const seconds = (ms: number): string => `${ms / 1000} s`;
 
-/** Passes a child's output through line by line, prefixed with its name; watches for "listening". */
-function relayOutput(child: Child): void {
-  const { proc, name } = child;
-  if (proc.stdout) {
-    createInterface({ input: proc.stdout }).on('line', (line) => {
-      process.stdout.write(`[${name}] ${line}\n`);
-      if (!line.startsWith('{')) return;
-      try {
-        const rec = JSON.parse(line) as { level?: unknown; msg?: unknown; port?: unknown };
-        if (child.listeningPort === null && rec.msg === 'listening' && Number.isInteger(Number(rec.port))) child.listeningPort = Number(rec.port);
-        if (typeof rec.level === 'number' && rec.level >= 50 && typeof rec.msg === 'string') child.lastError = rec.msg;
-      } catch {
-        // not JSON: ignore
-      }
-    });
+/** Passes a line of a child's output through, prefixed with its name; watches for "listening" and errors. */
+function passLine(child: Child, line: string, stream: 'stdout' | 'stderr'): void {
+  if (stream === 'stderr') {
+    process.stderr.write(`[${child.name}] ${line}\n`);
+    return;
   }
-  if (proc.stderr) createInterface({ input: proc.stderr }).on('line', (line) => process.stderr.write(`[${name}] ${line}\n`));
+  process.stdout.write(`[${child.name}] ${line}\n`);
+  if (!line.startsWith('{')) return;
+  try {
+    const rec = JSON.parse(line) as { level?: unknown; msg?: unknown; port?: unknown };
+    if (child.listeningPort === null && rec.msg === 'listening' && Number.isInteger(Number(rec.port))) child.listeningPort = Number(rec.port);
+    if (typeof rec.level === 'number' && rec.level >= 50 && typeof rec.msg === 'string') child.lastError = rec.msg;
+  } catch {
+    // not JSON: ignore
+  }
 }
 
-/** Spawns a process of `name`; resolves once it is running, rejects with the spawn error (e.g. ENOENT). */
-function launch(name: ServiceName, command: string, args: readonly string[], env: NodeJS.ProcessEnv): Promise<Child> {
-  if (stopping !== null) return Promise.reject(new Error(`not starting ${name}: stopping`));
-  return new Promise((resolve, reject) => {
-    // Node children get an IPC channel (fd 3): it closes when this launcher dies, however it dies,
-    // and they drain and exit on that. They also hold the Redis watchdog's pipe (fd 4; header).
-    const stdio: (ChildProcess['stdin'] | 'ignore' | 'pipe' | 'ipc')[] =
-      command === process.execPath ? ['ignore', 'pipe', 'pipe', 'ipc', ...(watchdogPipe !== null ? [watchdogPipe] : [])] : ['ignore', 'pipe', 'pipe'];
-    const proc = spawn(command, args, { env, stdio, detached: true });
-    const closed = new Promise<void>((r) => proc.once('close', () => r()));
-    const exited = new Promise<void>((r) => proc.once('exit', () => r()));
-    const ended = exited.then(() => Promise.race([closed, sleep(1000)]));
-    const child: Child = { name, proc, listeningPort: null, lastError: null, exited: false, readyAt: null, ended };
-    proc.once('error', reject);
-    proc.once('spawn', () => {
-      proc.off('error', reject);
-      proc.on('error', () => {}); // kill() on a dead child must not throw
+/**
+ * How every process of `name` runs: in its own process group, its output passed through, and
+ * watched from its first tick: recorded as the service's current process, its pid told to the
+ * watchdog (Redis), and its exit, once its last lines are read, stopping the relay or restarting it.
+ */
+function supervised(name: ServiceName): Pick<ManagedProcessOptions, 'detached' | 'onLine' | 'onSpawn'> {
+  return {
+    detached: true,
+    onLine: (line, stream, from) => passLine(children.get(from)!, line, stream),
+    onSpawn: (p) => {
+      const child: Child = { name, process: p, listeningPort: null, lastError: null, readyAt: null };
+      children.set(p, child);
       services[name].current = child;
-      relayOutput(child);
-      say(`started ${name} (pid ${proc.pid})`);
-      if (name === 'redis') tellWatchdog(proc.pid ?? 0);
-      proc.once('exit', (code, signal) => {
-        child.exited = true;
+      say(`started ${name} (pid ${p.pid})`);
+      if (name === 'redis') tellWatchdog(p.pid);
+      p.proc.once('exit', (code, signal) => {
         if (name === 'redis') tellWatchdog(0); // same tick as the reap: never a recycled pid
         if (stopping !== null) return;
         // Its last lines first, so that the message can give its last error (e.g. a port in use).
-        void ended.then(() => {
+        void p.ended.then(() => {
           if (stopping !== null) return;
           const how = signal !== null ? `signal ${signal}` : `code ${code}`;
           const why = child.lastError !== null ? `: ${child.lastError}` : '';
@@ -214,12 +194,26 @@ function launch(name: ServiceName, command: string, args: readonly string[], env
             void stopAll(1);
             return;
           }
-          scheduleRestart(services[name], `${name} (pid ${proc.pid}) exited unexpectedly (${how})${why}`, child.readyAt);
+          scheduleRestart(services[name], `${name} (pid ${p.pid}) exited unexpectedly (${how})${why}`, child.readyAt);
         });
       });
-      resolve(child);
-    });
-  });
+    },
+  };
+}
+
+/** Runs `start` unless the relay is stopping; resolves with the child it started, rejects with the spawn error (e.g. ENOENT). */
+async function launch(name: ServiceName, start: () => Promise<ManagedProcess>): Promise<Child> {
+  if (stopping !== null) throw new Error(`not starting ${name}: stopping`);
+  return children.get(await start())!;
+}
+
+/**
+ * Starts a core or a gatekeeper. Node children get an IPC channel (fd 3): it closes when this
+ * launcher dies, however it dies, and they drain and exit on that. They also hold the Redis
+ * watchdog's pipe (fd 4; header).
+ */
+function launchTier(tier: Tier, env: NodeJS.ProcessEnv): Promise<Child> {
+  return launch(tier, () => spawnNodeService(TIER_MAIN[tier], { name: tier, env, extraStdio: ['ipc', ...(watchdogPipe !== null ? [watchdogPipe] : [])], ...supervised(tier) }));
 }
 
 /**
@@ -256,11 +250,11 @@ async function restart(svc: Service): Promise<void> {
   }
   const ready = svc.ready;
   // No deadline: a core waiting for its Redis becomes ready when Redis does. Ends when it exits.
-  while (!child.exited && stopping === null) {
+  while (!child.process.exited && stopping === null) {
     if (await ready(child)) {
-      if (child.exited || stopping !== null) return;
+      if (child.process.exited || stopping !== null) return;
       child.readyAt = Date.now();
-      say(`${svc.name} is ready again (pid ${child.proc.pid})`);
+      say(`${svc.name} is ready again (pid ${child.process.pid})`);
       return;
     }
     await sleep(100);
@@ -283,49 +277,16 @@ function tellWatchdog(pid: number): void {
   if (watchdogPipe !== null && !watchdogPipe.destroyed) watchdogPipe.write(`${pid}\n`);
 }
 
-function redisPing(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1');
-    let data = '';
-    s.setTimeout(1000, () => s.destroy());
-    s.on('connect', () => s.write('PING\r\n'));
-    s.on('data', (d) => {
-      data += d.toString('latin1');
-      if (data.includes('\r\n')) s.end();
-    });
-    s.on('close', () => resolve(data.startsWith('+PONG')));
-    s.on('error', () => resolve(false));
-  });
-}
-
-/**
- * GET → 200? Over https the certificate is not verified: this is a readiness probe of a process
- * this launcher just started on this machine, whose certificate may well be self-signed.
- */
-function httpOk(url: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const get = url.startsWith('https:') ? https.get : http.get;
-    const req = get(url, { timeout: 2000, agent: false, rejectUnauthorized: false }, (res) => {
-      res.resume();
-      resolve(res.statusCode === 200);
-    });
-    req.on('timeout', () => req.destroy());
-    req.on('error', () => resolve(false));
-  });
-}
-
+/** Waits (READY_TIMEOUT_MS at most) until `check` holds; notes when it did. */
 async function waitUntil(what: string, child: Child, check: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + READY_TIMEOUT_MS;
-  for (;;) {
-    if (child.exited) await child.ended;
-    if (child.exited) throw new Error(`${child.name} exited before it was ready${child.lastError !== null ? `: ${child.lastError}` : ''}`);
-    if (await check()) {
-      child.readyAt = Date.now();
-      return;
-    }
-    if (Date.now() > deadline) throw new Error(`${what} was not ready within ${READY_TIMEOUT_MS / 1000} s`);
-    await sleep(100);
+  try {
+    await child.process.waitReady(what, check, READY_TIMEOUT_MS, 100);
+  } catch (err) {
+    if (!(err instanceof NotReadyError)) throw err;
+    if (err.exit !== null) throw new Error(`${child.name} exited before it was ready${child.lastError !== null ? `: ${child.lastError}` : ''}`);
+    throw new Error(`${what} was not ready within ${READY_TIMEOUT_MS / 1000} s`);
   }
+  child.readyAt = Date.now();
 }
 
 /** Waits for GET /readyz = 200 on the port the child reported (or the configured one). */
@@ -338,16 +299,9 @@ function waitHttpReady(child: Child, host: string, configuredPort: number, schem
 }
 
 async function stopChild(child: Child): Promise<void> {
-  if (child.exited) return;
+  if (child.process.exited) return;
   say(`stopping ${child.name}`);
-  const exited = new Promise<void>((resolve) => child.proc.once('exit', () => resolve()));
-  child.proc.kill('SIGTERM');
-  const timer = setTimeout(() => {
-    warn(`${child.name} did not stop in time; killing it`);
-    child.proc.kill('SIGKILL');
-  }, STOP_TIMEOUT_MS);
-  await exited;
-  clearTimeout(timer);
+  await child.process.stop('SIGTERM', STOP_TIMEOUT_MS, () => warn(`${child.name} did not stop in time; killing it`));
 }
 
 /** Drops pending restarts, stops the gatekeeper, then the core, then Redis; once. */
@@ -413,16 +367,15 @@ async function main(): Promise<void> {
   process.on('exit', () => {
     watchdog?.kill('SIGKILL');
     // A service is restarted only after its last process exited: the current ones are all there is.
-    for (const { current: c } of Object.values(services)) if (c !== null && !c.exited) c.proc.kill('SIGKILL');
+    for (const { current: c } of Object.values(services)) c?.process.kill('SIGKILL');
   });
 
   // A store configured in any topology (a URL, a cluster seed list, sentinels) is used as it is.
   const storeSet = ['REDIS_URL', 'REDIS_CLUSTER_NODES', 'REDIS_SENTINELS'].find((v) => (env[v] ?? '').trim() !== '');
   if (storeSet === undefined) {
-    const redisPort = await freePort();
-    const args = ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory', String(maxmemory), '--maxmemory-policy', 'noeviction', '--loglevel', 'warning'];
+    const redisServer = new RedisServer(await freePort(), { args: ['--maxmemory', String(maxmemory), '--loglevel', 'warning'], spawn: { env, ...supervised('redis') } });
     startWatchdog();
-    const spawnRedis = (): Promise<Child> => launch('redis', 'redis-server', args, env);
+    const spawnRedis = (): Promise<Child> => launch('redis', () => redisServer.spawn());
     let redis: Child;
     try {
       redis = await spawnRedis();
@@ -435,11 +388,11 @@ async function main(): Promise<void> {
           : `could not start redis-server (${code ?? 'error'}). Set REDIS_URL to a running Redis instead.`,
       );
     }
-    await waitUntil('redis-server', redis, () => redisPing(redisPort));
+    await waitUntil('redis-server', redis, () => redisServer.ready());
     services.redis.spawn = spawnRedis;
-    services.redis.ready = () => redisPing(redisPort);
-    env.REDIS_URL = `redis://127.0.0.1:${redisPort}`;
-    say(`started a private memory-only redis-server on 127.0.0.1:${redisPort} (maxmemory ${maxmemory} bytes, noeviction)`);
+    services.redis.ready = () => redisServer.ready();
+    env.REDIS_URL = redisServer.url;
+    say(`started a private memory-only redis-server on 127.0.0.1:${redisServer.port} (maxmemory ${maxmemory} bytes, noeviction)`);
   } else if (process.env.REDIS_MAXMEMORY) {
     say(`REDIS_MAXMEMORY applies to the private redis-server only; ${storeSet} is set, so it is not used`);
   }
@@ -448,26 +401,25 @@ async function main(): Promise<void> {
     say('INTERNAL_SECRET is not set: using a random one for this run');
   }
 
-  for (const [name, file] of [['core', CORE_MAIN], ['gatekeeper', GATEKEEPER_MAIN]] as const) {
-    if (!existsSync(file)) throw new Error(`${name} is not built (${file} is missing): run \`pnpm build\` first`);
-  }
+  const unbuilt = unbuiltTier();
+  if (unbuilt !== null) throw new Error(`${unbuilt} is not built (${TIER_MAIN[unbuilt]} is missing): run \`pnpm build\` first`);
 
   // Either service speaks TLS on its main port when given a certificate (CORE_TLS_*, TLS_*).
   const coreScheme = env.CORE_TLS_CERT_FILE ? 'https' : 'http';
   const scheme = env.TLS_CERT_FILE ? 'https' : 'http';
 
-  const core = await launch('core', process.execPath, [CORE_MAIN], env);
+  const core = await launchTier('core', env);
   const coreListening = await waitHttpReady(core, coreHost, corePort, coreScheme);
   // A restarted core listens where the first one did (CORE_PORT=0 included): CORE_URL stays right.
   const coreEnv = { ...env, CORE_PORT: String(coreListening) };
-  services.core.spawn = () => launch('core', process.execPath, [CORE_MAIN], coreEnv);
+  services.core.spawn = () => launchTier('core', coreEnv);
   services.core.ready = () => httpOk(`${coreScheme}://${urlHost(coreHost)}:${coreListening}/readyz`);
   if (!env.CORE_URL) env.CORE_URL = `${coreScheme}://${urlHost(coreHost)}:${coreListening}`;
 
-  const gatekeeper = await launch('gatekeeper', process.execPath, [GATEKEEPER_MAIN], env);
+  const gatekeeper = await launchTier('gatekeeper', env);
   const gatekeeperListening = await waitHttpReady(gatekeeper, host, port, scheme);
   const gatekeeperEnv = { ...env, PORT: String(gatekeeperListening) };
-  services.gatekeeper.spawn = () => launch('gatekeeper', process.execPath, [GATEKEEPER_MAIN], gatekeeperEnv);
+  services.gatekeeper.spawn = () => launchTier('gatekeeper', gatekeeperEnv);
   services.gatekeeper.ready = () => httpOk(`${scheme}://${urlHost(host)}:${gatekeeperListening}/readyz`);
 
   // A child that died while the last one was getting ready has already stopped the relay.

@@ -5,8 +5,8 @@
  * until gone, generous upper bound); no duration is asserted.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { freePort } from '../support/redis-server.js';
-import { alive, cleanEnv, descendants, fdTarget, fdTargets, killAll, portFree, portOpen, redisPong, run, sleep, until, type Proc } from './tree.js';
+import { freePort, redisPing } from '@zax/service';
+import { alive, cleanEnv, descendants, fdTarget, fdTargets, killAll, portFree, portOpen, run, sleep, until, type Proc } from './tree.js';
 
 interface Relay {
   readonly pnpm: Proc;
@@ -128,7 +128,7 @@ describe('pnpm start stops cleanly', () => {
     await relay.pnpm.exit;
     // A watchdog that fired when the launcher alone was gone would kill Redis now: watch a while.
     for (let i = 0; i < 10; i++) {
-      expect(alive(watchdog) && (await redisPong(relay.redisPort))).toBe(true);
+      expect(alive(watchdog) && (await redisPing(relay.redisPort))).toBe(true);
       await sleep(50);
     }
     for (const pid of [core, gatekeeper]) process.kill(pid, 'SIGCONT');

@@ -7,13 +7,13 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { freePort } from '../support/redis-server.js';
+import { freePort, TIER_MAIN } from '@zax/service';
 import { until as untilShared } from '../support/until.js';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const LAUNCHER = `${ROOT}scripts/dist/start.js`;
-export const CORE_MAIN = `${ROOT}packages/core/dist/main.js`;
-export const GATEKEEPER_MAIN = `${ROOT}packages/gatekeeper/dist/main.js`;
+export const CORE_MAIN = TIER_MAIN.core;
+export const GATEKEEPER_MAIN = TIER_MAIN.gatekeeper;
 
 /** Upper bound of every wait: generous, the machine may be busy. Never a performance figure. */
 export const PATIENCE_MS = 60_000;
@@ -186,21 +186,6 @@ export async function occupyPort(): Promise<{ port: number; close(): Promise<voi
     srv.listen(port, '0.0.0.0', () => resolve());
   });
   return { port, close: () => new Promise((resolve) => srv.close(() => resolve())) };
-}
-
-/** Redis answers PING on 127.0.0.1:port? */
-export function redisPong(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1');
-    let data = '';
-    s.on('connect', () => s.write('PING\r\n'));
-    s.on('data', (d) => {
-      data += d.toString('latin1');
-      if (data.includes('\r\n')) s.end();
-    });
-    s.on('close', () => resolve(data.startsWith('+PONG')));
-    s.on('error', () => resolve(false));
-  });
 }
 
 /** Kills whatever is left of a test's processes (each in its own group), without waiting. */

@@ -3,18 +3,13 @@
  * Redis under a fresh prefix, for end-to-end, interop and fault tests. Also runs either service
  * alone so a test can kill and restart it.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import https from 'node:https';
-import { fileURLToPath } from 'node:url';
-import { freePort } from './redis-server.js';
+import { freePort, loopbackRelayEnv, startNodeService, TIER_MAIN, type ManagedProcess } from '@zax/service';
 import { dropPrefix, freshPrefix } from './prefix.js';
 import { storeEnv } from './store.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-export const CORE_MAIN = `${ROOT}packages/core/dist/main.js`;
-export const GATEKEEPER_MAIN = `${ROOT}packages/gatekeeper/dist/main.js`;
+export const CORE_MAIN = TIER_MAIN.core;
+export const GATEKEEPER_MAIN = TIER_MAIN.gatekeeper;
 
 /** How the readiness probe reaches a service that serves HTTPS on its port. */
 export interface ProbeTls {
@@ -23,7 +18,7 @@ export interface ProbeTls {
 }
 
 export class ServiceProcess {
-  private child: ChildProcess | null = null;
+  private child: ManagedProcess | null = null;
   readonly logs: string[] = [];
   /** Called with every new log line (waitForLog). */
   private readonly watchers = new Set<(line: string) => void>();
@@ -41,27 +36,19 @@ export class ServiceProcess {
   }
 
   async start(): Promise<void> {
-    const child = spawn(process.execPath, [this.main], {
+    this.child = await startNodeService(this.main, {
+      name: this.name,
       env: { PATH: process.env.PATH ?? '', ...this.env },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      keepLines: Infinity,
+      onSpawn: (p) => (this.child = p),
+      onLine: (line) => {
+        if (line.length === 0) return;
+        this.logs.push(line);
+        for (const w of [...this.watchers]) w(line);
+      },
+      readyz: `${this.tls === null ? 'http' : 'https'}://127.0.0.1:${this.port}/readyz`,
+      ...(this.tls !== null ? { ca: this.tls.ca } : {}),
     });
-    this.child = child;
-    // Lines can arrive split over chunks: each stream keeps its unfinished last line.
-    const add = (line: string): void => {
-      if (line.length === 0) return;
-      this.logs.push(line);
-      for (const w of [...this.watchers]) w(line);
-    };
-    for (const stream of [child.stdout!, child.stderr!]) {
-      let rest = '';
-      stream.on('data', (b: Buffer) => {
-        const lines = (rest + b.toString('utf8')).split('\n');
-        rest = lines.pop()!;
-        for (const line of lines) add(line);
-      });
-      stream.on('end', () => add(rest));
-    }
-    await waitReady(`${this.tls === null ? 'http' : 'https'}://127.0.0.1:${this.port}/readyz`, child, () => this.logs.join('\n'), this.tls);
   }
 
   /**
@@ -69,8 +56,8 @@ export class ServiceProcess {
    * rejects if the process exits first.
    */
   waitForLog(match: (line: string) => boolean): Promise<string> {
-    const child = this.child;
-    if (child === null || child.exitCode !== null || child.signalCode !== null) return Promise.reject(new Error(`${this.name} is not running`));
+    const child = this.child?.proc;
+    if (child === undefined || child.exitCode !== null || child.signalCode !== null) return Promise.reject(new Error(`${this.name} is not running`));
     return new Promise((resolve, reject) => {
       const onExit = (code: number | null): void => {
         this.watchers.delete(watch);
@@ -94,39 +81,7 @@ export class ServiceProcess {
 
   /** SIGTERM (graceful) or SIGKILL (crash); resolves with the exit code once the process is gone. */
   async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
-    const c = this.child;
-    if (c === null || c.exitCode !== null || c.signalCode !== null) return c?.exitCode ?? null;
-    return new Promise((resolve) => {
-      c.once('exit', (code) => resolve(code));
-      c.kill(signal);
-    });
-  }
-}
-
-/** GET over https trusting `ca`; resolves with the status. */
-function httpsStatus(url: string, ca: string | Buffer): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = https.get(url, { ca, agent: false, timeout: 2000 }, (res) => {
-      res.resume();
-      resolve(res.statusCode ?? 0);
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
-  });
-}
-
-async function waitReady(url: string, child: ChildProcess, logs: () => string, tls: ProbeTls | null = null): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`process exited with ${child.exitCode} before ready:\n${logs()}`);
-    try {
-      const status = tls === null ? (await fetch(url)).status : await httpsStatus(url, tls.ca);
-      if (status === 200) return;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error(`not ready: ${url}\n${logs()}`);
-    await new Promise((res) => setTimeout(res, 50));
+    return (await this.child?.stop(signal))?.code ?? null;
   }
 }
 
@@ -185,15 +140,7 @@ export class Relay {
     this.redisUrl = opts.redisUrl;
     const env: Record<string, string> = {
       ...storeEnv(opts.redisUrl),
-      REDIS_PREFIX: this.prefix,
-      INTERNAL_SECRET: randomBytes(24).toString('hex'),
-      CORE_PORT: String(corePort),
-      CORE_HOST: '127.0.0.1',
-      CORE_URL: `http://127.0.0.1:${corePort}`,
-      PORT: String(gkPort),
-      HOST: '127.0.0.1',
-      LOG_LEVEL: 'info',
-      ...(opts.throttling === true ? {} : { HANDSHAKE_BURST_PER_IP: '0', REQUEST_BURST_PER_IP: '0' }),
+      ...loopbackRelayEnv({ corePort, port: gkPort, prefix: this.prefix, throttling: opts.throttling === true }),
       ...(opts.tls !== undefined ? { TLS_CERT_FILE: opts.tls.certFile, TLS_KEY_FILE: opts.tls.keyFile } : {}),
       ...(opts.coreTls !== undefined
         ? {

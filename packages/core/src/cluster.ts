@@ -23,7 +23,7 @@
  * starting, and a scrape would time out while one restarts).
  */
 import cluster, { type Worker } from 'node:cluster';
-import { createServer } from 'node:net';
+import { freePort } from '@zax/service';
 import { AggregatorRegistry, Counter, Gauge, Registry, collectDefaultMetrics, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import type { Config } from './config.js';
 import type { Logger } from '@zax/service';
@@ -129,17 +129,6 @@ export function workerLink(): WorkerLink {
 // =============================================================================================
 
 /** A free TCP port on `host` (for CORE_ADMIN_PORT=0: every worker must get the same one). */
-function freePort(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.on('error', reject);
-    srv.listen(0, host, () => {
-      const addr = srv.address();
-      srv.close(() => (typeof addr === 'object' && addr !== null ? resolve(addr.port) : reject(new Error('no free port'))));
-    });
-  });
-}
-
 interface Slot {
   readonly index: number;
   worker: Worker | null;

@@ -10,7 +10,8 @@ export { createFileSeed, type FileSeed } from './file-seed.js';
 export { createStoreGuard, parseMemoryInfo, type StoreGuard } from './store-guard.js';
 export { sweepFiles, type SweepOptions, type SweepResult } from './file-sweep.js';
 export { startJobs, JOBS_QUEUE, FILE_SWEEP_JOB, LOAD_AGGREGATE_JOB, type JobHealth, type Jobs, type JobsDeps } from './jobs.js';
-export { createMetrics, errorStatus, METRIC_PREFIX, ROUTES, type CoreMetrics, type MetricsOptions, type RouteLabel } from './metrics.js';
+export { createMetrics, METRIC_PREFIX, type CoreMetrics, type MetricsOptions } from './metrics.js';
+export { ROUTE_LABELS, type RouteLabel } from './routes.js';
 export {
   aggregatePeriod,
   createLoadMeter,

@@ -16,6 +16,8 @@ import {
   type MintResponse,
 } from '@zax/protocol';
 import { short, type Logger } from '@zax/service';
+import { sendJson } from './ops.js';
+import type { RouteHandler } from './routes.js';
 import type { Stores } from './store/index.js';
 
 export interface MintDeps {
@@ -60,3 +62,15 @@ export async function mintSession(deps: MintDeps, bodyBytes: Uint8Array): Promis
   if (result.status === 'proven') return { status: 409, body: { v: INTERNAL_API_VERSION, status: 'proven' } };
   return { status: 200, body: { v: INTERNAL_API_VERSION, status: 'ok', relaySessionPk: result.relaySessionPk } };
 }
+
+/** POST /internal/sessions: the mint, counted, and answered as JSON. */
+export const mintRoute: RouteHandler = async (core, _req, res, body) => {
+  const reply = await mintSession(core.mint, body);
+  if (reply.status === 200) {
+    core.meter.mint(core.clock.nowMs());
+    core.metrics.mint('ok');
+  } else {
+    core.metrics.mint('proven');
+  }
+  sendJson(res, reply.status, reply.body);
+};

@@ -96,7 +96,7 @@ export async function aggregatePeriod(store: LoadStore, period: number, t: Pick<
 }
 
 /** A `LoadReport` from a period's load and a memory sample. */
-export function toLoadReport(p: PeriodLoad, m: MemorySample): LoadReport {
+function toLoadReport(p: PeriodLoad, m: MemorySample): LoadReport {
   return {
     v: INTERNAL_API_VERSION,
     periodStartMs: p.periodStartMs,

@@ -12,16 +12,15 @@
  * p99 take the worst worker (`max`, like /internal/load), and the deployment's load figures, which
  * every worker then reads afresh at collection (`loadSource`), are the same in each (`max`).
  */
-import { BodyTooLargeError, COMMAND_NAMES, ERRORS, isRelayError, type CommandName, type LoadReport } from '@zax/protocol';
+import { COMMAND_NAMES, type CommandName, type LoadReport } from '@zax/protocol';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { createRegistry, isStoreUnavailable, redisLatency } from '@zax/service';
+import { createRegistry, redisLatency } from '@zax/service';
+import { ROUTE_LABELS, type RouteLabel } from './routes.js';
 import type { FileChange, MessageChange, StoreObserver } from './store/observer.js';
 
 export const METRIC_PREFIX = 'zax_core_';
 
-/** Route label values of the request histogram. */
-export const ROUTES = ['prove', 'command', 'internal_sessions', 'internal_load', 'livez', 'readyz', 'metrics', 'other'] as const;
-export type RouteLabel = (typeof ROUTES)[number];
+export type { RouteLabel };
 
 /** `failed`: the proof was refused (4xx); `error`: the relay could not check it (5xx). */
 export type ProofOutcome = 'ok' | 'failed' | 'error';
@@ -78,14 +77,6 @@ export interface CoreMetrics extends StoreObserver {
 }
 
 const statusLabel = (status: number): string => String(status);
-
-/** The status the app answers an error with (app.ts `fail`), for labels only. */
-export function errorStatus(err: unknown): number {
-  if (isRelayError(err)) return ERRORS[err.code].status;
-  if (err instanceof BodyTooLargeError) return ERRORS.tooLarge.status;
-  if (isStoreUnavailable(err)) return ERRORS.busy.status;
-  return ERRORS.internal.status;
-}
 
 export function createMetrics(opts: MetricsOptions = {}): CoreMetrics {
   const registry = createRegistry(METRIC_PREFIX, opts.collectDefault === true, opts.exposition === undefined ? new Registry() : new ExposedRegistry(opts.exposition));
@@ -227,7 +218,7 @@ export function createMetrics(opts: MetricsOptions = {}): CoreMetrics {
   };
 
   // Children resolved once: the hot path then only adds numbers.
-  const routeIndex = new Map<RouteLabel, number>(ROUTES.map((r, i) => [r, i]));
+  const routeIndex = new Map<RouteLabel, number>(ROUTE_LABELS.map((r, i) => [r, i]));
   const durationChildren = new Map<number, Histogram.Internal<'route' | 'status'>>();
   const cmdIndex = new Map<string, number>([...COMMAND_NAMES, 'unknown'].map((c, i) => [c, i]));
   const commandChildren = new Map<number, Counter.Internal>();

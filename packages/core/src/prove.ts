@@ -8,6 +8,7 @@ import { timingSafeEqual } from 'node:crypto';
 import {
   B64_32_CHARS,
   B64_NONCE_CHARS,
+  CONSUMED_HANDSHAKE_HEADER,
   KEY_BYTES,
   NONCE_BYTES,
   PROVE_OUTER_CHARS,
@@ -20,11 +21,13 @@ import {
   frame,
   h2,
   parseJsonObject,
+  sendOk,
   type Clock,
   type Crypto,
 } from '@zax/protocol';
 import type { Config } from './config.js';
 import { short, type Logger } from '@zax/service';
+import type { RouteHandler } from './routes.js';
 import { checkNonce } from './nonce-check.js';
 import type { Stores } from './store/index.js';
 
@@ -62,7 +65,7 @@ export async function prove(deps: ProveDeps, body: string): Promise<ProveResult>
   if (decodeFixed(hsLine, TOKEN_BYTES) === null) throw invalid('handshake id: not 32 bytes');
   // 3. A live, verified handshake. Nothing is written before it is found: the nonces of a request
   // without one are not recorded (a refused request leaves no key).
-  const hs = await stores.handshakes.load(hsLine, nowMs);
+  const hs = await stores.handshakes.read(hsLine, nowMs);
   if (hs === null) throw unauthorized('no live handshake');
   // 4. a_sess_pk.
   const aSessPk = decodeFixed(aSessLine, KEY_BYTES);
@@ -120,3 +123,22 @@ export async function prove(deps: ProveDeps, body: string): Promise<ProveResult>
     if (!proven) await stores.nonces.forget(recorded).catch(() => {});
   }
 }
+
+/**
+ * POST /prove: the proof's outcome counted (a refusal as `failed`, a fault as `error`, by the status
+ * the error path wrote), and the consumed handshake named for the gatekeeper.
+ */
+export const proveRoute: RouteHandler = async (core, req, res, body) => {
+  core.meter.command(core.clock.nowMs());
+  let result: ProveResult;
+  try {
+    // latin1: one char per byte, so line lengths are byte lengths and nothing is lost.
+    result = await prove(core.prove, body.toString('latin1'));
+  } catch (err) {
+    core.metrics.proof(core.fail(req, res, err) >= 500 ? 'error' : 'failed');
+    return;
+  }
+  core.metrics.proof('ok');
+  res.setHeader(CONSUMED_HANDSHAKE_HEADER, result.consumedHandshake);
+  sendOk(res, result.body);
+};

@@ -1,5 +1,5 @@
 /** Shared fixture for the mailbox store tests: message builder and defaults. */
-import type { NewMessage, Quotas } from '../src/store/index.js';
+import { storageToken, type NewMessage, type Quotas } from '../src/store/index.js';
 import { randomHpk, randomNonceB64 } from './helpers.js';
 
 export const NOW = 1_700_000_000_000;
@@ -8,7 +8,7 @@ export const QUOTAS: Quotas = { mailboxQuota: 10_000, mailboxQuotaBytes: 33_554_
 
 export function message(to: string, over: Partial<NewMessage> = {}): NewMessage {
   const data = over.data ?? `msg-${Math.random().toString(36).slice(2)}`;
-  return {
+  const m: Omit<NewMessage, 'storageToken'> & Partial<NewMessage> = {
     to,
     from: randomHpk(),
     nonce: randomNonceB64(),
@@ -19,6 +19,7 @@ export function message(to: string, over: Partial<NewMessage> = {}): NewMessage 
     expiresAtMs: NOW + TTL_MS,
     ...over,
   };
+  return { storageToken: storageToken(m.to, m.nonce), ...m };
 }
 
 export const parseItems = (items: string[]): Array<{ data: string; time: number; from: string; nonce: string; kind: string }> =>

@@ -33,7 +33,7 @@ describe('mint (create-if-absent)', () => {
   it('creates a record and returns the candidate key', async () => {
     const i = input();
     expect(await f.stores.handshakes.mint(i, NOW)).toEqual({ status: 'ok', relaySessionPk: i.relaySessionPk });
-    const hs = await f.stores.handshakes.load(i.handshakeId, NOW);
+    const hs = await f.stores.handshakes.read(i.handshakeId, NOW);
     expect(hs).toEqual({
       clientToken: i.clientToken,
       relayToken: i.relayToken,
@@ -48,7 +48,7 @@ describe('mint (create-if-absent)', () => {
     await f.stores.handshakes.mint(i, NOW);
     const again = await f.stores.handshakes.mint({ ...i, relaySessionPk: b64(randomBytes(32)), relaySessionSk: b64(randomBytes(32)) }, NOW + 1000);
     expect(again).toEqual({ status: 'ok', relaySessionPk: i.relaySessionPk });
-    expect((await f.stores.handshakes.load(i.handshakeId, NOW))?.relaySessionSk).toBe(i.relaySessionSk);
+    expect((await f.stores.handshakes.read(i.handshakeId, NOW))?.relaySessionSk).toBe(i.relaySessionSk);
   });
 
   it('replaces a live record with a different relay token', async () => {
@@ -56,7 +56,7 @@ describe('mint (create-if-absent)', () => {
     await f.stores.handshakes.mint(i, NOW);
     const j = input({ handshakeId: i.handshakeId, clientToken: i.clientToken });
     expect(await f.stores.handshakes.mint(j, NOW)).toEqual({ status: 'ok', relaySessionPk: j.relaySessionPk });
-    expect((await f.stores.handshakes.load(i.handshakeId, NOW))?.relayToken).toBe(j.relayToken);
+    expect((await f.stores.handshakes.read(i.handshakeId, NOW))?.relayToken).toBe(j.relayToken);
   });
 
   it('replaces an expired record even with the same relay token', async () => {
@@ -69,9 +69,9 @@ describe('mint (create-if-absent)', () => {
   it('load treats a record at or past its expiry as absent', async () => {
     const i = input();
     await f.stores.handshakes.mint(i, NOW);
-    expect(await f.stores.handshakes.load(i.handshakeId, EXP - 1)).not.toBeNull();
-    expect(await f.stores.handshakes.load(i.handshakeId, EXP)).toBeNull();
-    expect(await f.stores.handshakes.load(b64(randomBytes(32)), NOW)).toBeNull();
+    expect(await f.stores.handshakes.read(i.handshakeId, EXP - 1)).not.toBeNull();
+    expect(await f.stores.handshakes.read(i.handshakeId, EXP)).toBeNull();
+    expect(await f.stores.handshakes.read(b64(randomBytes(32)), NOW)).toBeNull();
   });
 
   it('sets a Redis TTL of the remaining lifetime plus the margin', async () => {
@@ -86,7 +86,7 @@ describe('consume and the proven marker', () => {
     const i = input();
     await f.stores.handshakes.mint(i, NOW);
     expect(await f.stores.handshakes.consume(i.handshakeId, i.relayToken, NOW + 10)).toBe(true);
-    expect(await f.stores.handshakes.load(i.handshakeId, NOW + 10)).toBeNull();
+    expect(await f.stores.handshakes.read(i.handshakeId, NOW + 10)).toBeNull();
     expect(await f.stores.handshakes.mint(i, NOW + 20)).toEqual({ status: 'proven' });
     expect(await f.stores.handshakes.consume(i.handshakeId, i.relayToken, NOW + 30)).toBe(false);
   });
@@ -115,7 +115,7 @@ describe('consume and the proven marker', () => {
     expect(await f.stores.handshakes.consume(i.handshakeId, b64(randomBytes(32)), NOW)).toBe(false);
     expect(await f.stores.handshakes.consume(i.handshakeId, i.relayToken, EXP)).toBe(false);
     expect(await f.stores.handshakes.consume(b64(randomBytes(32)), i.relayToken, NOW)).toBe(false);
-    expect(await f.stores.handshakes.load(i.handshakeId, NOW)).not.toBeNull();
+    expect(await f.stores.handshakes.read(i.handshakeId, NOW)).not.toBeNull();
   });
 
   it('of concurrent consumes exactly one wins', async () => {

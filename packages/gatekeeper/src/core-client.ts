@@ -36,7 +36,7 @@ import { everyInterval, type Logger } from '@zax/service';
  * The one race left (a core restart) is covered by one retry on a fresh connection. If the core's
  * timeout drops below 4 s, lower this too.
  */
-export const AGENT_IDLE_TIMEOUT_MS = 4000;
+const AGENT_IDLE_TIMEOUT_MS = 4000;
 
 
 /** Most connections to one core address (node:http's agent had the same socket cap). */

@@ -100,7 +100,7 @@ export interface DifficultyStep {
 }
 
 /** A whole number of difficulty bits per step of boost and per period of lowering (≥ 1). */
-export const wholeStep = (p: Pick<DifficultyPolicy, 'step'>): number => Math.max(1, Math.round(p.step));
+const wholeStep = (p: Pick<DifficultyPolicy, 'step'>): number => Math.max(1, Math.round(p.step));
 
 /**
  * One period boundary. The rule of §3.4 gives the target; while the core reports pressure over a

@@ -5,7 +5,8 @@
  */
 import type { ServerResponse } from 'node:http';
 import { pipeline, type Readable } from 'node:stream';
-import { COMMON_HEADERS, CONSUMED_HANDSHAKE_HEADER, TOKEN_BYTES, decodeFixed, type ApiPath } from '@zax/protocol';
+import { COMMON_HEADERS, CONSUMED_HANDSHAKE_HEADER, TOKEN_BYTES, decodeFixed } from '@zax/protocol';
+import type { RouteHandler } from './routes.js';
 import type { CoreClient, CoreResponse } from './core-client.js';
 import type { HandshakeStore } from './handshake/store.js';
 import type { ByteBudget } from './limits.js';
@@ -39,11 +40,26 @@ export interface ForwardDeps {
 }
 
 /**
+ * POST /prove and /command: the body goes to the core; the status the client gets (the core's, or
+ * the error path's when the core cannot answer) is counted as proxied.
+ */
+export const forwardRoute: RouteHandler = async (edge, req, res, body, route) => {
+  const label = route.label as 'prove' | 'command';
+  let status: number;
+  try {
+    status = await forward(edge.forward, route.path, body, res);
+  } catch (err) {
+    status = edge.fail(req, res, err);
+  }
+  edge.metrics.proxied(label, status);
+};
+
+/**
  * Forwards one request. Throws RelayError('busy') when the core cannot answer; once the core's
  * headers are here it writes the response itself (a body that breaks off mid-way resets the client)
  * and returns the status it gave.
  */
-export async function forward(deps: ForwardDeps, path: ApiPath, body: Buffer, res: ServerResponse): Promise<number> {
+export async function forward(deps: ForwardDeps, path: string, body: Buffer, res: ServerResponse): Promise<number> {
   const upstream: CoreResponse = await deps.core.send(path, body, 'text/plain; charset=utf-8');
   const status = upstream.statusCode;
 

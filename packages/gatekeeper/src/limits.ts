@@ -14,8 +14,9 @@
  *
  * The body watch uses one timer for all requests (a sweep every 250 ms), not one per request.
  */
-import type { IncomingMessage } from 'node:http';
-import { BodyTooLargeError } from '@zax/protocol';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Edge } from './edge.js';
+import { RelayError } from '@zax/protocol';
 
 export type Refusal = 'process' | 'address';
 
@@ -191,7 +192,7 @@ export function declaredLength(req: IncomingMessage): number | null {
 /**
  * Reads a body whole under its size limit, its reservation and the rate watch. A chunked body grows
  * the reservation as it arrives (a body with a Content-Length reserved it before). Rejects with
- * BodyTooLargeError, or BodyRefused (a budget, too slow, or the client went away); then nothing is
+ * RelayError('tooLarge'), or BodyRefused (a budget, too slow, or the client went away); then nothing is
  * kept, and the caller answers and closes.
  */
 export function readBodyBounded(
@@ -219,7 +220,7 @@ export function readBodyBounded(
       if (done) return;
       size += chunk.length;
       w.bytes(chunk.length);
-      if (size > maxBytes) return finish(new BodyTooLargeError(`body above ${maxBytes}`));
+      if (size > maxBytes) return finish(new RelayError('tooLarge', `body above ${maxBytes}`));
       if (chunked) {
         const refused = reservation.grow(chunk.length);
         if (refused !== null) return finish(new BodyRefused(refused));
@@ -237,4 +238,82 @@ export function readBodyBounded(
     // A socket that closes before the end (node:http ≥ 16 emits 'close' then, not always 'aborted').
     req.on('close', aborted);
   });
+}
+
+/**
+ * After refusing a body, the connection is half-closed at once (the rest of the body is read and
+ * dropped, never kept) and destroyed after this long at most. Closing outright with unread bytes
+ * would reset the connection and could lose the answer on its way to the client.
+ */
+const LINGER_MS = 1000;
+
+/**
+ * A route's body: its size (413), then the body budgets: a declared length is reserved before any of it is read;
+ * a chunked body reserves what arrives. Given back once, when the response closes.
+ */
+export async function readBody(edge: Edge, req: IncomingMessage, res: ServerResponse, limit: number, client: string): Promise<Buffer | null> {
+  const declared = declaredLength(req);
+  if (declared !== null && declared > limit) {
+    discardRest(req, limit);
+    throw new RelayError('tooLarge', `content-length ${declared} > ${limit}`);
+  }
+  const reservation = edge.bodies.open(client);
+  res.once('close', reservation.release);
+  if (declared !== null) {
+    const headroom = declared <= SMALL_BODY_BYTES ? Math.floor(edge.config.maxBodyBytesInFlight / 8) : 0;
+    const refused = reservation.grow(declared, headroom);
+    if (refused !== null) return refuseBody(edge, req, res, refused);
+  }
+  try {
+    return await readBodyBounded(req, limit, reservation, declared === null, edge.watch);
+  } catch (err) {
+    if (err instanceof BodyRefused) {
+      if (err.reason !== 'aborted') return refuseBody(edge, req, res, err.reason);
+      // The client went away mid-body: there is no one to answer.
+      res.destroy();
+      return null;
+    }
+    discardRest(req, limit);
+    throw err;
+  }
+}
+
+/**
+ * A body refused by a budget (503 for the process, 429 for the address) or cut off as too slow
+ * (408): answered at once, the connection half-closed and then destroyed (LINGER_MS); nothing of
+ * the body is kept.
+ */
+function refuseBody(edge: Edge, req: IncomingMessage, res: ServerResponse, reason: Refusal | 'slow'): null {
+  edge.metrics.bodyRefused(reason);
+  const socket = req.socket;
+  if (res.headersSent || res.destroyed) {
+    socket.destroy();
+    return null;
+  }
+  res.once('finish', () => {
+    socket.end();
+    setTimeout(() => socket.destroy(), LINGER_MS).unref();
+  });
+  const refusal =
+    reason === 'slow'
+      ? new RelayError('bodyTimeout', 'body too slow')
+      : reason === 'process'
+        ? new RelayError('busy', 'body budget (process)')
+        : new RelayError('throttled', 'body budget (address)', 1);
+  edge.fail(req, res, refusal);
+  return null;
+}
+
+/**
+ * Reads and drops the rest of a body that will not be used (after a 413, 429 or 503), up to a
+ * bound; past it the socket goes. Keeps the connection usable for the client's next request.
+ */
+export function discardRest(req: IncomingMessage, limit: number): void {
+  const bound = 2 * limit + 65_536;
+  let dropped = 0;
+  req.on('data', (chunk: Buffer) => {
+    dropped += chunk.length;
+    if (dropped > bound) req.socket.destroy();
+  });
+  req.resume();
 }

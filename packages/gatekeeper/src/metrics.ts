@@ -7,12 +7,11 @@
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { createRegistry, redisLatency, tlsLoadMetrics, type LatencySink } from '@zax/service';
+import { ROUTE_LABELS, type RouteLabel } from './routes.js';
 
 export const METRIC_PREFIX = 'zax_gatekeeper_';
 
-/** Route label values of the request histogram. */
-export const ROUTES = ['start_session', 'verify_session', 'prove', 'command', 'livez', 'readyz', 'metrics', 'other'] as const;
-export type RouteLabel = (typeof ROUTES)[number];
+export type { RouteLabel };
 
 export type Budget = 'handshake' | 'request';
 
@@ -191,7 +190,7 @@ export function createMetrics(opts: MetricsOptions = {}): GatekeeperMetrics {
 
   // Children resolved once: the hot path then only adds numbers.
   const durationChildren = new Map<number, Histogram.Internal<'route' | 'status'>>();
-  const routeIndex = new Map<RouteLabel, number>(ROUTES.map((r, i) => [r, i]));
+  const routeIndex = new Map<RouteLabel, number>(ROUTE_LABELS.map((r, i) => [r, i]));
   const failedChildren = new Map<VerifyFailure, Counter.Internal>();
   const throttledChildren: Record<Budget, Counter.Internal> = {
     handshake: throttled.labels('handshake'),

@@ -8,7 +8,6 @@ export const TOKEN_BYTES = 32;
 export const KEY_BYTES = 32;
 export const HASH_BYTES = 32;
 export const NONCE_BYTES = 24;
-export const BOX_OVERHEAD_BYTES = 16;
 
 /** Base64 lengths of fixed-size fields. */
 export const B64_32_CHARS = 44;

@@ -20,10 +20,17 @@ export const ERRORS = {
   invalid: { status: 400, details: TEXT_G, retry: false },
   /** Unknown/expired handshake or session, bad proof, failed ownership proof, stale session box. */
   unauthorized: { status: 401, details: TEXT_G, retry: false },
+  /** An API request over plain HTTP in production mode (REQUIRE_HTTPS); the connection is closed. */
+  httpsRequired: { status: 403, details: 'HTTPS required', retry: false },
+  /** A core request without a valid internal secret. */
+  forbidden: { status: 403, details: null, retry: false },
   notFound: { status: 404, details: null, retry: false },
+  /** A method the route does not take; the refusal carries the route's `Allow`. */
   methodNotAllowed: { status: 405, details: null, retry: false },
   /** A file command while the file store is disabled. */
   fileStoreDisabled: { status: 405, details: null, retry: false },
+  /** A request body that stopped or trickled below the minimum rate. */
+  bodyTimeout: { status: 408, details: null, retry: false },
   tooLarge: { status: 413, details: TEXT_TOO_LARGE, retry: false },
   throttled: { status: 429, details: TEXT_TOO_MANY, retry: true },
   mailboxFull: { status: 429, details: TEXT_MAILBOX_FULL, retry: true },
@@ -42,6 +49,8 @@ export class RelayError extends Error {
     readonly logMessage: string = code,
     /** Seconds for `Retry-After` where the code carries one; the service default otherwise. */
     readonly retryAfterSec?: number,
+    /** Headers the refusal adds (a 405's `Allow`, a `Connection: close`). */
+    readonly headers?: Readonly<Record<string, string>>,
   ) {
     super(logMessage);
   }

@@ -1,15 +1,7 @@
 /**
- * HTTP rules shared by both services (docs/PROTOCOL.md §2.1, §2.4): path normalisation, the routing
- * decision, and the headers every response carries. Pure: callers pass their own response object.
+ * HTTP rules shared by both services (docs/PROTOCOL.md §2.1, §2.4): path normalisation and the headers every response carries. Pure: callers pass their own response object.
  */
-import { API_PATHS, type ApiPath } from './constants.js';
 import { ERRORS, type ErrorCode } from './errors.js';
-
-export type Route =
-  | { kind: 'api'; path: ApiPath }
-  | { kind: 'preflight' }
-  | { kind: 'wrongMethod' }
-  | { kind: 'notFound' };
 
 /**
  * Normalises a request target: the query is dropped, a run of leading slashes counts as one, one
@@ -23,16 +15,6 @@ export function normalizePath(url: string): string {
   p = p.replace(/^\/+/, '/');
   if (p.length > 1 && p.endsWith('/')) p = p.slice(0, -1);
   return p;
-}
-
-const API_SET: ReadonlySet<string> = new Set(API_PATHS);
-
-export function routeApi(method: string, url: string): Route {
-  const path = normalizePath(url);
-  if (!API_SET.has(path)) return { kind: 'notFound' };
-  if (method === 'POST') return { kind: 'api', path: path as ApiPath };
-  if (method === 'OPTIONS') return { kind: 'preflight' };
-  return { kind: 'wrongMethod' };
 }
 
 /** Headers on every API response (docs/PROTOCOL.md §2.4; DEVIATION D7: no-store, expose headers). */
@@ -73,17 +55,20 @@ export function sendPreflight(res: ResponseSink): void {
   res.end();
 }
 
-/** An error response: empty body, the code's status and texts, `Retry-After` where it carries one. */
-export function sendError(res: ResponseSink, code: ErrorCode, retryAfterSec: number): void {
+/**
+ * An error response: empty body, the code's status and texts, `Retry-After` where it carries one,
+ * and the refusal's own headers (`extra`).
+ */
+export function sendError(res: ResponseSink, code: ErrorCode, retryAfterSec: number, extra?: Readonly<Record<string, string>>): void {
   const spec = ERRORS[code];
   const headers: Record<string, string | number> = {
     ...COMMON_HEADERS,
     'content-type': TEXT_CONTENT_TYPE,
     'content-length': 0,
   };
-  if (code === 'methodNotAllowed') headers['allow'] = 'POST, OPTIONS';
   if (spec.details !== null) headers['x-error-details'] = spec.details;
   if (spec.retry) headers['retry-after'] = String(Math.max(1, Math.ceil(retryAfterSec)));
+  if (extra !== undefined) Object.assign(headers, extra);
   res.writeHead(spec.status, headers);
   res.end();
 }

@@ -8,11 +8,11 @@
  * cores the message store.
  */
 import { pidAlive } from './cpu.js';
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Child, CORE_MAIN, freePort, GATEKEEPER_MAIN, redisPingable, waitFor } from './harness.js';
+import { freePort, RedisServer, startRelayProcesses, type ManagedProcess, type ReadyServiceOptions } from '@zax/service';
+import { deadProcess, stopService } from './harness.js';
 
 export type TopologyName = 'single' | 'cluster';
 
@@ -52,27 +52,14 @@ async function loadTopology(): Promise<{ startRedisCluster(opts?: { primaries?: 
 
 export async function startStore(name: TopologyName): Promise<Store> {
   if (name === 'single') {
-    const port = await freePort();
-    const url = `redis://127.0.0.1:${port}`;
-    const c = new Child(
-      'redis-server',
-      spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction'], {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      }),
-    );
-    try {
-      await waitFor('redis-server', c, () => redisPingable(url));
-    } catch (e) {
-      await c.stop('SIGKILL');
-      throw e;
-    }
+    const redis = await RedisServer.start();
     return {
       name,
-      env: { REDIS_URL: url },
-      nodeUrls: [url],
-      pids: () => [c.pid],
-      dead: () => (c.exited ? `redis-server exited:\n${c.tail.join('\n')}` : null),
-      stop: () => c.stop('SIGKILL'),
+      env: { REDIS_URL: redis.url },
+      nodeUrls: [redis.url],
+      pids: () => [redis.process.pid],
+      dead: () => deadProcess([redis.process]),
+      stop: () => redis.stop(),
     };
   }
   const { startRedisCluster } = await loadTopology();
@@ -109,8 +96,8 @@ export class Fleet {
   private constructor(
     readonly gatekeeperUrls: readonly string[],
     readonly adminUrls: readonly string[],
-    private readonly coreChildren: readonly Child[],
-    private readonly gkChildren: readonly Child[],
+    private readonly coreChildren: readonly ManagedProcess[],
+    private readonly gkChildren: readonly ManagedProcess[],
     readonly prefix: string,
   ) {}
 
@@ -123,14 +110,10 @@ export class Fleet {
   }
 
   deadService(): string | null {
-    for (const c of [...this.coreChildren, ...this.gkChildren]) if (c.exited) return `${c.name} exited:\n${c.tail.join('\n')}`;
-    return null;
+    return deadProcess([...this.coreChildren, ...this.gkChildren]);
   }
 
   static async start(opts: FleetOptions): Promise<Fleet> {
-    for (const main of [CORE_MAIN, GATEKEEPER_MAIN]) {
-      if (!existsSync(main)) throw new Error(`${main} is missing: build the relay first (pnpm build)`);
-    }
     const prefix = `scale${randomBytes(3).toString('hex')}:`;
     const common: Record<string, string> = {
       PATH: process.env.PATH ?? '',
@@ -143,45 +126,38 @@ export class Fleet {
       REQUEST_BURST_PER_IP: '0',
       ...opts.env,
     };
-    const started: Child[] = [];
-    const launch = (name: string, main: string, env: Record<string, string>): Child => {
-      const c = new Child(name, spawn(process.execPath, [main], { env: { ...common, ...env }, stdio: ['ignore', 'pipe', 'pipe'] }));
-      started.push(c);
-      return c;
-    };
-    const ready = (port: number) => async (): Promise<boolean> => (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200;
-    try {
-      const corePorts: number[] = [];
-      const cores: Child[] = [];
-      for (let i = 0; i < opts.cores; i++) {
-        const port = await freePort();
-        corePorts.push(port);
-        cores.push(launch(`core${i + 1}`, CORE_MAIN, { CORE_PORT: String(port), CORE_HOST: '127.0.0.1', CORE_WORKERS: String(opts.workers) }));
-      }
-      for (let i = 0; i < cores.length; i++) await waitFor(cores[i]!.name, cores[i]!, ready(corePorts[i]!), 30_000);
-      const gks: Child[] = [];
-      const urls: string[] = [];
-      const admins: string[] = [];
-      for (let i = 0; i < opts.gatekeepers; i++) {
-        const port = await freePort();
-        const admin = await freePort();
-        urls.push(`http://127.0.0.1:${port}`);
-        admins.push(`http://127.0.0.1:${admin}`);
-        gks.push(
-          launch(`gatekeeper${i + 1}`, GATEKEEPER_MAIN, {
-            PORT: String(port),
-            HOST: '127.0.0.1',
-            ADMIN_PORT: String(admin),
-            CORE_URL: `http://127.0.0.1:${corePorts[i % corePorts.length]}`,
-          }),
-        );
-      }
-      for (let i = 0; i < gks.length; i++) await waitFor(gks[i]!.name, gks[i]!, ready(Number(new URL(urls[i]!).port)), 30_000);
-      return new Fleet(urls, admins, cores, gks, prefix);
-    } catch (e) {
-      for (const c of started.reverse()) await c.stop('SIGKILL');
-      throw e;
+    const service = (name: string, port: number, env: Record<string, string>): ReadyServiceOptions => ({
+      name,
+      env: { ...common, ...env },
+      readyz: `http://127.0.0.1:${port}/readyz`,
+      readyTimeoutMs: 30_000,
+    });
+    const cores: ReadyServiceOptions[] = [];
+    const corePorts: number[] = [];
+    for (let i = 0; i < opts.cores; i++) {
+      const port = await freePort();
+      corePorts.push(port);
+      cores.push(service(`core${i + 1}`, port, { CORE_PORT: String(port), CORE_HOST: '127.0.0.1', CORE_WORKERS: String(opts.workers) }));
     }
+    const gatekeepers: ReadyServiceOptions[] = [];
+    const urls: string[] = [];
+    const admins: string[] = [];
+    for (let i = 0; i < opts.gatekeepers; i++) {
+      const port = await freePort();
+      const admin = await freePort();
+      urls.push(`http://127.0.0.1:${port}`);
+      admins.push(`http://127.0.0.1:${admin}`);
+      gatekeepers.push(
+        service(`gatekeeper${i + 1}`, port, {
+          PORT: String(port),
+          HOST: '127.0.0.1',
+          ADMIN_PORT: String(admin),
+          CORE_URL: `http://127.0.0.1:${corePorts[i % corePorts.length]}`,
+        }),
+      );
+    }
+    const started = await startRelayProcesses(cores, gatekeepers);
+    return new Fleet(urls, admins, started.cores, started.gatekeepers, prefix);
   }
 
   /**
@@ -219,11 +195,11 @@ export class Fleet {
   }
 
   async stop(): Promise<void> {
-    for (const c of this.gkChildren) await c.stop();
-    for (const c of this.coreChildren) await c.stop();
+    for (const c of this.gkChildren) await stopService(c);
+    for (const c of this.coreChildren) await stopService(c);
   }
 
   killNow(): void {
-    for (const c of [...this.gkChildren, ...this.coreChildren]) if (!c.exited) c.proc.kill('SIGKILL');
+    for (const c of [...this.gkChildren, ...this.coreChildren]) c.kill('SIGKILL');
   }
 }

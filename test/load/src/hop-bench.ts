@@ -9,17 +9,28 @@
  *   framed    length-prefixed frames over a few persistent TCP connections (id + status + body),
  *             the "framed persistent link" BENCHMARKS.md names as the next lever
  *
+ * A proxy library is not a client one can call alone, so http-proxy-middleware is measured as the
+ * whole forwarding step, against the same step written with undici: here the generator loads a
+ * node:http front process (the gatekeeper's place), which forwards each request to the server, and
+ * the "client" column is the front's CPU (its own server side included, the same in both rows):
+ *
+ *   fwd-undici  front reads the body, undici Pool → server, answer read whole and written back
+ *   fwd-hpm     front streams it through http-proxy-middleware 3 over a keep-alive http.Agent
+ *
  * The framed transport here is a measuring device only: no authentication, TLS, timeouts or
- * reconnection. Run: `pnpm bench:hop` (all three, alternating, 3 rounds).
+ * reconnection. Run: `pnpm bench:hop` (all five, alternating, 3 rounds).
  */
 import { fork } from 'node:child_process';
 import http from 'node:http';
 import net from 'node:net';
 import { parseArgs } from 'node:util';
+import { createProxyMiddleware } from 'http-proxy-middleware';
 import { Pool } from 'undici';
 
-type Kind = 'http' | 'node' | 'framed';
-const KINDS: readonly Kind[] = ['http', 'node', 'framed'];
+type Kind = 'http' | 'node' | 'framed' | 'fwd-undici' | 'fwd-hpm';
+const KINDS: readonly Kind[] = ['http', 'node', 'framed', 'fwd-undici', 'fwd-hpm'];
+/** The kinds measured through a front process (the client column is the front's CPU). */
+const FORWARDED: ReadonlySet<Kind> = new Set(['fwd-undici', 'fwd-hpm']);
 const REQUEST = Buffer.alloc(1500, 0x61);
 const REPLY = Buffer.alloc(400, 0x62);
 const cpuMs = (u: NodeJS.CpuUsage): number => (u.user + u.system) / 1000;
@@ -80,8 +91,64 @@ function serveFramed(): Promise<number> {
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as net.AddressInfo).port)));
 }
 
-async function serve(kind: Kind): Promise<void> {
-  const port = kind === 'framed' ? await serveFramed() : await serveHttp();
+// ---- front side (a forked child: `hop-bench.js front <kind> <server port>`) ----
+
+const listen = (server: http.Server): Promise<number> =>
+  new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as net.AddressInfo).port)));
+
+/** The forwarding step with undici, as the gatekeeper does it: body read whole, answer read whole. */
+function frontUndici(target: number): Promise<number> {
+  const pool = new Pool(`http://127.0.0.1:${target}`, { connections: 512, pipelining: 1, headersTimeout: 3000, bodyTimeout: 3000 });
+  const secret = 'x'.repeat(48);
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const headers = { 'content-type': 'text/plain; charset=utf-8', 'x-zax-internal-secret': secret };
+      pool.request({ method: 'POST', path: req.url ?? '/', headers, body: Buffer.concat(chunks) }).then(
+        async (r) => {
+          const body = Buffer.from(await r.body.arrayBuffer());
+          res.writeHead(r.statusCode, { 'content-type': String(r.headers['content-type']), 'content-length': body.length });
+          res.end(body);
+        },
+        () => {
+          res.writeHead(503, { 'content-length': 0 });
+          res.end();
+        },
+      );
+    });
+  });
+  server.keepAliveTimeout = 65_000;
+  return listen(server);
+}
+
+/** The forwarding step with http-proxy-middleware 3: streamed, keep-alive agent, errors → 503. */
+function frontHpm(target: number): Promise<number> {
+  const proxy = createProxyMiddleware<http.IncomingMessage, http.ServerResponse>({
+    target: `http://127.0.0.1:${target}`,
+    agent: new http.Agent({ keepAlive: true, maxSockets: 512, scheduling: 'lifo' }),
+    proxyTimeout: 3000,
+    timeout: 3000,
+    ejectPlugins: true,
+    plugins: [
+      (server) => {
+        server.on('proxyReq', (proxyReq) => proxyReq.setHeader('x-zax-internal-secret', 'x'.repeat(48)));
+        server.on('error', (_err, _req, res) => {
+          const r = res as http.ServerResponse;
+          if (!r.headersSent) r.writeHead(503, { 'content-length': 0 });
+          r.end();
+        });
+      },
+    ],
+  });
+  const server = http.createServer((req, res) => void proxy(req, res));
+  server.keepAliveTimeout = 65_000;
+  return listen(server);
+}
+
+async function serve(kind: Kind | 'front', target?: Kind, targetPort?: number): Promise<void> {
+  const port =
+    kind === 'front' ? await (target === 'fwd-hpm' ? frontHpm(targetPort!) : frontUndici(targetPort!)) : kind === 'framed' ? await serveFramed() : await serveHttp();
   let base = process.cpuUsage();
   process.on('message', (m: { cmd: string }) => {
     if (m.cmd === 'reset') base = process.cpuUsage();
@@ -164,19 +231,37 @@ async function framedClient(port: number, links: number): Promise<{ send: Send; 
   };
 }
 
-async function measure(kind: Kind, requests: number, concurrency: number): Promise<{ kind: Kind; clientUs: number; serverUs: number; perSec: number }> {
-  const child = fork(new URL(import.meta.url).pathname, ['serve', kind], { stdio: 'inherit' });
-  // A server that dies fails the run instead of leaving it waiting.
-  const died = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`${kind} server exited (${code})`))));
+interface Child {
+  next<T>(): Promise<T>;
+  ask<T>(cmd: string): Promise<T>;
+  send(cmd: string): void;
+}
+
+/** A forked server or front process, talked to over IPC. */
+function forkChild(args: string[], name: string): Child {
+  const child = fork(new URL(import.meta.url).pathname, args, { stdio: 'inherit' });
+  // A child that dies fails the run instead of leaving it waiting.
+  const died = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`${name} exited (${code})`))));
   died.catch(() => {});
   const next = <T>(): Promise<T> => Promise.race([new Promise<T>((resolve) => child.once('message', (m) => resolve(m as T))), died]);
-  const ask = <T>(cmd: string): Promise<T> => {
-    const answer = next<T>();
-    child.send({ cmd });
-    return answer;
+  return {
+    next,
+    ask: <T>(cmd: string): Promise<T> => {
+      const answer = next<T>();
+      child.send({ cmd });
+      return answer;
+    },
+    send: (cmd) => child.send({ cmd }),
   };
-  const { port } = await next<{ port: number }>();
-  const client = kind === 'http' ? undiciClient(port) : kind === 'node' ? nodeClient(port) : await framedClient(port, 4);
+}
+
+async function measure(kind: Kind, requests: number, concurrency: number): Promise<{ kind: Kind; clientUs: number; serverUs: number; perSec: number }> {
+  const forwarded = FORWARDED.has(kind);
+  const server = forkChild(['serve', forwarded ? 'http' : kind], `${kind} server`);
+  const { port: serverPort } = await server.next<{ port: number }>();
+  const front = forwarded ? forkChild(['serve', 'front', kind, String(serverPort)], `${kind} front`) : null;
+  const port = front !== null ? (await front.next<{ port: number }>()).port : serverPort;
+  const client = kind === 'node' ? nodeClient(port) : kind === 'framed' ? await framedClient(port, 4) : undiciClient(port);
   const run = async (n: number): Promise<void> => {
     let left = n;
     await Promise.all(
@@ -186,20 +271,22 @@ async function measure(kind: Kind, requests: number, concurrency: number): Promi
     );
   };
   await run(Math.min(5000, requests)); // warm-up (JIT, connections)
-  child.send({ cmd: 'reset' });
+  server.send('reset');
+  front?.send('reset');
   const c0 = process.cpuUsage();
   const t0 = performance.now();
   await run(requests);
   const wallMs = performance.now() - t0;
-  const clientMs = cpuMs(process.cpuUsage(c0));
-  const { cpuMs: serverMs } = await ask<{ cpuMs: number }>('report');
+  const clientMs = front !== null ? (await front.ask<{ cpuMs: number }>('report')).cpuMs : cpuMs(process.cpuUsage(c0));
+  const { cpuMs: serverMs } = await server.ask<{ cpuMs: number }>('report');
   await client.close();
-  child.send({ cmd: 'exit' });
+  front?.send('exit');
+  server.send('exit');
   return { kind, clientUs: (clientMs * 1000) / requests, serverUs: (serverMs * 1000) / requests, perSec: (requests / wallMs) * 1000 };
 }
 
 async function main(): Promise<void> {
-  if (process.argv[2] === 'serve') return serve(process.argv[3] as Kind);
+  if (process.argv[2] === 'serve') return serve(process.argv[3] as Kind | 'front', process.argv[4] as Kind | undefined, Number(process.argv[5]));
   const { values } = parseArgs({
     options: { requests: { type: 'string', default: '40000' }, concurrency: { type: 'string', default: '32' }, rounds: { type: 'string', default: '3' } },
   });
@@ -207,6 +294,7 @@ async function main(): Promise<void> {
   const concurrency = Number(values.concurrency);
   const rounds = Number(values.rounds);
   console.log(`one hop: ${REQUEST.length} B request, ${REPLY.length} B reply, ${concurrency} in flight, ${requests} requests per run; CPU µs per request`);
+  console.log('(fwd-* rows: "client" is the front process, its node:http server side included)');
   const all = new Map<Kind, { clientUs: number[]; serverUs: number[]; perSec: number[] }>(KINDS.map((k) => [k, { clientUs: [], serverUs: [], perSec: [] }]));
   for (let r = 0; r < rounds; r++) {
     for (const kind of KINDS) {
@@ -215,14 +303,14 @@ async function main(): Promise<void> {
       a.clientUs.push(m.clientUs);
       a.serverUs.push(m.serverUs);
       a.perSec.push(m.perSec);
-      console.log(`  round ${r + 1} ${kind.padEnd(6)} client ${m.clientUs.toFixed(1).padStart(6)} · server ${m.serverUs.toFixed(1).padStart(6)} · ${m.perSec.toFixed(0)} req/s`);
+      console.log(`  round ${r + 1} ${kind.padEnd(10)} client ${m.clientUs.toFixed(1).padStart(6)} · server ${m.serverUs.toFixed(1).padStart(6)} · ${m.perSec.toFixed(0)} req/s`);
     }
   }
   const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   console.log('median:');
   for (const kind of KINDS) {
     const a = all.get(kind)!;
-    console.log(`  ${kind.padEnd(6)} client ${median(a.clientUs).toFixed(1).padStart(6)} µs · server ${median(a.serverUs).toFixed(1).padStart(6)} µs · together ${(median(a.clientUs) + median(a.serverUs)).toFixed(1)} µs`);
+    console.log(`  ${kind.padEnd(10)} client ${median(a.clientUs).toFixed(1).padStart(6)} µs · server ${median(a.serverUs).toFixed(1).padStart(6)} µs · together ${(median(a.clientUs) + median(a.serverUs)).toFixed(1)} µs`);
   }
 }
 

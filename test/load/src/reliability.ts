@@ -29,8 +29,9 @@ import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { Mailbox, RelaySession, generateIdentity } from '@zax/client';
 import { b64, makeNonce } from '@zax/protocol';
+import { freePort } from '@zax/service';
 import { CpuMeter } from './cpu.js';
-import { LocalRelay, freePort } from './harness.js';
+import { LocalRelay } from './harness.js';
 import { fmtLatency, latencyLoop, pct, rssMiB, sleep, statusOf, Tally } from './probe.js';
 import { Samples } from './stats.js';
 

@@ -20,7 +20,9 @@ import {
   parseJsonObject,
   readBody,
   RelayError,
-  routeApi,
+  normalizePath,
+  API_PATHS,
+  type ApiPath,
   sendError,
   sendOk,
   tweetnaclCrypto,
@@ -234,15 +236,14 @@ export async function startFakeRelay(options: FakeRelayOptions = {}): Promise<Fa
   };
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const route = routeApi(req.method ?? 'GET', req.url ?? '/');
-    if (route.kind !== 'api') {
-      sendError(res, route.kind === 'wrongMethod' ? 'methodNotAllowed' : 'notFound', 0);
+    const path = normalizePath(req.url ?? '/') as ApiPath;
+    if (!API_PATHS.includes(path) || req.method !== 'POST') {
+      sendError(res, API_PATHS.includes(path) ? 'methodNotAllowed' : 'notFound', 0);
       return;
     }
     const body = (await readBody(req, 1 << 20)).toString('latin1');
     if (relay.delayMs > 0) await new Promise((r) => setTimeout(r, relay.delayMs));
     if (res.destroyed) return;
-    const path = route.path;
     const failure = failures.get(path);
     if (failure !== undefined) {
       if (--failure.count <= 0) failures.delete(path);

@@ -25,8 +25,9 @@ export const startFileUpload: CommandHandler<'startFileUpload'> = async (ctx, re
   // The message data glow.ts reads back: compact JSON in exactly this key order.
   const data = JSON.stringify({ ctext: req.metadataCtext, nonce: req.metadataNonce, uploadID: id });
   const expiresAtMs = ctx.nowMs + config.fileTtlSec * 1000;
+  const token = storageToken(req.to, req.metadataNonce);
   const outcome = await ctx.stores.mailboxes.upload(
-    { to: req.to, from: ctx.hpk, nonce: req.metadataNonce, data, dataBytes: Buffer.byteLength(data, 'utf8'), kind: 'file', nowMs: ctx.nowMs, expiresAtMs },
+    { to: req.to, from: ctx.hpk, nonce: req.metadataNonce, storageToken: token, data, dataBytes: Buffer.byteLength(data, 'utf8'), kind: 'file', nowMs: ctx.nowMs, expiresAtMs },
     config,
   );
   if (outcome === 'fullCount' || outcome === 'fullBytes') {
@@ -35,5 +36,5 @@ export const startFileUpload: CommandHandler<'startFileUpload'> = async (ctx, re
   }
   await ctx.stores.files.start({ uploadID: id, from: ctx.hpk, to: req.to, fileSize: req.fileSize, nowMs: ctx.nowMs, expiresAtMs });
   ctx.log.debug({ file: short(id), fileSize: req.fileSize }, 'file started');
-  return encrypted(JSON.stringify({ uploadID: id, max_chunk_size: config.maxChunkSize, storage_token: storageToken(req.to, req.metadataNonce) }));
+  return encrypted(JSON.stringify({ uploadID: id, max_chunk_size: config.maxChunkSize, storage_token: token }));
 };

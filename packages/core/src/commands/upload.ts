@@ -14,11 +14,13 @@ export const upload: CommandHandler<'upload'> = async (ctx, req) => {
   await ctx.storeGuard.assertWritable();
   // glow.ts needs a 24-byte nonce back in `download`: make a relay nonce when the client sent none.
   const nonce = req.nonce ?? b64(makeNonce(ctx.nowSec, ctx.crypto.randomBytes));
+  const token = storageToken(req.to, nonce);
   const outcome = await ctx.stores.mailboxes.upload(
     {
       to: req.to,
       from: ctx.hpk,
       nonce,
+      storageToken: token,
       data: req.data,
       dataBytes: req.dataBytes,
       kind: 'message',
@@ -30,5 +32,5 @@ export const upload: CommandHandler<'upload'> = async (ctx, req) => {
   if (outcome === 'fullCount' || outcome === 'fullBytes') {
     throw new RelayError('mailboxFull', `mailbox ${short(req.to)} full (${outcome})`, config.mailboxFullRetryAfterSec);
   }
-  return plain(storageToken(req.to, nonce));
+  return plain(token);
 };

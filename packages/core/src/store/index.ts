@@ -3,7 +3,7 @@ import type { Durability } from '@zax/service';
 import type { CoreRedis } from '../redis.js';
 import type { Keys } from '../keys.js';
 import { createFileStore, type FileStore } from './files.js';
-import { createHandshakeStore, type HandshakeStore } from './handshakes.js';
+import { createHandshakeStore, type HandshakeStore } from './handshake-secrets.js';
 import { createMailboxStore, type MailboxStore } from './mailbox.js';
 import { createNonceStore, type NonceStore } from './nonces.js';
 import { NO_OBSERVER, type StoreObserver } from './observer.js';
@@ -40,7 +40,7 @@ export function createStores(
 export { StoreUnavailableError, isStoreUnavailable, storeCall } from '@zax/service';
 export { NO_OBSERVER, type StoreObserver, type MessageChange, type FileChange } from './observer.js';
 export { storageToken, renderItem } from './mailbox.js';
-export type { HandshakeSecrets, MintInput, MintResult } from './handshakes.js';
+export type { HandshakeSecrets, MintInput, MintResult } from './handshake-secrets.js';
 export type { Session } from './sessions.js';
 export { createFileStore } from './files.js';
 export type { FileStore, FileState, FileStatusName, NewFile, NewChunk, ChunkOutcome, ChunkRead, ReapResult } from './files.js';

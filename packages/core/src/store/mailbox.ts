@@ -27,6 +27,8 @@ export interface NewMessage {
   readonly to: string;
   readonly from: string;
   readonly nonce: string;
+  /** `storageToken(to, nonce)`: computed once by the caller, which also answers it. */
+  readonly storageToken: string;
   readonly data: string;
   /** UTF-8 length of `data`. */
   readonly dataBytes: number;
@@ -55,7 +57,7 @@ export interface DownloadQuery {
 }
 
 export interface MailboxStore {
-  /** Stores or replaces a message and writes its storage token `storageToken(to, nonce)`. */
+  /** Stores or replaces a message and writes its storage token. */
   upload(msg: NewMessage, quotas: Quotas): Promise<UploadOutcome>;
   /**
    * Download items (JSON object texts, rendered by `renderItem`) in receipt order: at most
@@ -193,7 +195,7 @@ export function createMailboxStore(redis: CoreRedis, keys: Keys, obs: StoreObser
       expired('upload', reply as unknown[], 1);
       if (outcome === 'stored' || outcome === 'replaced') {
         // The storage token is a relay-wide key (another cluster slot): written once the message is.
-        const tokenKey = keys.storageToken(storageToken(m.to, m.nonce));
+        const tokenKey = keys.storageToken(m.storageToken);
         const ttlMs = Math.ceil(Math.max(m.expiresAtMs - m.nowMs, 0) + KEY_TTL_MARGIN_MS);
         await write('upload token', [tokenKey], (w) => w.set(tokenKey, String(m.expiresAtMs), 'PX', ttlMs));
         obs.messages('stored', 1, m.dataBytes);

@@ -26,7 +26,7 @@ export interface HandshakeStore {
   /** Create-if-absent (same relay token → the stored key, DEVIATION D9); refused once proven. */
   mint(input: MintInput, nowMs: number): Promise<MintResult>;
   /** The live handshake secrets, or null (unknown or expired). */
-  load(handshakeId: string, nowMs: number): Promise<HandshakeSecrets | null>;
+  read(handshakeId: string, nowMs: number): Promise<HandshakeSecrets | null>;
   /** Deletes the live handshake with this relay token and marks it proven; false if it is gone. */
   consume(handshakeId: string, relayToken: string, nowMs: number): Promise<boolean>;
 }
@@ -54,10 +54,10 @@ export function createHandshakeStore(redis: CoreRedis, keys: Keys, obs: StoreObs
       throw badReply('mint', reply);
     },
 
-    async load(handshakeId, nowMs) {
+    async read(handshakeId, nowMs) {
       const k = keys.handshake(handshakeId);
       const [ct, rt, pk, sk, exp] = await storeCall(
-        'handshake load',
+        'handshake read',
         () => redis.hmget(k.secrets, 'ct', 'rt', 'pk', 'sk', 'exp'),
         obs,
       );

@@ -1,0 +1,67 @@
+/**
+ * The gatekeeper as a request handler for an application that owns the HTTP server: built from the
+ * same environment variables as the process (main.ts), it returns a node:http listener that an
+ * express 5 app mounts at a path prefix (`app.use('/zax', gatekeeper.handler)`) and `close()`.
+ * packages/gatekeeper/README.md "Mounting in an express app" says what the host must and must not do.
+ *
+ * Mounted, the gatekeeper routes on `req.url`, which express has stripped of the prefix (absolute-form
+ * targets included), and never calls `next`, so `req.url` stays stripped for its metrics and logs.
+ * The host's server owns the socket: PORT, HOST, ADMIN_PORT and the TLS_* files are not used.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { randomBytes, sendError, systemClock } from '@zax/protocol';
+import { createApp } from './app.js';
+import { loadConfig } from './config.js';
+import { createLogger, everyInterval, readCaFile } from '@zax/service';
+import { connectRedis, redisReady } from './redis.js';
+
+/** How long a cluster or sentinel edge store may take to answer before createGatekeeper gives up. */
+const EDGE_STARTUP_WAIT_MS = 10_000;
+
+export interface Gatekeeper {
+  /** The public API, /livez and /readyz (and /metrics with METRICS_ON_PUBLIC_PORT) as one listener. */
+  readonly handler: (req: IncomingMessage, res: ServerResponse) => void;
+  /** Stops the gatekeeper's timers, its core connections and its edge Redis connection. */
+  close(): Promise<void>;
+}
+
+/**
+ * Builds a gatekeeper from environment variables (the same names and defaults as the process; throws
+ * ConfigError listing every problem). Resolves once a cluster or sentinel edge store answers; a single
+ * Redis may come up later (requests get 503 until then).
+ */
+export async function createGatekeeper(env: Readonly<Record<string, string | undefined>> = process.env): Promise<Gatekeeper> {
+  const config = loadConfig(env);
+  const log = createLogger(config.logLevel, { service: 'gatekeeper', logClientIps: config.logClientIps });
+  const redis = connectRedis(config.edgeRedis, { commandTimeoutMs: config.redisCommandTimeoutMs, log });
+  if (config.edgeRedis.kind !== 'single') {
+    try {
+      await redisReady(redis, EDGE_STARTUP_WAIT_MS);
+    } catch (err) {
+      redis.disconnect();
+      throw err;
+    }
+  }
+  const coreCa = config.coreCaFile !== null ? readCaFile(config.coreCaFile) : undefined;
+  const app = createApp({ config, redis, clock: systemClock, random: randomBytes, log, ...(coreCa !== undefined ? { coreCa } : {}) });
+  const warnParsed = everyInterval(60_000, (skipped) =>
+    log.error({ skipped }, 'a body parser of the host application read a request body before the gatekeeper: mount the gatekeeper before it'),
+  );
+
+  return {
+    handler: (req, res) => {
+      // A host body parser (express.text() takes glow's text/plain) has read the body already: the
+      // gatekeeper would wait for bytes that never come. Refused at once, and said in the log.
+      if (req.readableEnded) {
+        warnParsed();
+        sendError(res, 'busy', config.busyRetryAfterSec);
+        return;
+      }
+      app.handler(req, res);
+    },
+    close: async () => {
+      await app.close();
+      await redis.quit().catch(() => redis.disconnect());
+    },
+  };
+}
