@@ -15,13 +15,12 @@
  * the request path only adds numbers to them.
  */
 import { INTERNAL_SECRET_HEADER, RelayError, readBody, sendPreflight, type Clock, type Crypto, type LoadReport } from '@zax/protocol';
-import { routeTable, serve, wrongMethod, type Durability, type RouteTable } from '@zax/service';
+import { routeTable, serve, wrongMethod, type Durability, type Logger as Log, type RouteTable } from '@zax/service';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ResponseGate } from './commands/download-gate.js';
 import type { Config } from './config.js';
 import { createCore, type Core } from './context.js';
 import { loadReport, type LoadMeter, type LoadTiming } from './load.js';
-import type { Log } from './log.js';
 import { createMetrics, type CoreMetrics } from './metrics.js';
 import type { CoreRedis } from './redis.js';
 import { API_ROUTES, OPS_ROUTES, type CoreRoute, type RouteLabel } from './routes.js';

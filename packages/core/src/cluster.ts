@@ -26,7 +26,7 @@ import cluster, { type Worker } from 'node:cluster';
 import { freePort } from '@zax/service';
 import { AggregatorRegistry, Counter, Gauge, Registry, collectDefaultMetrics, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import type { Config } from './config.js';
-import type { Log } from './log.js';
+import type { Logger } from '@zax/service';
 import { METRIC_PREFIX } from './metrics.js';
 
 /** First restart delay; doubled for every further quick failure of the same slot. */
@@ -142,7 +142,7 @@ interface Slot {
  * Runs the primary: forks `config.workers` workers of this same script and supervises them until a
  * stop signal; then exits the process (0, or 1 when the workers could not start).
  */
-export async function runPrimary(config: Config, log: Log): Promise<void> {
+export async function runPrimary(config: Config, log: Logger): Promise<void> {
   const n = config.workers;
   // Both servers of a worker listening on port 0 would share one cluster handle (same key): a port
   // 0 for the admin server is chosen here, once, and given to every worker. CORE_PORT 0 is left to

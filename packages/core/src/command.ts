@@ -28,7 +28,7 @@ import type { AnswerGate } from './commands/download-gate.js';
 import { COMMAND_HANDLERS, type CommandHandler } from './commands/index.js';
 import type { Config } from './config.js';
 import type { FileSeed } from './file-seed.js';
-import { short, type Log } from './log.js';
+import { short, type Logger } from '@zax/service';
 import type { RouteHandler } from './routes.js';
 import { nonceOf } from './nonce-check.js';
 import type { StoreGuard } from './store-guard.js';
@@ -39,7 +39,7 @@ export interface CommandDeps {
   readonly stores: Stores;
   readonly crypto: Crypto;
   readonly clock: Clock;
-  readonly log: Log;
+  readonly log: Logger;
   readonly fileSeed: FileSeed;
   readonly storeGuard: StoreGuard;
 }

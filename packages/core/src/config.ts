@@ -6,11 +6,10 @@
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { DEFAULTS } from '@zax/protocol';
-import { parseTopology, type RedisTopology } from '@zax/service';
+import { ConfigError, intParser, bool, logLevel, optional, parseEnv, parseTopology, type Env, type EnvValues, type LogLevel, type RedisTopology } from '@zax/service';
 import { z } from 'zod';
 
-export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
-export type LogLevel = (typeof LOG_LEVELS)[number];
+export { ConfigError, type Env };
 
 export interface Config {
   /** @default 8081 (`CORE_PORT`; 0 = any free port) */
@@ -126,7 +125,7 @@ export interface Config {
    */
   readonly writeTimeoutMs: number;
   // --- end answer bounds ---
-  // --- TLS on the core link (tls.ts reads the files) ---
+  // --- TLS on the core link (main.ts reads the files with @zax/service readTlsPair) ---
   /** `CORE_TLS_CERT_FILE` + `CORE_TLS_KEY_FILE` (both or neither): serve HTTPS on CORE_PORT. @default null */
   readonly tlsCertFile: string | null;
   readonly tlsKeyFile: string | null;
@@ -172,38 +171,13 @@ export function downloadBytesWithin(grantBytes: number): number {
 /** Largest mailbox quota accepted: keeps every index the Lua scripts compute exact. */
 const MAX_MAILBOX_QUOTA = 1_000_000_000;
 
-export class ConfigError extends Error {
-  override readonly name = 'ConfigError';
-  constructor(readonly problems: readonly string[]) {
-    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
-  }
-}
+/** Whole numbers are worded by the bound they break ("must be ≥ 1"). */
+const int = intParser('bounds');
 
 /** An unset or empty variable takes its default (or stays undefined when it has none). */
 const orDefault = (def: string | undefined) => (v: unknown): unknown => (v === undefined || v === '' ? def : v);
 
-function int(def: number, min: number, max = Number.MAX_SAFE_INTEGER) {
-  return z.preprocess(
-    orDefault(String(def)),
-    z
-      .string()
-      .regex(/^[0-9]{1,16}$/, 'must be a non-negative decimal integer')
-      .transform((s) => Number(s))
-      .pipe(z.number().int().min(min, `must be ≥ ${min}`).max(max, `must be ≤ ${max}`)),
-  );
-}
-
-const str = (def: string) => z.preprocess(orDefault(def), z.string());
-
-function bool(def: boolean) {
-  return z.preprocess(
-    orDefault(String(def)),
-    z
-      .string()
-      .regex(/^(true|false|1|0)$/, 'must be true or false')
-      .transform((s) => s === 'true' || s === '1'),
-  );
-}
+const str = (def: string) => optional.transform((s) => s ?? def);
 
 /** A ratio 0 < r ≤ 1 written as a plain decimal ("0.9", "1", ".75"). */
 function ratio(def: number) {
@@ -246,12 +220,12 @@ const ENV_SHAPE = {
   REDIS_COMMAND_TIMEOUT_MS: int(1000, 1),
   REDIS_WAIT_REPLICAS: int(0, 0, 16),
   REDIS_WAIT_TIMEOUT_MS: int(500, 1, 60_000),
-  LOG_LEVEL: z.preprocess(orDefault('info'), z.enum(LOG_LEVELS)),
+  LOG_LEVEL: logLevel,
   FILE_STORE_ENABLED: bool(DEFAULTS.fileStoreEnabled),
   MAX_FILE_BYTES_TOTAL: int(DEFAULTS.maxFileBytesTotal, 1),
   STORE_HIGH_WATER_RATIO: ratio(DEFAULTS.storeHighWaterRatio),
   FILE_SEED: z.preprocess(orDefault(undefined), z.string().regex(SEED_RE, SEED_RULE).optional()),
-  FILE_SEED_FILE: z.preprocess(orDefault(undefined), z.string().optional()),
+  FILE_SEED_FILE: optional,
   FILE_SWEEP_INTERVAL_SEC: int(60, 1, 86_400),
   LOAD_PERIOD_SEC: int(60, 1, 3600),
   CORE_ADMIN_PORT: z.preprocess(
@@ -284,13 +258,12 @@ const ENV_SHAPE = {
   CORE_WRITE_TIMEOUT_MS: int(20_000, 100, 3_600_000),
   // --- end answer bounds ---
   // --- TLS on the core link ---
-  CORE_TLS_CERT_FILE: z.preprocess(orDefault(undefined), z.string().optional()),
-  CORE_TLS_KEY_FILE: z.preprocess(orDefault(undefined), z.string().optional()),
+  CORE_TLS_CERT_FILE: optional,
+  CORE_TLS_KEY_FILE: optional,
   // --- end TLS ---
 };
 
-type EnvShape = typeof ENV_SHAPE;
-type ParsedEnv = { [K in keyof EnvShape]: z.output<EnvShape[K]> };
+type ParsedEnv = EnvValues<typeof ENV_SHAPE>;
 
 /** Constraints between variables, checked on whichever of their values parsed. */
 function crossProblems(e: Partial<ParsedEnv>): string[] {
@@ -320,9 +293,6 @@ function crossProblems(e: Partial<ParsedEnv>): string[] {
   // --- end TLS ---
   return out;
 }
-
-/** Env is any string map; only the variables above are read. */
-export type Env = Readonly<Record<string, string | undefined>>;
 
 export interface LoadOptions {
   /** Reads `FILE_SEED_FILE` (once, here at start-up). @default readFileSync(path, 'utf8') */
@@ -355,15 +325,9 @@ function fileSeed(e: Partial<ParsedEnv>, readFile: (path: string) => string, pro
 
 /** Parses and validates the environment. Throws ConfigError listing every problem. */
 export function loadConfig(env: Env, opts: LoadOptions = {}): Config {
-  const parsed: Partial<Record<keyof EnvShape, unknown>> = {};
-  const problems: string[] = [];
-  for (const [name, schema] of Object.entries(ENV_SHAPE) as [keyof EnvShape, z.ZodTypeAny][]) {
-    const r = schema.safeParse(env[name]);
-    if (r.success) parsed[name] = r.data;
-    else problems.push(...r.error.issues.map((i) => `${name}: ${i.message}`));
-  }
-  problems.push(...crossProblems(parsed as Partial<ParsedEnv>));
-  const seed = fileSeed(parsed as Partial<ParsedEnv>, opts.readFile ?? ((path) => readFileSync(path, 'utf8')), problems);
+  const { values: parsed, problems } = parseEnv(ENV_SHAPE, env);
+  problems.push(...crossProblems(parsed));
+  const seed = fileSeed(parsed, opts.readFile ?? ((path) => readFileSync(path, 'utf8')), problems);
   const topologyProblems: string[] = [];
   const redis = parseTopology(env, '', topologyProblems);
   if (redis === null && topologyProblems.length === 0) topologyProblems.push('REDIS_URL: is required (or REDIS_CLUSTER_NODES, or REDIS_SENTINELS with REDIS_SENTINEL_NAME)');

@@ -5,7 +5,7 @@
  */
 import { hash, timingSafeEqual } from 'node:crypto';
 import type { Clock, Crypto } from '@zax/protocol';
-import { errorPath, type Durability, type ErrorPath } from '@zax/service';
+import { errorPath, everyInterval, type Durability, type ErrorPath, type Logger as Log } from '@zax/service';
 import type { CommandDeps } from './command.js';
 import { createResponseGate, type ResponseGate } from './commands/download-gate.js';
 import type { Config } from './config.js';
@@ -13,7 +13,6 @@ import { createFileSeed } from './file-seed.js';
 import type { MintDeps } from './internal-sessions.js';
 import { createKeys } from './keys.js';
 import { createLoadMeter, loadTiming, type LoadMeter, type LoadReporterDeps, type LoadTiming } from './load.js';
-import type { Log } from './log.js';
 import type { CoreMetrics } from './metrics.js';
 import type { ProveDeps } from './prove.js';
 import type { CoreRedis } from './redis.js';
@@ -109,16 +108,7 @@ export function createCore(deps: CoreDeps): Core {
 
 /** During an outage every request fails the same way: log the first, then at most one a second. */
 function storeWarning(log: Log): (err: { op: string; message: string }) => void {
-  let lastMs = -Infinity;
-  let suppressed = 0;
-  return (err) => {
-    const t = performance.now();
-    if (t - lastMs < 1000) {
-      suppressed++;
-      return;
-    }
+  return everyInterval(1000, (suppressed, err: { op: string; message: string }) => {
     log.warn({ op: err.op, err: err.message, suppressed }, 'store unavailable');
-    lastMs = t;
-    suppressed = 0;
-  };
+  });
 }

@@ -6,7 +6,7 @@
  */
 import { b64 } from '@zax/protocol';
 import type { CoreRedis } from './redis.js';
-import { badReply, storeCall } from './store/errors.js';
+import { badReply, storeCall } from '@zax/service';
 
 export interface FileSeed {
   get(): Promise<string>;

@@ -1,9 +1,9 @@
 /** @zax/core: the core service of the Zax relay (sessions, mailboxes, files, nonce cache, jobs). */
 export { createApp, type App, type AppDeps } from './app.js';
-export { loadConfig, ConfigError, LOG_LEVELS, type Config, type Env, type LogLevel } from './config.js';
+export { loadConfig, ConfigError, type Config, type Env } from './config.js';
 export { connectRedis, createRedis, waitReady, loadLua, type CoreRedis, type RedisOptions, type ScriptName } from './redis.js';
 export { createKeys, KEY_TTL_MARGIN_MS, COMPACT_LIMIT, type Keys, type MailboxKeys, type HandshakeKeys, type FileKeys, type FileRegistryKeys } from './keys.js';
-export { createLogger, short, type Log } from './log.js';
+export { createLogger, short, type Logger } from '@zax/service';
 export { createStores, createFileStore, StoreUnavailableError, storageToken, renderItem, type Stores, type FileStore } from './store/index.js';
 export { uploadId, storageId, storageName } from './file-ids.js';
 export { createFileSeed, type FileSeed } from './file-seed.js';

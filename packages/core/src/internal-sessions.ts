@@ -15,7 +15,7 @@ import {
   type Crypto,
   type MintResponse,
 } from '@zax/protocol';
-import { short, type Log } from './log.js';
+import { short, type Logger } from '@zax/service';
 import { sendJson } from './ops.js';
 import type { RouteHandler } from './routes.js';
 import type { Stores } from './store/index.js';
@@ -24,7 +24,7 @@ export interface MintDeps {
   readonly stores: Stores;
   readonly crypto: Crypto;
   readonly clock: Clock;
-  readonly log: Log;
+  readonly log: Logger;
 }
 
 export interface MintReply {

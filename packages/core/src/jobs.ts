@@ -27,11 +27,10 @@
  * grace period). /readyz and the metrics show it (app.ts, metrics.ts).
  */
 import { Queue, Worker, type Job } from 'bullmq';
-import { createRedisClient, type RedisTopology } from '@zax/service';
+import { createRedisClient, type Logger, type RedisTopology } from '@zax/service';
 import type { Clock } from '@zax/protocol';
 import { sweepFiles, type SweepOptions, type SweepResult } from './file-sweep.js';
 import { aggregatePeriod, lastSettledPeriod, type LoadTiming } from './load.js';
-import type { Log } from './log.js';
 import type { CoreMetrics } from './metrics.js';
 import type { FileStore } from './store/files.js';
 import type { LoadStore, PeriodLoad } from './store/load.js';
@@ -67,7 +66,7 @@ export interface JobsDeps {
   readonly prefix: string;
   readonly files: FileStore;
   readonly clock: Clock;
-  readonly log: Log;
+  readonly log: Logger;
   readonly sweepIntervalSec: number;
   readonly sweep?: SweepOptions;
   /** The load job's store and periods (load.ts); without it, no load job is scheduled. */

@@ -4,7 +4,7 @@
  *
  * - Every replica counts the `/internal/sessions` mints it answered ok and the `/prove` + `/command`
  *   requests it handled, in memory (the request path only adds 1), and adds them to the period's
- *   counter in core Redis every tick (`tickMs`, ≤ 250 ms) with one script call (load_flush.lua).
+ *   counter in core Redis every tick (`tickMs`, ≤ 250 ms) with one script call (load-flush.lua).
  * - Every replica measures its event-loop utilisation and a p99 of its API request durations over
  *   each period, and publishes them (the period so far and the last finished one) at least every
  *   `publishMs` (≤ 1 s) and on the first tick of each period, with a lifetime of 5 s: a replica that
@@ -24,7 +24,7 @@ import { randomBytes } from 'node:crypto';
 import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 import { INTERNAL_API_VERSION, type Clock, type LoadReport } from '@zax/protocol';
 import { LatencyHistogram } from './latency-histogram.js';
-import type { Log } from './log.js';
+import { everyInterval, type Logger } from '@zax/service';
 import type { MemorySample } from './store-guard.js';
 import type { LoadStore, PeriodCounts, PeriodLoad, ReplicaFigures, ReplicaRecord } from './store/load.js';
 
@@ -136,7 +136,7 @@ export interface LoadMeterOptions {
   readonly store: LoadStore;
   readonly clock: Clock;
   readonly timing: LoadTiming;
-  readonly log: Log;
+  readonly log: Logger;
   /** @default 12 random hex characters */
   readonly replicaId?: string;
 }
@@ -208,16 +208,10 @@ export function createLoadMeter(o: LoadMeterOptions): LoadMeter {
     mustPublish = true;
   };
 
-  let warnedAtMs = -Infinity;
-  let failures = 0;
-  const warn = (err: unknown): void => {
-    failures++;
-    const t = performance.now();
-    if (t - warnedAtMs < 10_000) return;
-    warnedAtMs = t;
-    log.warn({ err: err instanceof Error ? err.message : String(err), failures }, 'load: cannot report to redis; keeping the counts');
-    failures = 0;
-  };
+  // `failures`: this one and those suppressed since the last line.
+  const warn = everyInterval(10_000, (suppressed, err: unknown) => {
+    log.warn({ err: err instanceof Error ? err.message : String(err), failures: suppressed + 1 }, 'load: cannot report to redis; keeping the counts');
+  });
 
   const round = async (publish: boolean | null): Promise<void> => {
     const nowMs = clock.nowMs();

@@ -2,10 +2,13 @@
  * The core process: the only file that reads process.env or opens sockets. Loads the config (a bad
  * one exits 1 with the list of problems), connects to Redis, serves the app, starts the maintenance
  * jobs (BullMQ), logs "listening" with the port, and on SIGTERM/SIGINT stops accepting, drains
- * in-flight requests, stops the job worker (a running job may finish), closes Redis, exits 0.
- * The stop is bounded whatever Redis or the reader of stdout do: connections still open after
- * DRAIN_TIMEOUT_MS are closed, the process exits 0 at STOP_EXIT_MS, and should its main thread be
- * stuck even so, a thread of its own SIGKILLs it at STOP_KILL_MS (`killAfter`).
+ * in-flight requests, stops the job worker (a running job may finish), closes Redis, exits 0
+ * (the listening and the bounded stop are @zax/service serve.ts).
+ * With CORE_TLS_CERT_FILE + CORE_TLS_KEY_FILE, CORE_PORT serves HTTPS (TLS ≥ 1.2): the gatekeeper
+ * reaches it with an `https://` CORE_URL, trusting the CA in its CORE_CA_FILE, and the shared
+ * secret stays required on top (TLS hides it on the wire and authenticates the core to the
+ * gatekeeper; the secret authenticates the gatekeeper to the core). The pair is read once at
+ * start-up (rotate by restarting the core replicas one by one); an unusable pair exits 1.
  * With CORE_ADMIN_PORT, a second plain-HTTP server on CORE_HOST answers /livez, /readyz and
  * /metrics (which then leaves CORE_PORT); it listens first, so "listening" means both are up.
  *
@@ -16,66 +19,52 @@
  */
 import cluster from 'node:cluster';
 import http from 'node:http';
-import { bestCrypto, cannotListenMessage, killAfter, systemClock } from '@zax/protocol';
+import { bestCrypto, systemClock } from '@zax/protocol';
+import {
+  createDurability,
+  createLogger,
+  createServer,
+  describeTopology,
+  drainOnSignals,
+  ignoreStderrErrors,
+  listen,
+  orExit,
+  readTlsPair,
+  replicasProblem,
+  type Logger,
+  type TlsPair,
+} from '@zax/service';
 import { createApp } from './app.js';
 import { runPrimary, workerLink, type WorkerLink } from './cluster.js';
-import { ConfigError, loadConfig, type Config } from './config.js';
+import { loadConfig, type Config } from './config.js';
 import { startJobs, type JobHealth } from './jobs.js';
 import { createKeys } from './keys.js';
-import { createLogger, type Log } from './log.js';
 import { createMetrics } from './metrics.js';
 import { createRedis, waitReady } from './redis.js';
-import { createDurability, describeTopology, replicasProblem } from '@zax/service';
 import { createFileStore } from './store/files.js';
-import { createCoreServer, loadCoreTls, type CoreTlsOptions } from './tls.js';
 
 /** How long start-up waits for Redis before serving anyway (503 until Redis is ready). */
 const REDIS_STARTUP_WAIT_MS = 10_000;
-/** Longest drain on shutdown before open connections are cut. */
-const DRAIN_TIMEOUT_MS = 10_000;
-/** After SIGTERM (or the launcher gone), the process exits 0 by then, however far the stop got. */
-const STOP_EXIT_MS = DRAIN_TIMEOUT_MS + 3000;
-/** ... and is SIGKILLed by its own watchdog thread by then if its main thread is stuck. */
-const STOP_KILL_MS = STOP_EXIT_MS + 2000;
+/** The core's TLS variables, for the problems of an unusable pair. */
+const CORE_TLS_VARS = { cert: 'CORE_TLS_CERT_FILE', key: 'CORE_TLS_KEY_FILE' };
 
-// stderr's reader gone (the launcher killed): a line written there must not crash the stop.
-process.stderr.on('error', () => {});
-
-function readConfig(): Config {
-  try {
-    return loadConfig(process.env);
-  } catch (e) {
-    if (e instanceof ConfigError) {
-      process.stderr.write(`zax core: ${e.message}\n`);
-      process.exit(1);
-    }
-    throw e;
-  }
-}
+ignoreStderrErrors();
 
 async function main(): Promise<void> {
-  const config = readConfig();
+  const config = orExit('zax core', () => loadConfig(process.env));
   const clustered = config.workers > 1;
-  // --- TLS on the core link (tls.ts): read before anything connects; a bad pair exits 1 like bad config ---
-  let tlsOptions: CoreTlsOptions | null = null;
-  try {
-    tlsOptions = loadCoreTls(config);
-  } catch (e) {
-    if (!(e instanceof ConfigError)) throw e;
-    process.stderr.write(`zax core: ${e.message}\n`);
-    process.exit(1);
-  }
-  // --- end TLS ---
-  const log = createLogger(config.logLevel);
+  // Read before anything connects: a bad pair exits 1 like bad config.
+  const { tlsCertFile: certFile, tlsKeyFile: keyFile } = config;
+  const tls = certFile !== null && keyFile !== null ? orExit('zax core', () => readTlsPair(certFile, keyFile, { vars: CORE_TLS_VARS })) : null;
+  const log = createLogger(config.logLevel, { service: 'core', shortened: ['hpk'] });
   if (clustered && cluster.isPrimary) return runPrimary(config, log);
-  if (!clustered) return serve(config, tlsOptions, log, null);
+  if (!clustered) return serve(config, tls, log, null);
   // A worker's lines carry its cluster id and pid (the primary's carry neither).
-  const workerLog = 'child' in log && typeof log.child === 'function' ? (log.child({ worker: cluster.worker?.id, pid: process.pid }) as Log) : log;
-  return serve(config, tlsOptions, workerLog, workerLink());
+  return serve(config, tls, log.child({ worker: cluster.worker?.id, pid: process.pid }), workerLink());
 }
 
 /** One serving process: the whole core alone, or one cluster worker (`link` to the primary). */
-async function serve(config: Config, tlsOptions: CoreTlsOptions | null, log: Log, link: WorkerLink | null): Promise<void> {
+async function serve(config: Config, tls: TlsPair | null, log: Logger, link: WorkerLink | null): Promise<void> {
   const redis = createRedis(config.redis, { commandTimeoutMs: config.redisCommandTimeoutMs, log });
   const where = describeTopology(config.redis);
   try {
@@ -135,7 +124,8 @@ async function serve(config: Config, tlsOptions: CoreTlsOptions | null, log: Log
   });
   jobHealth = () => jobs.health();
   metrics.jobHealth(jobHealth);
-  const server = createCoreServer(tlsOptions, app.handler); // HTTPS when CORE_TLS_* are set (tls.ts)
+  // Only the gatekeeper connects, over keep-alive: a TLS handshake that takes 10 s is not one.
+  const server = createServer(tls?.options ?? null, app.handler);
   // Longer than the gatekeeper's keep-alive idle time, so it never reuses a socket we just closed.
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;
@@ -145,79 +135,42 @@ async function serve(config: Config, tlsOptions: CoreTlsOptions | null, log: Log
   // still drain; the keep-alive idle time replaces it between requests.
   server.timeout = config.writeTimeoutMs;
   server.on('clientError', (_err, socket) => socket.destroy());
-  server.on('error', (err: NodeJS.ErrnoException) => {
-    log.error({ code: err.code, port: config.port }, cannotListenMessage(err.code, config.host, config.port, 'CORE_PORT', 'CORE_HOST'));
-    process.exit(1);
-  });
   const admin = config.adminPort === null ? null : http.createServer(app.adminHandler);
-  admin?.on('clientError', (_err, socket) => socket.destroy());
-  admin?.on('error', (err: NodeJS.ErrnoException) => {
-    log.error({ code: err.code, port: config.adminPort }, cannotListenMessage(err.code, config.host, config.adminPort ?? 0, 'CORE_ADMIN_PORT', 'CORE_HOST'));
-    process.exit(1);
-  });
 
-  const portOf = (s: http.Server, fallback: number): number => {
-    const addr = s.address();
-    return typeof addr === 'object' && addr !== null ? addr.port : fallback;
-  };
-  const listenMain = (): void => {
-    server.listen(config.port, config.host, () => {
+  listen({
+    log,
+    host: config.host,
+    hostVar: 'CORE_HOST',
+    server,
+    main: { port: config.port, portVar: 'CORE_PORT' },
+    admin: admin === null ? null : { server: admin, spec: { port: config.adminPort ?? 0, portVar: 'CORE_ADMIN_PORT' } },
+    logAdmin: link === null,
+    onListening(port, adminPort) {
       if (link !== null) {
-        log.info({ port: portOf(server, config.port) }, 'worker listening');
-        link.listening(portOf(server, config.port), admin === null ? null : portOf(admin, config.adminPort ?? 0));
+        log.info({ port }, 'worker listening');
+        link.listening(port, adminPort);
         return;
       }
-      log.info(
-        { port: portOf(server, config.port), host: config.host, metricsOn: admin === null ? 'port' : 'adminPort', loadPeriodSec: config.loadPeriodSec },
-        'listening',
-      );
-    });
-  };
-  if (admin === null) listenMain();
-  else {
-    admin.listen(config.adminPort ?? 0, config.host, () => {
-      if (link === null) log.info({ adminPort: portOf(admin, config.adminPort ?? 0), host: config.host }, 'admin listening');
-      listenMain();
-    });
-  }
-
-  let stopping = false;
-  const shutdown = (signal: string): void => {
-    if (stopping) return;
-    stopping = true;
-    killAfter(STOP_KILL_MS);
-    // Last resort if stopping the jobs or closing Redis hangs: the drain is over, exit all the same.
-    setTimeout(() => process.exit(0), STOP_EXIT_MS).unref();
-    log.info({ signal }, 'shutting down');
-    const force = setTimeout(() => {
-      log.warn({}, 'drain timed out; closing connections');
-      server.closeAllConnections();
-    }, DRAIN_TIMEOUT_MS);
-    force.unref();
-    const idle = setInterval(() => server.closeIdleConnections(), 200);
-    admin?.close();
-    admin?.closeAllConnections();
-    server.close(() => {
-      clearInterval(idle);
-      void app
+      log.info({ port, host: config.host, metricsOn: admin === null ? 'port' : 'adminPort', loadPeriodSec: config.loadPeriodSec }, 'listening');
+    },
+  });
+  // (A cluster worker's IPC channel is to its primary; if that dies, node:cluster ends the worker at once.)
+  drainOnSignals({
+    log,
+    server,
+    admin,
+    parentGone: link === null ? 'launcher gone' : 'primary gone',
+    close: () =>
+      app
         .close()
         .then(() => jobs.close())
         .then(() => durable.close())
         .then(() => redis.quit())
-        .catch(() => redis.disconnect())
-        .finally(() => {
-          log.info({}, 'stopped');
-          process.exit(0);
-        });
-    });
-    server.closeIdleConnections();
-  };
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
-  process.on('SIGINT', () => shutdown('SIGINT'));
-  // Started by `pnpm start` with an IPC channel: if the launcher dies, even by SIGKILL, the channel
-  // closes and the core drains instead of running on as an orphan. (A cluster worker's channel is
-  // to its primary; if that dies, node:cluster ends the worker at once.)
-  if (process.connected) process.on('disconnect', () => shutdown(link === null ? 'launcher gone' : 'primary gone'));
+        .then(
+          () => undefined,
+          () => redis.disconnect(),
+        ),
+  });
 }
 
 main().catch((e: unknown) => {

@@ -13,7 +13,8 @@
  * every worker then reads afresh at collection (`loadSource`), are the same in each (`max`).
  */
 import { COMMAND_NAMES, type CommandName, type LoadReport } from '@zax/protocol';
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { createRegistry, redisLatency } from '@zax/service';
 import { ROUTE_LABELS, type RouteLabel } from './routes.js';
 import type { FileChange, MessageChange, StoreObserver } from './store/observer.js';
 
@@ -78,8 +79,7 @@ export interface CoreMetrics extends StoreObserver {
 const statusLabel = (status: number): string => String(status);
 
 export function createMetrics(opts: MetricsOptions = {}): CoreMetrics {
-  const registry = opts.exposition === undefined ? new Registry() : new ExposedRegistry(opts.exposition);
-  if (opts.collectDefault === true) collectDefaultMetrics({ register: registry, prefix: METRIC_PREFIX });
+  const registry = createRegistry(METRIC_PREFIX, opts.collectDefault === true, opts.exposition === undefined ? new Registry() : new ExposedRegistry(opts.exposition));
   const registers = [registry];
   const p = METRIC_PREFIX;
 
@@ -129,13 +129,7 @@ export function createMetrics(opts: MetricsOptions = {}): CoreMetrics {
     deleted: counter('file_bytes_deleted_total', 'Chunk bytes freed by deleteFile'),
     expired: counter('file_bytes_expired_total', 'Chunk bytes freed by the sweep job'),
   };
-  const redisLatency = new Histogram({
-    name: `${p}redis_command_duration_seconds`,
-    help: 'Core Redis round trips by store operation, failures included',
-    labelNames: ['op'] as const,
-    buckets: [0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1],
-    registers,
-  });
+  const latency = redisLatency(registry, p, 'Core Redis round trips by store operation, failures included');
   const replicationWaits = new Histogram({
     name: `${p}redis_replication_wait_seconds`,
     help: 'Durable writes (REDIS_WAIT_REPLICAS > 0) by outcome of their wait for the replicas: confirmed, timeout (answered 503), moved (the connection or slot changed meanwhile: 503)',
@@ -230,7 +224,6 @@ export function createMetrics(opts: MetricsOptions = {}): CoreMetrics {
   const commandChildren = new Map<number, Counter.Internal>();
   const mintChildren: Record<MintOutcome, Counter.Internal> = { ok: minted.labels('ok'), proven: minted.labels('proven') };
   const proofChildren: Record<ProofOutcome, Counter.Internal> = { ok: proofs.labels('ok'), failed: proofs.labels('failed'), error: proofs.labels('error') };
-  const redisChildren = new Map<string, Histogram.Internal<'op'>>();
 
   function setLoad(r: LoadReport): void {
     load.mints.set(r.mints);
@@ -273,11 +266,7 @@ export function createMetrics(opts: MetricsOptions = {}): CoreMetrics {
       readLoad = read;
     },
     // ---- StoreObserver ----
-    redisCall(op, seconds) {
-      let child = redisChildren.get(op);
-      if (child === undefined) redisChildren.set(op, (child = redisLatency.labels(op.replace(/ /g, '_'))));
-      child.observe(seconds);
-    },
+    redisCall: latency.observer.redisCall,
     messages(change, count, bytes) {
       messages[change].inc(count);
       messageBytes[change].inc(bytes);

@@ -26,7 +26,7 @@ import {
   type Crypto,
 } from '@zax/protocol';
 import type { Config } from './config.js';
-import { short, type Log } from './log.js';
+import { short, type Logger } from '@zax/service';
 import type { RouteHandler } from './routes.js';
 import { checkNonce } from './nonce-check.js';
 import type { Stores } from './store/index.js';
@@ -36,7 +36,7 @@ export interface ProveDeps {
   readonly stores: Stores;
   readonly crypto: Crypto;
   readonly clock: Clock;
-  readonly log: Log;
+  readonly log: Logger;
 }
 
 export interface ProveResult {

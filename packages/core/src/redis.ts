@@ -2,28 +2,26 @@
  * The core's store connection: the shared connection module (@zax/service: any topology, set up
  * for request paths) with every Lua script of `../lua/` registered.
  */
-import { readFileSync } from 'node:fs';
-import { createRedisClient, waitReady, type RedisClient, type RedisTopology, type ScriptDef } from '@zax/service';
-import type { Log } from './log.js';
+import { createRedisClient, readLua, scriptRegistry, waitReady, type Logger, type RedisClient, type RedisTopology, type ScriptFile } from '@zax/service';
 
-/** Script name → file and fixed key count (undefined: the caller passes the key count first). */
+/** The core's scripts (lua/): command name → file and fixed key count. */
 const SCRIPTS = {
   zaxMint: { file: 'mint.lua', keys: 2 },
   zaxConsume: { file: 'consume.lua', keys: 2 },
-  zaxSessionSet: { file: 'session_set.lua', keys: 3 },
-  zaxSessionOpen: { file: 'session_open.lua', keys: 2 },
-  zaxUpload: { file: 'mailbox_upload.lua', keys: 3 },
-  zaxCount: { file: 'mailbox_count.lua', keys: 3 },
-  zaxDownload: { file: 'mailbox_download.lua', keys: 3 },
-  zaxDelete: { file: 'mailbox_delete.lua', keys: 3 },
-  zaxFileStart: { file: 'file_start.lua', keys: 6 },
-  zaxFileDownload: { file: 'file_download.lua', keys: 3 },
-  zaxFileDelete: { file: 'file_delete.lua', keys: 6 },
-  zaxFileReap: { file: 'file_reap.lua', keys: 6 },
-  zaxFileReconcile: { file: 'file_reconcile.lua', keys: 2 },
-  zaxLoadFlush: { file: 'load_flush.lua', keys: undefined },
-  zaxLoadSummary: { file: 'load_summary.lua', keys: 1 },
-} as const satisfies Record<string, { file: string; keys: number | undefined }>;
+  zaxSessionSet: { file: 'session-set.lua', keys: 3 },
+  zaxSessionOpen: { file: 'session-open.lua', keys: 2 },
+  zaxUpload: { file: 'mailbox-upload.lua', keys: 3 },
+  zaxCount: { file: 'mailbox-count.lua', keys: 3 },
+  zaxDownload: { file: 'mailbox-download.lua', keys: 3 },
+  zaxDelete: { file: 'mailbox-delete.lua', keys: 3 },
+  zaxFileStart: { file: 'file-start.lua', keys: 6 },
+  zaxFileDownload: { file: 'file-download.lua', keys: 3 },
+  zaxFileDelete: { file: 'file-delete.lua', keys: 6 },
+  zaxFileReap: { file: 'file-reap.lua', keys: 6 },
+  zaxFileReconcile: { file: 'file-reconcile.lua', keys: 2 },
+  zaxLoadFlush: { file: 'load-flush.lua', keys: undefined },
+  zaxLoadSummary: { file: 'load-summary.lua', keys: 1 },
+} as const satisfies Record<string, ScriptFile>;
 
 export type ScriptName = keyof typeof SCRIPTS;
 /** A script argument; a Buffer is sent as raw bytes (file chunks). */
@@ -37,30 +35,19 @@ type ScriptFn = (...args: RedisArg[]) => Promise<unknown>;
  */
 export type CoreRedis = RedisClient & { [K in ScriptName]: ScriptFn } & { [K in ScriptName as `${K}Buffer`]: ScriptFn };
 
-const INCLUDE_RE = /^-- @include ([a-z_]+)\s*$/m;
+/** This package's lua/ folder (the same from `src/` and `dist/`). */
+const LUA_DIR = new URL('../lua/', import.meta.url);
 
-/** Reads a script relative to this package (works from `src/` and `dist/`), inlining includes. */
-export function loadLua(file: string): string {
-  let src = readFileSync(new URL(`../lua/${file}`, import.meta.url), 'utf8');
-  for (let m = INCLUDE_RE.exec(src); m !== null; m = INCLUDE_RE.exec(src)) {
-    const lib = readFileSync(new URL(`../lua/include/${m[1]}.lua`, import.meta.url), 'utf8');
-    src = src.replace(m[0], lib);
-  }
-  return src;
-}
+/** Reads one of the core's scripts, inlining its includes. */
+export const loadLua = (file: string): string => readLua(LUA_DIR, file);
 
-let scriptDefs: Record<string, ScriptDef> | null = null;
-/** The core's scripts, read once. */
-function coreScripts(): Record<string, ScriptDef> {
-  scriptDefs ??= Object.fromEntries(Object.entries(SCRIPTS).map(([name, s]) => [name, { lua: loadLua(s.file), keys: s.keys }]));
-  return scriptDefs;
-}
+const coreScripts = scriptRegistry(LUA_DIR, SCRIPTS);
 
 export interface RedisOptions {
   /** Per-command timeout, so an unresponsive Redis becomes a prompt 503. */
   commandTimeoutMs: number;
   /** Where connection events go; nothing is logged without it. */
-  log?: Log;
+  log?: Logger;
   /** Longest wait between reconnect attempts. @default 1000 */
   maxReconnectDelayMs?: number;
   /** Shown in CLIENT LIST. @default 'zax-core' */

@@ -8,9 +8,7 @@
  * `lastMemory`).
  */
 import { RelayError, systemClock, type Clock } from '@zax/protocol';
-import { primaries, type RedisClient } from '@zax/service';
-import type { Log } from './log.js';
-import { StoreUnavailableError, storeCall } from './store/errors.js';
+import { type Logger, primaries, type RedisClient, storeCall, StoreUnavailableError } from '@zax/service';
 import type { StoreObserver } from './store/observer.js';
 
 export interface StoreGuard {
@@ -25,7 +23,7 @@ export interface StoreGuard {
 export interface StoreGuardOptions {
   readonly ratio: number;
   readonly retryAfterSec: number;
-  readonly log: Log;
+  readonly log: Logger;
   /** @default 1000 */
   readonly sampleMs?: number;
   /** What `sampleMs` is measured on (a clock that went back also takes a new sample). @default systemClock */

@@ -1,5 +1,5 @@
 /**
- * A chunk upload is one MULTI/EXEC (file_chunk.lua "check", a plain HSET of the bytes, "settle"):
+ * A chunk upload is one MULTI/EXEC (file-chunk.lua "check", a plain HSET of the bytes, "settle"):
  * every refusal leaves the chunk bytes exactly as they were (an earlier part P kept, no new field,
  * no key created) and no marker field behind; a stored chunk gives the chunks hash the file's TTL.
  */

@@ -10,7 +10,7 @@ import { createKeys } from '../src/keys.js';
 import { FILE_SWEEP_JOB, JOBS_QUEUE, startJobs, type Jobs } from '../src/jobs.js';
 import { sweepFiles } from '../src/file-sweep.js';
 import { createFileStore, type FileStore } from '../src/store/files.js';
-import type { Log } from '../src/log.js';
+import type { Logger } from '@zax/service';
 import { establishSession, redisUrl, startCore, type Core, type Session, fileBytesTotal, fileRegistrySize, fileKey, fileRegistryOf } from './helpers.js';
 import { fileStatus, putChunkOk, rnd, startFile } from './files-fixture.js';
 import { dropPrefix } from '../../../test/support/prefix.js';
@@ -49,7 +49,7 @@ interface Entry {
   msg: string;
 }
 
-interface MemoryLog extends Log {
+interface MemoryLog extends Logger {
   readonly entries: Entry[];
   /** Resolves once `cond` holds over the entries (checked now and after every new one). */
   until(cond: (entries: readonly Entry[]) => boolean): Promise<void>;

@@ -27,7 +27,7 @@ import {
 import { createApp, type App } from '../src/app.js';
 import { loadConfig, type Config } from '../src/config.js';
 import { FILE_BUCKETS, createKeys, fileBucket, type Keys } from '../src/keys.js';
-import { createLogger, type Log } from '../src/log.js';
+import { createLogger, type Logger } from '@zax/service';
 import type { CoreMetrics } from '../src/metrics.js';
 import { connectRedis, type CoreRedis } from '../src/redis.js';
 import { createStores, type Stores } from '../src/store/index.js';
@@ -122,7 +122,7 @@ export interface CoreOptions {
   redis?: CoreRedis;
   redisUrl?: string;
   /** Logger for the app (silent by default). */
-  log?: Log;
+  log?: Logger;
   /** The app's metrics (a fresh set by default). */
   metrics?: CoreMetrics;
   /** The jobs' health that /readyz reports (none by default). */

@@ -12,7 +12,7 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { FILE_SWEEP_JOB, JOBS_QUEUE, LOAD_AGGREGATE_JOB, startJobs, type Jobs } from '../src/jobs.js';
 import { createKeys } from '../src/keys.js';
-import { createLogger } from '../src/log.js';
+import { createLogger } from '@zax/service';
 import { createMetrics, type CoreMetrics } from '../src/metrics.js';
 import { connectRedis, type CoreRedis } from '../src/redis.js';
 import { createFileStore } from '../src/store/files.js';

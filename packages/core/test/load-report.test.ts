@@ -10,7 +10,7 @@ import { INTERNAL_LOAD_PATH, INTERNAL_SECRET_HEADER, parseLoadReport, type LoadR
 import { startJobs, type Jobs } from '../src/jobs.js';
 import { createKeys } from '../src/keys.js';
 import { aggregatePeriod, createLoadMeter, lastSettledPeriod, loadTiming, periodOf, REPLICA_TTL_MS } from '../src/load.js';
-import { createLogger } from '../src/log.js';
+import { createLogger } from '@zax/service';
 import { createMetrics } from '../src/metrics.js';
 import { createFileStore } from '../src/store/files.js';
 import { createLoadStore } from '../src/store/load.js';

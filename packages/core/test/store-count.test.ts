@@ -1,4 +1,4 @@
-/** mailbox_count.lua: live counts against the clock, and bounded compaction of expired messages. */
+/** mailbox-count.lua: live counts against the clock, and bounded compaction of expired messages. */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { COMPACT_LIMIT } from '../src/keys.js';
 import { BYTES_FIELD } from '../src/store/mailbox.js';

@@ -1,4 +1,4 @@
-/** mailbox_delete.lua: own mailbox only, storage tokens removed, unknown/duplicates ignored. */
+/** mailbox-delete.lua: own mailbox only, storage tokens removed, unknown/duplicates ignored. */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { storageToken } from '../src/store/index.js';
 import { BYTES_FIELD } from '../src/store/mailbox.js';

@@ -1,4 +1,4 @@
-/** mailbox_download.lua's byte cap (DEVIATION D19): oldest messages that fit, at least one, paging on. */
+/** mailbox-download.lua's byte cap (DEVIATION D19): oldest messages that fit, at least one, paging on. */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openStores, randomHpk, type StoreFixture } from './helpers.js';
 import { NOW, QUOTAS, message, parseItems } from './mailbox-fixture.js';

@@ -1,4 +1,4 @@
-/** mailbox_download.lua: receipt order, start/count paging, the `from` filter, expiry. */
+/** mailbox-download.lua: receipt order, start/count paging, the `from` filter, expiry. */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openStores, randomHpk, type StoreFixture } from './helpers.js';
 import { NOW, QUOTAS, message, parseItems } from './mailbox-fixture.js';

@@ -1,4 +1,4 @@
-/** session_set.lua and session_open.lua through the session store, on real Redis. */
+/** session-set.lua and session-open.lua through the session store, on real Redis. */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { b64, randomBytes } from '@zax/protocol';
 import { KEY_TTL_MARGIN_MS } from '../src/keys.js';

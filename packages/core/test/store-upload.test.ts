@@ -1,4 +1,4 @@
-/** mailbox_upload.lua: insert, replacement, quotas, storage token, key TTLs. */
+/** mailbox-upload.lua: insert, replacement, quotas, storage token, key TTLs. */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { KEY_TTL_MARGIN_MS } from '../src/keys.js';
 import { storageToken } from '../src/store/index.js';

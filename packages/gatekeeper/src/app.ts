@@ -16,14 +16,13 @@
  * it on their own server, and an express application can mount it at a path prefix.
  */
 import { RelayError, sendPreflight, type Clock } from '@zax/protocol';
-import { routeTable, serve, wrongMethod, type RouteTable } from '@zax/service';
+import { routeTable, serve, wrongMethod, type Logger, type RouteTable } from '@zax/service';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Config } from './config.js';
 import type { DifficultyController } from './difficulty-adaptive.js';
 import type { DifficultyProvider } from './difficulty.js';
 import { createEdge, type Edge } from './edge.js';
 import { admit } from './guards.js';
-import type { Logger } from './log.js';
 import { createMetrics, type GatekeeperMetrics } from './metrics.js';
 import type { EdgeRedis } from './redis.js';
 import { API_ROUTES, OPS_ROUTES, PUBLIC_METRICS, type GatekeeperRoute, type RouteLabel } from './routes.js';

@@ -7,9 +7,9 @@
 import { isIP } from 'node:net';
 import { DEFAULTS, MAX_DIFFICULTY } from '@zax/protocol';
 import { z } from 'zod';
-import { hasTopology, parseTopology, type RedisTopology } from '@zax/service';
+import { ConfigError, bool, hasTopology, intParser, logLevel, num, oneOf, optional as opt, parseEnv, parseTopology, type Env, type EnvValues, type LogLevel, type RedisTopology } from '@zax/service';
 
-export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+export { ConfigError };
 
 export interface Config {
   /** @default 8080 */
@@ -133,53 +133,8 @@ export interface Cidr {
   readonly prefix: number;
 }
 
-export class ConfigError extends Error {
-  override readonly name = 'ConfigError';
-  constructor(readonly problems: readonly string[]) {
-    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
-  }
-}
-
-/** An unset variable and an empty one both mean "use the default". */
-const opt = z
-  .string()
-  .optional()
-  .transform((s) => (s === undefined || s === '' ? undefined : s));
-
-const int = (def: number, min: number, max: number) =>
-  opt.transform((s, ctx): number => {
-    if (s === undefined) return def;
-    const n = /^\d+$/.test(s) ? Number(s) : NaN;
-    if (!Number.isSafeInteger(n) || n < min || n > max) {
-      ctx.addIssue({ code: z.ZodIssueCode.custom, message: `must be a whole number from ${min} to ${max}, got "${s}"` });
-      return z.NEVER;
-    }
-    return n;
-  });
-
-/** A decimal number in [min, max] (`exclusiveMin`: strictly above min). */
-const num = (def: number, min: number, max: number, exclusiveMin = false) =>
-  opt.transform((s, ctx): number => {
-    if (s === undefined) return def;
-    const n = /^\d+(\.\d+)?$/.test(s) ? Number(s) : NaN;
-    if (!Number.isFinite(n) || n < min || n > max || (exclusiveMin && n === min)) {
-      ctx.addIssue({
-        code: z.ZodIssueCode.custom,
-        message: `must be a number ${exclusiveMin ? 'above' : 'from'} ${min}${exclusiveMin ? ' and at most' : ' to'} ${max}, got "${s}"`,
-      });
-      return z.NEVER;
-    }
-    return n;
-  });
-
-const bool = (def: boolean) =>
-  opt.transform((s, ctx): boolean => {
-    if (s === undefined) return def;
-    if (s === 'true' || s === '1') return true;
-    if (s === 'false' || s === '0') return false;
-    ctx.addIssue({ code: z.ZodIssueCode.custom, message: `must be true or false, got "${s}"` });
-    return z.NEVER;
-  });
+/** Whole numbers are worded with their range and the value given. */
+const int = intParser('range');
 
 /** "a.b.c.d/n", "v6::/n" or a bare address (a /32 or /128), comma-separated. */
 const cidrs = opt.transform((s, ctx): readonly Cidr[] => {
@@ -220,12 +175,10 @@ const url = (protocols: readonly string[]) =>
     return s;
   });
 
-const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
-
 /** Largest `/prove` body (382 bytes) plus a trailing CRLF: a smaller handshake limit breaks /prove. */
 const MIN_HANDSHAKE_BODY_BYTES = 384;
 
-const schema = z.object({
+const ENV_SHAPE = {
   PORT: int(8080, 0, 65535),
   HOST: opt.transform((s) => s ?? '0.0.0.0'),
   CORE_URL: url(['http:', 'https:']).transform((s) => (s ?? 'http://127.0.0.1:8081').replace(/\/+$/, '')),
@@ -258,12 +211,7 @@ const schema = z.object({
   WRITE_TIMEOUT_MS: int(10_000, 100, 600_000),
   METRICS_ON_PUBLIC_PORT: bool(false),
   TRUSTED_PROXIES: cidrs,
-  TRUSTED_PROXY_HEADER: opt.transform((s, ctx): 'x-forwarded-for' | 'forwarded' => {
-    const v = (s ?? 'x-forwarded-for').toLowerCase();
-    if (v === 'x-forwarded-for' || v === 'forwarded') return v;
-    ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'must be x-forwarded-for or forwarded' });
-    return z.NEVER;
-  }),
+  TRUSTED_PROXY_HEADER: oneOf(['x-forwarded-for', 'forwarded'] as const, 'x-forwarded-for', (s) => s.toLowerCase()),
   IPV6_PREFIX_LENGTH: int(64, 1, 128),
   DIFFICULTY_PERIOD_MIN: num(0, 0, 1440),
   DIFFICULTY_MIN_REQUESTS: int(100, 1, 1_000_000_000),
@@ -293,26 +241,19 @@ const schema = z.object({
   HSTS_MAX_AGE_SEC: int(31_536_000, 0, 63_072_000),
   REQUIRE_HTTPS: bool(false),
   CORE_CA_FILE: opt,
-  LOG_LEVEL: opt.transform((s, ctx): LogLevel => {
-    if (s === undefined) return 'info';
-    if ((LOG_LEVELS as readonly string[]).includes(s)) return s as LogLevel;
-    ctx.addIssue({ code: z.ZodIssueCode.custom, message: `must be one of ${LOG_LEVELS.join(', ')}` });
-    return z.NEVER;
-  }),
-});
+  LOG_LEVEL: logLevel,
+};
 
 /** Validates the environment into a frozen Config, or throws a ConfigError listing every problem. */
-export function loadConfig(env: Readonly<Record<string, string | undefined>>): Config {
+export function loadConfig(env: Env): Config {
   const storeProblems: string[] = [];
   const edgeRedis = parseTopology(env, hasTopology(env, 'EDGE_') ? 'EDGE_' : '', storeProblems);
   if (edgeRedis === null && storeProblems.length === 0) {
     storeProblems.push('EDGE_REDIS_URL: is required (or REDIS_URL, or a cluster or sentinel topology: EDGE_REDIS_CLUSTER_NODES, EDGE_REDIS_SENTINELS, …)');
   }
-  const parsed = schema.safeParse(env);
-  if (!parsed.success) {
-    throw new ConfigError([...parsed.error.issues.map((i) => `${i.path.join('.') || 'environment'}: ${i.message}`), ...storeProblems]);
-  }
-  const e = parsed.data;
+  const parsed = parseEnv(ENV_SHAPE, env);
+  if (parsed.problems.length > 0) throw new ConfigError([...parsed.problems, ...storeProblems]);
+  const e = parsed.values as EnvValues<typeof ENV_SHAPE>;
   const problems: string[] = [...storeProblems];
   const minCommandBody = 4 * Math.ceil(e.MAX_CHUNK_SIZE / 3) + 4096;
   if (e.MAX_COMMAND_BODY_BYTES < minCommandBody) {

@@ -26,7 +26,7 @@ import {
   type LoadReport,
   type MintRequest,
 } from '@zax/protocol';
-import { everyInterval, type Logger } from './log.js';
+import { everyInterval, type Logger } from '@zax/service';
 
 /**
  * Idle keep-alive connections are dropped after 4 s, whatever keep-alive hint the core sends. The

@@ -20,7 +20,7 @@ import { randomBytes } from 'node:crypto';
 import type { Clock, LoadReport } from '@zax/protocol';
 import { memoryRatio, nextDifficulty, type DifficultyPolicy, type DifficultyProvider } from './difficulty.js';
 import type { DifficultyChange, DifficultyState, DifficultyStore } from './difficulty-store.js';
-import { everyInterval, type Logger } from './log.js';
+import { everyInterval, type Logger } from '@zax/service';
 import type { GatekeeperMetrics } from './metrics.js';
 
 /** Most changes kept in the published state, however short the periods. */

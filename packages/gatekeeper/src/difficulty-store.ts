@@ -2,11 +2,12 @@
  * Typed wrappers over the difficulty keys in the edge Redis (docs/DESIGN.md "Who owns which state": the
  * current value plus the changes of the last grace window, written by the one replica holding a
  * short lease; the per-period handshake counters every replica adds to). Any Redis failure is
- * thrown as it is: the callers decide (the reader keeps its last value, the controller skips a tick).
+ * thrown as a StoreUnavailableError naming the operation: the callers decide (the reader keeps its
+ * last value, the controller skips a tick).
  */
+import { sinkObserver, storeCall, type LatencySink } from '@zax/service';
 import type { EdgeKeys } from './keys.js';
 import type { RedisOp } from './metrics.js';
-import { timed } from './metrics.js';
 import type { EdgeRedis } from './redis.js';
 
 /** One published change: from `atMs` on, `to` replaced `from`. */
@@ -51,36 +52,30 @@ export function decodeChanges(s: string): DifficultyChange[] {
   return out;
 }
 
-export function difficultyStore(redis: EdgeRedis, keys: EdgeKeys, observe: (op: RedisOp) => (seconds: number) => void = () => () => {}): DifficultyStore {
-  const t = {
-    read: observe('difficulty_read'),
-    count: observe('difficulty_count'),
-    counts: observe('difficulty_counts_read'),
-    lease: observe('difficulty_lease'),
-    write: observe('difficulty_write'),
-  };
+export function difficultyStore(redis: EdgeRedis, keys: EdgeKeys, observe: (op: RedisOp) => LatencySink = () => () => {}): DifficultyStore {
+  const t = sinkObserver(observe);
   return {
     async read() {
-      const [d, boost, period, changes] = await timed(t.read, () => redis.hmget(keys.difficultyState, 'd', 'boost', 'period', 'changes'));
+      const [d, boost, period, changes] = await storeCall('difficulty_read', () => redis.hmget(keys.difficultyState, 'd', 'boost', 'period', 'changes'), t);
       const dn = Number(d);
       if (d === null || !Number.isInteger(dn)) return null;
       return { d: dn, boost: Number(boost ?? 0) || 0, period: Number(period ?? -1), changes: decodeChanges(changes ?? '') };
     },
     async addCount(period, n, keyTtlMs) {
-      await timed(t.count, () => redis.zaxGkDifficultyCount(keys.difficultyCount(period), String(n), String(keyTtlMs)));
+      await storeCall('difficulty_count', () => redis.zaxGkDifficultyCount(keys.difficultyCount(period), String(n), String(keyTtlMs)), t);
     },
     async counts(periods) {
-      const raw = await timed(t.counts, () => redis.mget(...periods.map((p) => keys.difficultyCount(p))));
+      const raw = await storeCall('difficulty_counts_read', () => redis.mget(...periods.map((p) => keys.difficultyCount(p))), t);
       return raw.map((v) => Number(v ?? 0) || 0);
     },
     async lease(owner, leaseMs) {
-      return (await timed(t.lease, () => redis.zaxGkDifficultyLease(keys.difficultyLease, owner, String(leaseMs)))) === 1;
+      return (await storeCall('difficulty_lease', () => redis.zaxGkDifficultyLease(keys.difficultyLease, owner, String(leaseMs)), t)) === 1;
     },
     async release(owner) {
-      await timed(t.lease, () => redis.zaxGkDifficultyRelease(keys.difficultyLease, owner));
+      await storeCall('difficulty_lease', () => redis.zaxGkDifficultyRelease(keys.difficultyLease, owner), t);
     },
     async write(owner, s, nowMs, keyTtlMs) {
-      const written = await timed(t.write, () =>
+      const written = await storeCall('difficulty_write', () =>
         redis.zaxGkDifficultyWrite(
           keys.difficultyLease,
           keys.difficultyState,
@@ -92,6 +87,7 @@ export function difficultyStore(redis: EdgeRedis, keys: EdgeKeys, observe: (op: 
           String(Math.floor(nowMs)),
           String(keyTtlMs),
         ),
+        t,
       );
       return written === 1;
     },

@@ -3,7 +3,7 @@
  * client, the difficulty provider, the throttle, the body and response budgets, metrics and the
  * error path. Route handlers and guards receive it; nothing here is per request.
  */
-import { errorPath, type ErrorPath } from '@zax/service';
+import { errorPath, type ErrorPath, type Logger } from '@zax/service';
 import type { Clock } from '@zax/protocol';
 import type { IncomingMessage } from 'node:http';
 import { clientIdentity } from './client-ip.js';
@@ -17,7 +17,6 @@ import type { HandshakeDeps } from './handshake/deps.js';
 import { handshakeStore, type HandshakeStore } from './handshake/store.js';
 import { edgeKeys } from './keys.js';
 import { BodyWatch, ByteBudget } from './limits.js';
-import type { Logger } from './log.js';
 import type { Budget, GatekeeperMetrics } from './metrics.js';
 import type { EdgeRedis } from './redis.js';
 import { createThrottle, type Throttle } from './throttle.js';

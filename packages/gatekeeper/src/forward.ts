@@ -10,7 +10,7 @@ import type { RouteHandler } from './routes.js';
 import type { CoreClient, CoreResponse } from './core-client.js';
 import type { HandshakeStore } from './handshake/store.js';
 import type { ByteBudget } from './limits.js';
-import { short, type Logger } from './log.js';
+import { short, type Logger } from '@zax/service';
 
 /** Headers of the core's answer that belong to the wire protocol (docs/PROTOCOL.md §2.4). */
 const COPIED_HEADERS = ['content-type', 'content-length', 'x-error-details', 'retry-after', 'allow'] as const;

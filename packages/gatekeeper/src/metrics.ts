@@ -5,7 +5,8 @@
  * a token or a nonce (docs/DESIGN.md "Conventions"). Hot-path children are resolved once and cached, so recording a
  * request allocates nothing.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { createRegistry, redisLatency, tlsLoadMetrics, type LatencySink } from '@zax/service';
 import { ROUTE_LABELS, type RouteLabel } from './routes.js';
 
 export const METRIC_PREFIX = 'zax_gatekeeper_';
@@ -54,7 +55,7 @@ export interface GatekeeperMetrics {
   overloaded(): void;
   proxied(route: 'prove' | 'command', status: number): void;
   /** A timer sink for one Redis operation (resolve once, call per operation). */
-  redis(op: RedisOp): (seconds: number) => void;
+  redis(op: RedisOp): LatencySink;
   /** In-flight API requests, read at scrape time. */
   inFlight(read: () => number): void;
   /** The difficulty this replica announces, read at scrape time. */
@@ -78,8 +79,7 @@ export interface GatekeeperMetrics {
 }
 
 export function createMetrics(opts: MetricsOptions = {}): GatekeeperMetrics {
-  const registry = new Registry();
-  if (opts.collectDefault === true) collectDefaultMetrics({ register: registry, prefix: METRIC_PREFIX });
+  const registry = createRegistry(METRIC_PREFIX, opts.collectDefault === true);
   const registers = [registry];
 
   const duration = new Histogram({
@@ -116,13 +116,7 @@ export function createMetrics(opts: MetricsOptions = {}): GatekeeperMetrics {
     labelNames: ['route', 'status'] as const,
     registers,
   });
-  const redisLatency = new Histogram({
-    name: `${METRIC_PREFIX}redis_command_duration_seconds`,
-    help: 'Edge Redis round trips, by operation (failures included)',
-    labelNames: ['op'] as const,
-    buckets: [0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1],
-    registers,
-  });
+  const latency = redisLatency(registry, METRIC_PREFIX, 'Edge Redis round trips, by operation (failures included)');
   let readInFlight = (): number => 0;
   new Gauge({
     name: `${METRIC_PREFIX}in_flight_requests`,
@@ -192,17 +186,7 @@ export function createMetrics(opts: MetricsOptions = {}): GatekeeperMetrics {
     help: 'API requests refused with 403 for coming over plain HTTP (REQUIRE_HTTPS)',
     registers,
   });
-  const tlsLoads = new Counter({
-    name: `${METRIC_PREFIX}tls_certificate_loads_total`,
-    help: 'TLS certificate loads (start-up, SIGHUP, file change), by outcome; a failed reload keeps the certificate in use',
-    labelNames: ['outcome'] as const,
-    registers,
-  });
-  const tlsValidTo = new Gauge({
-    name: `${METRIC_PREFIX}tls_certificate_not_after_seconds`,
-    help: 'End of validity (Unix time) of the TLS certificate being served; 0 without TLS',
-    registers,
-  });
+  const tlsLoad = tlsLoadMetrics(registry, METRIC_PREFIX);
 
   // Children resolved once: the hot path then only adds numbers.
   const durationChildren = new Map<number, Histogram.Internal<'route' | 'status'>>();
@@ -240,10 +224,7 @@ export function createMetrics(opts: MetricsOptions = {}): GatekeeperMetrics {
       if (child === undefined) proxiedChildren.set(key, (child = proxied.labels(route, String(status))));
       child.inc();
     },
-    redis(op) {
-      const child = redisLatency.labels(op);
-      return (seconds) => child.observe(seconds);
-    },
+    redis: (op) => latency.sink(op),
     inFlight(read) {
       readInFlight = read;
     },
@@ -265,19 +246,6 @@ export function createMetrics(opts: MetricsOptions = {}): GatekeeperMetrics {
       coreMem.set(memoryRatio);
     },
     insecureRefused: () => insecure.inc(),
-    tlsLoad(outcome, validToMs) {
-      tlsLoads.labels(outcome).inc();
-      tlsValidTo.set(Math.floor(validToMs / 1000));
-    },
+    tlsLoad,
   };
-}
-
-/** Times a Redis operation into `observe`, failures included. */
-export async function timed<T>(observe: (seconds: number) => void, op: () => Promise<T>): Promise<T> {
-  const t0 = performance.now();
-  try {
-    return await op();
-  } finally {
-    observe((performance.now() - t0) / 1000);
-  }
 }

@@ -12,9 +12,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomBytes, sendError, systemClock } from '@zax/protocol';
 import { createApp } from './app.js';
 import { loadConfig } from './config.js';
-import { createLogger, everyInterval } from './log.js';
+import { createLogger, everyInterval, readCaFile } from '@zax/service';
 import { connectRedis, redisReady } from './redis.js';
-import { readCaFile } from './tls.js';
 
 /** How long a cluster or sentinel edge store may take to answer before createGatekeeper gives up. */
 const EDGE_STARTUP_WAIT_MS = 10_000;
@@ -33,7 +32,7 @@ export interface Gatekeeper {
  */
 export async function createGatekeeper(env: Readonly<Record<string, string | undefined>> = process.env): Promise<Gatekeeper> {
   const config = loadConfig(env);
-  const log = createLogger(config.logLevel, { logClientIps: config.logClientIps });
+  const log = createLogger(config.logLevel, { service: 'gatekeeper', logClientIps: config.logClientIps });
   const redis = connectRedis(config.edgeRedis, { commandTimeoutMs: config.redisCommandTimeoutMs, log });
   if (config.edgeRedis.kind !== 'single') {
     try {

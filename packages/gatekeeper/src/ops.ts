@@ -3,9 +3,8 @@
  * still answers 503s. A cluster that is down or has slots no primary serves is not ready.
  */
 import { RelayError, sendOk } from '@zax/protocol';
-import { storeProblem } from '@zax/service';
+import { storeProblem, timed } from '@zax/service';
 import type { RouteHandler } from './routes.js';
-import { timed } from './metrics.js';
 
 export const livez: RouteHandler = async (_edge, _req, res) => {
   sendOk(res, 'ok');

@@ -3,9 +3,9 @@
  * while the store is away so requests turn into a prompt 503, reconnect forever) with the
  * gatekeeper's Lua scripts registered. The typed wrappers live in handshake/store.ts.
  */
-import { readFileSync } from 'node:fs';
-import { createRedisClient, waitReady, type RedisClient, type RedisTopology, type ScriptDef } from '@zax/service';
-import type { Logger } from './log.js';
+import { RelayError } from '@zax/protocol';
+import type { RedisOp } from './metrics.js';
+import { createRedisClient, isStoreUnavailable, scriptRegistry, storeCall, waitReady, type Logger, type OpObserver, type RedisClient, type RedisTopology, type ScriptFile } from '@zax/service';
 
 /** The edge store client (any topology) with the gatekeeper's scripts registered. Arguments are strings. */
 export type EdgeRedis = RedisClient & EdgeScripts;
@@ -39,23 +39,19 @@ export interface EdgeScripts {
   ): Promise<number>;
 }
 
-/** Each script's file and number of KEYS. */
+/** The gatekeeper's scripts (lua/): command name → file and fixed key count. */
 const SCRIPTS = {
-  zaxGkStartSession: ['start-session.lua', 1],
-  zaxGkLoadHandshake: ['load-handshake.lua', 1],
-  zaxGkSetSessionPk: ['set-session-pk.lua', 1],
-  zaxGkThrottle: ['throttle.lua', 1],
-  zaxGkDifficultyCount: ['difficulty-count.lua', 1],
-  zaxGkDifficultyLease: ['difficulty-lease.lua', 1],
-  zaxGkDifficultyRelease: ['difficulty-release.lua', 1],
-  zaxGkDifficultyWrite: ['difficulty-write.lua', 2],
-} as const satisfies Record<keyof EdgeScripts, readonly [string, number]>;
+  zaxGkStartSession: { file: 'start-session.lua', keys: 1 },
+  zaxGkLoadHandshake: { file: 'load-handshake.lua', keys: 1 },
+  zaxGkSetSessionPk: { file: 'set-session-pk.lua', keys: 1 },
+  zaxGkThrottle: { file: 'throttle.lua', keys: 1 },
+  zaxGkDifficultyCount: { file: 'difficulty-count.lua', keys: 1 },
+  zaxGkDifficultyLease: { file: 'difficulty-lease.lua', keys: 1 },
+  zaxGkDifficultyRelease: { file: 'difficulty-release.lua', keys: 1 },
+  zaxGkDifficultyWrite: { file: 'difficulty-write.lua', keys: 2 },
+} as const satisfies Record<keyof EdgeScripts, ScriptFile>;
 
-const lua = (file: string): string => readFileSync(new URL(`../lua/${file}`, import.meta.url), 'utf8');
-
-let scriptDefs: Record<string, ScriptDef> | null = null;
-const edgeScripts = (): Record<string, ScriptDef> =>
-  (scriptDefs ??= Object.fromEntries(Object.entries(SCRIPTS).map(([name, [file, keys]]) => [name, { lua: lua(file), keys }])));
+const edgeScripts = scriptRegistry(new URL('../lua/', import.meta.url), SCRIPTS);
 
 export interface ConnectRedisOptions {
   /** Per-command timeout; a command past it fails (→ 503). */
@@ -85,4 +81,16 @@ export function redisReady(redis: RedisClient, timeoutMs = 10_000): Promise<void
   return waitReady(redis, timeoutMs).catch(() => {
     throw new Error('edge redis not ready in time');
   });
+}
+
+/**
+ * storeCall for the request path: a failure of the edge store is RelayError('busy'), which the app
+ * answers with 503 + Retry-After like every other unavailable dependency (and logs at debug).
+ */
+export async function edgeCall<T>(op: RedisOp, fn: () => Promise<T>, observer: OpObserver<RedisOp>): Promise<T> {
+  try {
+    return await storeCall(op, fn, observer);
+  } catch (err) {
+    throw isStoreUnavailable(err) ? new RelayError('busy', `edge redis: ${err.message}`) : err;
+  }
 }

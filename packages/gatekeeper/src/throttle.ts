@@ -4,12 +4,12 @@
  * /verify_session) and requests (/prove, /command). One Lua script, one round trip per request;
  * a budget whose burst is 0 is unlimited and costs nothing. The paper's strict rule (one handshake
  * per 10 s per IP) is HANDSHAKE_BURST_PER_IP=1, HANDSHAKE_RATE_PER_IP_PER_MIN=6.
- * Redis failure → RelayError('busy'): fail closed with 503, like every other edge-store step.
+ * Redis failure → RelayError('busy') (`edgeCall`): fail closed with 503, like every other edge-store step.
  */
-import { RelayError } from '@zax/protocol';
+import type { LatencySink } from '@zax/service';
 import type { EdgeKeys } from './keys.js';
 import type { Budget } from './metrics.js';
-import type { EdgeRedis } from './redis.js';
+import { edgeCall, type EdgeRedis } from './redis.js';
 
 /** A bucket key outlives a full refill by this much (it is full, hence deletable, after that). */
 const BUCKET_TTL_MARGIN_MS = 1000;
@@ -31,8 +31,9 @@ export function createThrottle(
   redis: EdgeRedis,
   keys: EdgeKeys,
   specs: Readonly<Record<Budget, BucketSpec>>,
-  observe: (seconds: number) => void = () => {},
+  observe: LatencySink = () => {},
 ): Throttle {
+  const timer = { redisCall: (_op: 'throttle', seconds: number) => observe(seconds) };
   // Script arguments are fixed per budget: built once.
   const args = {} as Record<Budget, { burst: string; rate: string; ttl: string } | null>;
   for (const budget of ['handshake', 'request'] as const) {
@@ -47,15 +48,7 @@ export function createThrottle(
     async take(budget, client, nowMs) {
       const a = args[budget];
       if (a === null) return 0;
-      const t0 = performance.now();
-      let waitMs: number;
-      try {
-        waitMs = await redis.zaxGkThrottle(keys.bucket(budget, client), String(Math.floor(nowMs)), a.burst, a.rate, a.ttl);
-      } catch (err) {
-        throw new RelayError('busy', `edge redis (throttle): ${err instanceof Error ? err.message.slice(0, 120) : 'error'}`);
-      } finally {
-        observe((performance.now() - t0) / 1000);
-      }
+      const waitMs = await edgeCall('throttle', () => redis.zaxGkThrottle(keys.bucket(budget, client), String(Math.floor(nowMs)), a.burst, a.rate, a.ttl), timer);
       return waitMs <= 0 ? 0 : Math.max(1, Math.ceil(waitMs / 1000));
     },
   };

@@ -7,7 +7,7 @@ import { Writable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { b64, h2 } from '@zax/protocol';
 import { createApp } from '../src/app.js';
-import { createLogger } from '../src/log.js';
+import { createLogger } from '@zax/service';
 import { createMetrics } from '../src/metrics.js';
 import { closeServer, listen, post, request, startFakeCore, startGatekeeper, type FakeCore, type Gatekeeper } from './helpers.js';
 

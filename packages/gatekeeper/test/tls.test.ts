@@ -13,7 +13,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RelayError, b64 } from '@zax/protocol';
 import { makeCa, replaceFile, type IssuedCert, type TestCa } from '../../../test/https/certs.js';
 import { createCoreClient } from '../src/core-client.js';
-import { TlsPairError, readCaFile, readTlsPair, tlsReloader, type TlsReloader } from '../src/tls.js';
+import { TlsPairError, readCaFile, readTlsPair, tlsReloader, type TlsReloader } from '@zax/service';
 import { SECRET, request, startGatekeeper, type Gatekeeper } from './helpers.js';
 
 const silent = pino({ level: 'silent' });

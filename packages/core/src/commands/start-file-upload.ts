@@ -6,7 +6,7 @@
  */
 import { HASH_BYTES, NONCE_BYTES, RelayError, b64, requireFixed } from '@zax/protocol';
 import { uploadId } from '../file-ids.js';
-import { short } from '../log.js';
+import { short } from '@zax/service';
 import { storageToken } from '../store/index.js';
 import { encrypted, type CommandHandler } from './types.js';
 

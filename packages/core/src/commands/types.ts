@@ -6,7 +6,7 @@
 import type { CommandName, CommandRequests, Crypto } from '@zax/protocol';
 import type { Config } from '../config.js';
 import type { FileSeed } from '../file-seed.js';
-import type { Log } from '../log.js';
+import type { Logger } from '@zax/service';
 import type { StoreGuard } from '../store-guard.js';
 import type { Stores } from '../store/index.js';
 import type { AnswerGate } from './download-gate.js';
@@ -20,7 +20,7 @@ export interface CommandContext {
   readonly config: Config;
   readonly stores: Stores;
   readonly crypto: Crypto;
-  readonly log: Log;
+  readonly log: Logger;
   /** The uploadID seed (configured, or generated once and kept in core Redis). */
   readonly fileSeed: FileSeed;
   /** Write commands call it first: 503 while the store is above its high-water mark. */

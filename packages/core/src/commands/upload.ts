@@ -5,7 +5,7 @@
  * its high-water mark is 503.
  */
 import { RelayError, b64, makeNonce } from '@zax/protocol';
-import { short } from '../log.js';
+import { short } from '@zax/service';
 import { storageToken } from '../store/index.js';
 import { plain, type CommandHandler } from './types.js';
 

@@ -2,15 +2,14 @@
  * Files (docs/PROTOCOL.md §4.0 "File", §5.7–5.11): per uploadID a record, the parts' sizes and nonces,
  * and the chunk bytes as binary hash values; plus, per bucket of files, the registry (expiry and
  * bytes per file) and byte total that bound and sweep them, all of a bucket in one Redis Cluster
- * slot (src/keys.ts). Each operation is one Lua script (file_*.lua), a chunk upload one transaction
- * around its script (the bytes go in by a plain HSET, see file_chunk.lua); fileStatus is a
+ * slot (src/keys.ts). Each operation is one Lua script (file-*.lua), a chunk upload one transaction
+ * around its script (the bytes go in by a plain HSET, see file-chunk.lua); fileStatus is a
  * single-key read. The relay-wide bound (maxFileBytesTotal) is checked against the buckets' totals
  * as read at most a second ago, so a cluster never needs a cross-slot script.
  */
-import type { Durability } from '@zax/service';
+import { badReply, type Durability, storeCall, StoreUnavailableError } from '@zax/service';
 import { loadLua, type CoreRedis, type RedisArg } from '../redis.js';
 import { FILE_BUCKETS, KEY_TTL_MARGIN_MS, fileBucket, type FileKeys, type Keys } from '../keys.js';
-import { StoreUnavailableError, badReply, storeCall } from './errors.js';
 import { NO_OBSERVER, type StoreObserver } from './observer.js';
 
 export type FileStatusName = 'START' | 'UPLOADING' | 'COMPLETE';
@@ -70,7 +69,7 @@ export interface FileStore {
   delete(uploadID: string, caller: string, nowMs: number): Promise<boolean>;
   /** Registry entries whose expiry has passed (at most `limit`), oldest first. */
   expired(nowMs: number, limit: number): Promise<string[]>;
-  /** Drops one expired file (or stale registry entry) and its bytes; see file_reap.lua. */
+  /** Drops one expired file (or stale registry entry) and its bytes; see file-reap.lua. */
   reap(uploadID: string, nowMs: number): Promise<ReapResult>;
   /** Sets the total to the registry's sum; null when the registry holds more than `limit` files. */
   reconcile(limit: number): Promise<{ before: number; after: number } | null>;
@@ -84,11 +83,11 @@ const STATUSES: ReadonlySet<string> = new Set<FileStatusName>(['START', 'UPLOADI
 const isIntReply = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v);
 
 /**
- * file_chunk.lua, sent whole (EVAL) inside the chunk transaction: an EVALSHA there that met
+ * file-chunk.lua, sent whole (EVAL) inside the chunk transaction: an EVALSHA there that met
  * NOSCRIPT (after a SCRIPT FLUSH) would be re-sent by ioredis on its own, outside the transaction.
  * Redis caches the script by its digest, so this costs the ~4 KB text on the wire and one SHA-1.
  */
-const FILE_CHUNK_LUA = loadLua('file_chunk.lua');
+const FILE_CHUNK_LUA = loadLua('file-chunk.lua');
 
 /**
  * The replies of a MULTI/EXEC of `n` commands. An error reply of any of them (the transaction ran,
@@ -167,7 +166,7 @@ export function createFileStore(redis: CoreRedis, keys: Keys, obs: StoreObserver
       room,
       mode,
     ];
-    // One transaction (see file_chunk.lua): the checks and the record, the bytes as a plain
+    // One transaction (see file-chunk.lua): the checks and the record, the bytes as a plain
     // HSET (never copied into Lua), then the script again to keep or take back the bytes.
     const replies = await writeOp('file chunk', k.rec, (w) =>
       w

@@ -5,7 +5,7 @@
  */
 import type { CoreRedis } from '../redis.js';
 import { KEY_TTL_MARGIN_MS, type Keys } from '../keys.js';
-import { badReply, storeCall } from './errors.js';
+import { badReply, storeCall } from '@zax/service';
 import { NO_OBSERVER, type StoreObserver } from './observer.js';
 
 export interface HandshakeSecrets {

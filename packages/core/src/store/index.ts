@@ -37,7 +37,7 @@ export function createStores(
   };
 }
 
-export { StoreUnavailableError, isStoreUnavailable, storeCall } from './errors.js';
+export { StoreUnavailableError, isStoreUnavailable, storeCall } from '@zax/service';
 export { NO_OBSERVER, type StoreObserver, type MessageChange, type FileChange } from './observer.js';
 export { storageToken, renderItem } from './mailbox.js';
 export type { HandshakeSecrets, MintInput, MintResult } from './handshake-secrets.js';

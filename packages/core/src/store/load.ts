@@ -1,14 +1,14 @@
 /**
  * Typed wrappers over the load measurement's keys (keys.ts `load`, all `{load}`): the per-period
- * counters every replica adds to and the replicas' short-lived figures (one script, load_flush.lua),
- * the reads that aggregate one period, and the summary the load job writes (load_summary.lua).
+ * counters every replica adds to and the replicas' short-lived figures (one script, load-flush.lua),
+ * the reads that aggregate one period, and the summary the load job writes (load-summary.lua).
  * Failures are StoreUnavailableErrors like every other store call; the callers decide (the meter
  * keeps its counts for the next round, the route answers 503).
  */
 import { INTERNAL_API_VERSION, parseLoadReport, type LoadReport } from '@zax/protocol';
 import type { Keys } from '../keys.js';
 import type { CoreRedis } from '../redis.js';
-import { badReply, storeCall } from './errors.js';
+import { badReply, storeCall } from '@zax/service';
 import { NO_OBSERVER, type StoreObserver } from './observer.js';
 
 /** One replica's figures over (part of) one period. */

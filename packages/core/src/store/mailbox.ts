@@ -1,7 +1,7 @@
 /**
  * Mailboxes (docs/PROTOCOL.md §5.1–5.5): live messages per hpk in receipt order, with quotas,
  * replacement by nonce, compaction of expired messages, and storage-token records. Each operation
- * is one Lua script on the three `{hpk}` keys (mailbox_*.lua); messageStatus is a single-key read.
+ * is one Lua script on the three `{hpk}` keys (mailbox-*.lua); messageStatus is a single-key read.
  *
  * The layout is built for little Redis memory per message (include/mailbox.lua has it in full):
  * the nonce is stored once, as raw bytes, in the order ZSET, which maps it to a short receipt
@@ -16,10 +16,9 @@
  * commands); anything else is a bug and throws.
  */
 import { NONCE_BYTES, b64, decodeFixed, decodeStrict, h2 } from '@zax/protocol';
-import type { Durability } from '@zax/service';
+import { badReply, type Durability, storeCall } from '@zax/service';
 import type { CoreRedis } from '../redis.js';
 import { COMPACT_LIMIT, KEY_TTL_MARGIN_MS, type Keys } from '../keys.js';
-import { badReply, storeCall } from './errors.js';
 import { NO_OBSERVER, type StoreObserver } from './observer.js';
 
 export type MessageKind = 'message' | 'file';

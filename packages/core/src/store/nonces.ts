@@ -6,7 +6,7 @@
  */
 import type { CoreRedis } from '../redis.js';
 import type { Keys } from '../keys.js';
-import { storeCall } from './errors.js';
+import { storeCall } from '@zax/service';
 import { NO_OBSERVER, type StoreObserver } from './observer.js';
 
 export interface NonceStore {

@@ -2,12 +2,12 @@
  * Sessions (docs/PROTOCOL.md §4.0): per hpk, the precomputed box key and `a_sess_pk`, with an absolute
  * expiry `sessionTtlSec` after `/prove`, never extended, replaced by the next `/prove`. Stored
  * beside the mailbox in the `{hpk}` slot, with the hpk's command-nonce replay cache. Scripts:
- * session_set.lua, session_open.lua.
+ * session-set.lua, session-open.lua.
  */
 import { b64 } from '@zax/protocol';
 import type { CoreRedis } from '../redis.js';
 import { KEY_TTL_MARGIN_MS, type Keys } from '../keys.js';
-import { badReply, storeCall } from './errors.js';
+import { badReply, storeCall } from '@zax/service';
 import { NO_OBSERVER, type StoreObserver } from './observer.js';
 
 export interface Session {

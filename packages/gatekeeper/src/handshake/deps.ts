@@ -3,7 +3,7 @@ import type { Clock } from '@zax/protocol';
 import type { Config } from '../config.js';
 import type { CoreClient } from '../core-client.js';
 import type { DifficultyProvider } from '../difficulty.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '@zax/service';
 import type { GatekeeperMetrics } from '../metrics.js';
 import type { HandshakeStore } from './store.js';
 

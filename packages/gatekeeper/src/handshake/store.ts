@@ -3,12 +3,12 @@
  * relay token, absolute expiry and, after the first verify, the relay session public key).
  * Every expiry is checked inside the script against the clock passed in; the Redis key TTL only
  * cleans up, `KEY_TTL_MARGIN_MS` after the record's expiry. Any Redis failure surfaces as
- * RelayError('busy') (503 + Retry-After), never as a misleading 401.
+ * RelayError('busy') (503 + Retry-After, `edgeCall`), never as a misleading 401.
  */
-import { RelayError } from '@zax/protocol';
+import { sinkObserver, type LatencySink } from '@zax/service';
 import type { EdgeKeys } from '../keys.js';
 import type { RedisOp } from '../metrics.js';
-import type { EdgeRedis } from '../redis.js';
+import { edgeCall, type EdgeRedis } from '../redis.js';
 
 /** Redis keeps a record this long past its expiry; it is dead (checked in Lua) meanwhile. */
 export const KEY_TTL_MARGIN_MS = 60_000;
@@ -30,47 +30,28 @@ export interface HandshakeStore {
   delete(handshakeId: string): Promise<void>;
 }
 
-/**
- * Times one operation, and turns a failure into RelayError('busy'). ioredis errors may carry the
- * command and its arguments (tokens): only the message is kept.
- */
-async function storeOp<T>(observe: (seconds: number) => void, op: Promise<T>): Promise<T> {
-  const t0 = performance.now();
-  try {
-    return await op;
-  } catch (err) {
-    throw new RelayError('busy', `edge redis: ${err instanceof Error ? err.message.slice(0, 120) : 'error'}`);
-  } finally {
-    observe((performance.now() - t0) / 1000);
-  }
-}
-
-export function handshakeStore(redis: EdgeRedis, keys: EdgeKeys, observe: (op: RedisOp) => (seconds: number) => void = () => () => {}): HandshakeStore {
-  const t = {
-    start: observe('start_session'),
-    load: observe('load_handshake'),
-    setPk: observe('set_session_pk'),
-    del: observe('delete_handshake'),
-  };
+export function handshakeStore(redis: EdgeRedis, keys: EdgeKeys, observe: (op: RedisOp) => LatencySink = () => () => {}): HandshakeStore {
+  const t = sinkObserver(observe);
   return {
     start(id, ct, rt, nowMs, ttlSec) {
       const ttlMs = ttlSec * 1000;
-      return storeOp(
-        t.start,
-        redis.zaxGkStartSession(keys.handshake(id), String(nowMs), ct, rt, String(nowMs + ttlMs), String(ttlMs + KEY_TTL_MARGIN_MS)),
+      return edgeCall(
+        'start_session',
+        () => redis.zaxGkStartSession(keys.handshake(id), String(nowMs), ct, rt, String(nowMs + ttlMs), String(ttlMs + KEY_TTL_MARGIN_MS)),
+        t,
       );
     },
     async load(id, nowMs) {
-      const rec = await storeOp(t.load, redis.zaxGkLoadHandshake(keys.handshake(id), String(nowMs)));
+      const rec = await edgeCall('load_handshake', () => redis.zaxGkLoadHandshake(keys.handshake(id), String(nowMs)), t);
       if (rec === null) return null;
       const [clientToken, relayToken, exp, pk] = rec;
       return { clientToken, relayToken, expiresAtMs: Number(exp), sessionPk: pk === '' ? null : pk };
     },
     async setSessionPk(id, rt, pk, nowMs) {
-      return (await storeOp(t.setPk, redis.zaxGkSetSessionPk(keys.handshake(id), rt, pk, String(nowMs)))) === 1;
+      return (await edgeCall('set_session_pk', () => redis.zaxGkSetSessionPk(keys.handshake(id), rt, pk, String(nowMs)), t)) === 1;
     },
     async delete(id) {
-      await storeOp(t.del, redis.del(keys.handshake(id)));
+      await edgeCall('delete_handshake', () => redis.del(keys.handshake(id)), t);
     },
   };
 }

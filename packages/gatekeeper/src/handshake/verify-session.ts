@@ -5,7 +5,7 @@
  * public half so a repeat is answered without the core (DEVIATION D9).
  */
 import { B64_32_CHARS, RelayError, TOKEN_BYTES, b64, checkAnswer, frame, requireFixed } from '@zax/protocol';
-import { short } from '../log.js';
+import { short } from '@zax/service';
 import { nowMsOf, type HandshakeDeps } from './deps.js';
 
 /** A 401 with the reason it is counted under (the client sees only 401 G). */

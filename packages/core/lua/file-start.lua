@@ -1,7 +1,7 @@
 --[[
   file_start: creates the file record of a startFileUpload (docs/PROTOCOL.md §5.7), or resets an
   existing one with this uploadID, discarding its chunks. The recipient's `file` message is written
-  before, by mailbox_upload.lua; this runs only once that succeeded.
+  before, by mailbox-upload.lua; this runs only once that succeeded.
 
   KEYS[1..6]  rec, parts, chunks, registry exp, registry bytes, total: the file's keys and its
               bucket's registry, all in the bucket's slot (see include/file.lua)

@@ -1,9 +1,9 @@
 /**
- * TLS termination on the gatekeeper's public port (TLS_CERT_FILE + TLS_KEY_FILE): reading and
- * checking a certificate/key pair, and reloading it on SIGHUP or when either file changes, without
- * a restart and without dropping connections. A pair that cannot be used (unreadable, not PEM, key
- * not matching the certificate) is refused with a readable reason: at start-up main.ts exits 1, on
- * a reload the server keeps serving the pair it has and the failure is logged.
+ * TLS for both tiers' listening ports: reading and checking a certificate/key pair, and reloading
+ * it on SIGHUP or when either file changes, without a restart and without dropping connections. A
+ * pair that cannot be used (unreadable, not PEM, key not matching the certificate) is refused with
+ * a readable reason naming the variable, never the files' contents: at start-up the process exits
+ * 1, on a reload the server keeps serving the pair it has and the failure is logged.
  *
  * Files are watched by polling their path (`fs.watchFile`), not with `fs.watch`: certificate tools
  * and Kubernetes Secret volumes replace files by renaming or by swapping a symlink, which leaves an
@@ -43,6 +43,21 @@ export class TlsPairError extends Error {
 
 export type ReadFile = (path: string) => Buffer;
 
+/** The variables that name the two files, for the problems (the core's are CORE_TLS_*). */
+export interface TlsVars {
+  readonly cert: string;
+  readonly key: string;
+}
+
+/** The public port's variables. */
+export const TLS_VARS: TlsVars = { cert: 'TLS_CERT_FILE', key: 'TLS_KEY_FILE' };
+
+export interface ReadTlsPairOptions {
+  /** @default TLS_VARS */
+  readonly vars?: TlsVars;
+  readonly readFile?: ReadFile;
+}
+
 const errCode = (err: unknown): string =>
   typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string' ? err.code : 'error';
 
@@ -57,7 +72,8 @@ const opensslReason = (err: unknown): string => {
  * Reads `certFile` (PEM chain, leaf first) and `keyFile` (PEM key) and checks that they make a
  * usable server context. Throws TlsPairError.
  */
-export function readTlsPair(certFile: string, keyFile: string, readFile: ReadFile = readFileSync): TlsPair {
+export function readTlsPair(certFile: string, keyFile: string, opts: ReadTlsPairOptions = {}): TlsPair {
+  const { vars = TLS_VARS, readFile = readFileSync } = opts;
   const problems: string[] = [];
   const read = (name: string, path: string): Buffer | null => {
     try {
@@ -67,21 +83,21 @@ export function readTlsPair(certFile: string, keyFile: string, readFile: ReadFil
       return null;
     }
   };
-  const cert = read('TLS_CERT_FILE', certFile);
-  const key = read('TLS_KEY_FILE', keyFile);
+  const cert = read(vars.cert, certFile);
+  const key = read(vars.key, keyFile);
   let x509: X509Certificate | null = null;
   if (cert !== null) {
     try {
       x509 = new X509Certificate(cert);
     } catch {
-      problems.push('TLS_CERT_FILE: is not a PEM certificate');
+      problems.push(`${vars.cert}: is not a PEM certificate`);
     }
   }
   if (key !== null) {
     try {
       createPrivateKey(key);
     } catch {
-      problems.push('TLS_KEY_FILE: is not an unencrypted PEM private key');
+      problems.push(`${vars.key}: is not an unencrypted PEM private key`);
     }
   }
   if (problems.length > 0 || cert === null || key === null || x509 === null) throw new TlsPairError(problems);
@@ -89,7 +105,7 @@ export function readTlsPair(certFile: string, keyFile: string, readFile: ReadFil
   try {
     tls.createSecureContext(options);
   } catch (err) {
-    throw new TlsPairError([`TLS_KEY_FILE: does not make a usable pair with TLS_CERT_FILE (${opensslReason(err)})`]);
+    throw new TlsPairError([`${vars.key}: does not make a usable pair with ${vars.cert} (${opensslReason(err)})`]);
   }
   return {
     options,
@@ -128,6 +144,8 @@ export interface TlsReloaderOptions {
   /** Quiet time after a change before the files are read. @default 300 */
   readonly debounceMs?: number;
   readonly readFile?: ReadFile;
+  /** @default TLS_VARS */
+  readonly vars?: TlsVars;
 }
 
 export interface TlsReloader {
@@ -152,7 +170,7 @@ export function tlsReloader(opts: TlsReloaderOptions): TlsReloader {
   const reload = (reason: string): boolean => {
     let pair: TlsPair;
     try {
-      pair = readTlsPair(opts.certFile, opts.keyFile, opts.readFile);
+      pair = readTlsPair(opts.certFile, opts.keyFile, opts);
       opts.apply(pair.options);
     } catch (err) {
       const why = err instanceof TlsPairError ? err.message : opensslReason(err);
