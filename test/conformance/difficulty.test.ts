@@ -34,7 +34,7 @@ function answerWithExactly(hs: raw.Handshake, bits: number): Buffer {
   }
 }
 
-const verify = (hs: raw.Handshake, answer: Buffer): Promise<{ status: number; headers: Headers }> =>
+const verify = (hs: raw.Handshake, answer: Uint8Array): Promise<{ status: number; headers: Headers }> =>
   post(`${relay.url}/verify_session`, `${hs.handshakeId}\r\n${b64(answer)}`);
 
 describe('static difficulty 8', () => {

@@ -10,7 +10,8 @@ import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
-import { b64, bestCrypto } from '@zax/protocol';
+import { b64 } from '@zax/protocol';
+import { bestCrypto } from '@zax/service';
 import { Relay } from '../support/relay.js';
 import * as raw from '../support/raw.js';
 

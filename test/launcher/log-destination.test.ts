@@ -1,12 +1,12 @@
 /**
- * The services' log destination (`stdoutDestination` of @zax/protocol, as each service's log.ts uses it) over a real socket,
+ * The services' log destination (`stdoutDestination` of @zax/service, as each service's log.ts uses it) over a real socket,
  * as stdout is when the launcher reads it: a reader that stops reading costs at most the configured
  * bytes (the rest is dropped and counted, and the count is logged once it reads again), and a
  * reader that is gone ends logging without an error, a retry or a blocked event loop.
  */
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { stdoutDestination } from '@zax/protocol';
+import { stdoutDestination } from '@zax/service';
 import { until } from '../support/until.js';
 
 const cleanup: (() => void)[] = [];

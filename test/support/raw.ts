@@ -8,7 +8,7 @@ import { post } from './relay.js';
 
 export const rnd = (n: number): Buffer => Buffer.from(nacl.randomBytes(n));
 export const nowSec = (): number => Math.floor(Date.now() / 1000);
-export const freshNonce = (offsetSec = 0): Buffer => makeNonce(nowSec() + offsetSec, rnd);
+export const freshNonce = (offsetSec = 0): Uint8Array => makeNonce(nowSec() + offsetSec, rnd);
 
 export interface Identity {
   comm: KeyPair;
@@ -46,12 +46,12 @@ export async function verifySession(url: string, hs: Handshake): Promise<Handsha
 }
 
 export interface ProveParts {
-  outerNonce?: Buffer;
-  innerNonce?: Buffer;
+  outerNonce?: Uint8Array;
+  innerNonce?: Uint8Array;
   sessionKeys?: KeyPair;
   /** Replace the inner JSON (must stay 176 bytes for a 256-char line 4). */
   innerJson?: (parts: { pub_key: string; nonce: string; ctext: string }) => string;
-  signature?: Buffer;
+  signature?: Uint8Array;
 }
 
 export function proveBody(hs: Handshake, id: Identity, p: ProveParts = {}): { body: string; session: KeyPair } {
@@ -88,7 +88,7 @@ export async function connect(url: string, id: Identity = newIdentity()): Promis
   return sessionOf(url, id, hs, session);
 }
 
-export function commandBody(s: Session, cmd: unknown, opts: { nonce?: Buffer; line4?: string; raw?: Uint8Array } = {}): string {
+export function commandBody(s: Session, cmd: unknown, opts: { nonce?: Uint8Array; line4?: string; raw?: Uint8Array } = {}): string {
   const nonce = opts.nonce ?? freshNonce();
   const plain = opts.raw ?? Buffer.from(typeof cmd === 'string' ? cmd : JSON.stringify(cmd));
   const box = nacl.boxAfter(plain, nonce, s.sharedKey);

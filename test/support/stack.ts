@@ -25,7 +25,7 @@ export class SettableClock implements Clock {
     this.ms += ms;
   }
   /** A fresh request nonce stamped with this clock's time (docs/PROTOCOL.md §4.1). */
-  nonce(): Buffer {
+  nonce(): Uint8Array {
     return makeNonce(this.nowSec(), randomBytes);
   }
 }

@@ -6,7 +6,8 @@
 import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { b64, bestCrypto, decodeFixed, h2, KEY_BYTES, type Crypto } from '@zax/protocol';
+import { b64, decodeFixed, h2, KEY_BYTES, type Crypto } from '@zax/protocol';
+import { bestCrypto } from './crypto-backend.js';
 import { IdentityError } from './errors.js';
 
 export interface Identity {
@@ -19,7 +20,7 @@ export interface Identity {
 }
 
 /** The mailbox address of a public key. */
-export const hpkOf = (publicKey: Uint8Array): Buffer => h2(publicKey);
+export const hpkOf = (publicKey: Uint8Array): Uint8Array => h2(publicKey);
 
 export function identityFromSecretKey(secretKey: Uint8Array, crypto: Crypto = bestCrypto()): Identity {
   if (secretKey.length !== KEY_BYTES) throw new IdentityError(`a secret key has ${KEY_BYTES} bytes, not ${secretKey.length}`);

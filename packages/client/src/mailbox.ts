@@ -13,10 +13,10 @@ import {
   MAX_FROM_ENTRIES,
   nowSec,
   systemClock,
-  bestCrypto,
   type Clock,
   type Crypto,
 } from '@zax/protocol';
+import { bestCrypto } from './crypto-backend.js';
 import { RelayProtocolError, UsageError } from './errors.js';
 import { hpkOf, parseKey, type Identity } from './keys.js';
 import { openText, parseFileData, sealText, type EncryptedPayload } from './message.js';
@@ -303,7 +303,7 @@ export class Mailbox {
     const json = decodeStrict(line!);
     let entropy: unknown;
     try {
-      entropy = (JSON.parse(json === null ? '' : json.toString('utf8')) as { entropy?: unknown }).entropy;
+      entropy = (JSON.parse(json === null ? '' : new TextDecoder().decode(json)) as { entropy?: unknown }).entropy;
     } catch {
       entropy = undefined;
     }

@@ -20,11 +20,11 @@ import {
   splitLines,
   systemClock,
   TOKEN_BYTES,
-  bestCrypto,
   type Clock,
   type Crypto,
   type KeyPair,
 } from '@zax/protocol';
+import { bestCrypto } from './crypto-backend.js';
 import { diagnoseNetworkFailure, plainRequestToTlsPort } from './diagnose.js';
 import { RelayHttpError, RelayProtocolError, RelayTimeoutError, UsageError, ZaxClientError } from './errors.js';
 import type { Identity } from './keys.js';
@@ -36,7 +36,7 @@ export interface RelaySessionOptions {
   /** Base URL of the relay, e.g. `https://zax.example.com` or `http://127.0.0.1:8080/`. */
   url: string | URL;
   identity: Identity;
-  /** @default bestCrypto() from @zax/protocol (sodium-native when it loads, else tweetnacl) */
+  /** @default sodium-native when it loads, else tweetnacl (`./crypto-backend.ts`) */
   crypto?: Crypto;
   /** @default globalThis.fetch */
   fetch?: FetchLike;

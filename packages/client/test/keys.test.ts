@@ -28,7 +28,7 @@ afterEach(async () => {
 describe('identity', () => {
   it('hpk is h2(publicKey)', () => {
     const id = generateIdentity();
-    expect(Buffer.from(id.hpk)).toEqual(h2(id.publicKey));
+    expect(Buffer.from(id.hpk)).toEqual(Buffer.from(h2(id.publicKey)));
     expect(identityFromSecretKey(id.secretKey).publicKey).toEqual(id.publicKey);
   });
 

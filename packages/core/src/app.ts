@@ -14,8 +14,8 @@
  * server with a fake clock. It owns the replica's load meter (load.ts) and metrics (metrics.ts);
  * the request path only adds numbers to them.
  */
-import { INTERNAL_SECRET_HEADER, RelayError, readBody, sendPreflight, type Clock, type Crypto, type LoadReport } from '@zax/protocol';
-import { routeTable, serve, wrongMethod, type Durability, type Logger as Log, type RouteTable } from '@zax/service';
+import { INTERNAL_SECRET_HEADER, RelayError, type Clock, type Crypto, type LoadReport } from '@zax/protocol';
+import { readBody, routeTable, sendPreflight, serve, wrongMethod, type Durability, type Logger as Log, type RouteTable } from '@zax/service';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ResponseGate } from './commands/download-gate.js';
 import type { Config } from './config.js';

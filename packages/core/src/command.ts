@@ -17,13 +17,13 @@ import {
   isCommandName,
   joinLines,
   makeNonce,
-  sendOk,
   parseJsonObject,
   validateCommand,
   type Clock,
   type CommandName,
   type Crypto,
 } from '@zax/protocol';
+import { sendOk } from '@zax/service';
 import type { AnswerGate } from './commands/download-gate.js';
 import { COMMAND_HANDLERS, type CommandHandler } from './commands/index.js';
 import type { Config } from './config.js';
@@ -102,7 +102,9 @@ export async function runCommand(deps: CommandDeps, body: string, answers: Answe
   // decoded once, here). Both local: a request refused here has touched no store.
   const nonce = nonceOf(nonceLine, nowSec, config.nonceWindowSec, 'command nonce');
   const box = decodeStrict(boxLine);
-  const line4Bytes = line4 === null ? null : decodeStrict(line4);
+  const line4Decoded = line4 === null ? null : decodeStrict(line4);
+  // A Buffer view (no copy) of the chunk: it goes to Redis as bytes.
+  const line4Bytes = line4Decoded === null ? null : Buffer.from(line4Decoded.buffer, line4Decoded.byteOffset, line4Decoded.byteLength);
   if (box === null || (line4 !== null && line4Bytes === null)) throw new RelayError('invalid', 'box line: not strict base64');
   // 3 (replay) and 5 (a live session), one atomic step in the hpk's slot: the nonce is recorded
   // in the hpk's replay cache only when the hpk has a live session, so a request without one

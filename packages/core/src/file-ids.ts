@@ -7,12 +7,12 @@
 import { h2 } from '@zax/protocol';
 
 /** h2(hpk_from ‖ hpk_to ‖ metadata_nonce ‖ ASCII(seed)), raw inputs. */
-export function uploadId(hpkFrom: Uint8Array, hpkTo: Uint8Array, metadataNonce: Uint8Array, seed: string): Buffer {
+export function uploadId(hpkFrom: Uint8Array, hpkTo: Uint8Array, metadataNonce: Uint8Array, seed: string): Uint8Array {
   return h2(hpkFrom, hpkTo, metadataNonce, Buffer.from(seed, 'ascii'));
 }
 
 /** h2(uploadID ‖ ASCII(seed)). */
-export function storageId(uploadID: Uint8Array, seed: string): Buffer {
+export function storageId(uploadID: Uint8Array, seed: string): Uint8Array {
   return h2(uploadID, Buffer.from(seed, 'ascii'));
 }
 

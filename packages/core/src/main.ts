@@ -19,8 +19,9 @@
  */
 import cluster from 'node:cluster';
 import http from 'node:http';
-import { bestCrypto, systemClock } from '@zax/protocol';
+import { systemClock } from '@zax/protocol';
 import {
+  bestCrypto,
   createDurability,
   createLogger,
   createServer,

@@ -9,7 +9,7 @@ import { B64_NONCE_CHARS, NONCE_BYTES, RelayError, decodeFixed, isNonceFresh } f
 import type { NonceStore } from './store/nonces.js';
 
 /** The nonce's bytes when it is 24 bytes within the time window; else 400 G. Touches no store. */
-export function nonceOf(nonceB64: unknown, nowSec: number, windowSec: number, what: string): Buffer {
+export function nonceOf(nonceB64: unknown, nowSec: number, windowSec: number, what: string): Uint8Array {
   const nonce = typeof nonceB64 === 'string' && nonceB64.length === B64_NONCE_CHARS ? decodeFixed(nonceB64, NONCE_BYTES) : null;
   if (nonce === null) throw new RelayError('invalid', `${what}: not a 24-byte nonce`);
   if (!isNonceFresh(nonce, nowSec, windowSec)) throw new RelayError('invalid', `${what}: outside the time window`);
@@ -17,7 +17,7 @@ export function nonceOf(nonceB64: unknown, nowSec: number, windowSec: number, wh
 }
 
 /** nonceOf, then the nonce recorded in the relay-wide cache (a replay: 400 G). */
-export async function checkNonce(nonces: NonceStore, nonceB64: unknown, nowSec: number, windowSec: number, what: string): Promise<Buffer> {
+export async function checkNonce(nonces: NonceStore, nonceB64: unknown, nowSec: number, windowSec: number, what: string): Promise<Uint8Array> {
   const nonce = nonceOf(nonceB64, nowSec, windowSec, what);
   if (!(await nonces.record(nonceB64 as string))) throw new RelayError('invalid', `${what}: replayed`);
   return nonce;

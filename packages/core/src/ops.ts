@@ -5,8 +5,8 @@
  * together for a fault that traffic does not cause and that the jobs heal themselves
  * (packages/core/README.md "Maintenance jobs").
  */
-import { RelayError, sendOk } from '@zax/protocol';
-import { storeProblem } from '@zax/service';
+import { RelayError } from '@zax/protocol';
+import { sendOk, storeProblem } from '@zax/service';
 import type { ServerResponse } from 'node:http';
 import { loadReport } from './load.js';
 import type { RouteHandler } from './routes.js';

@@ -21,10 +21,10 @@ import {
   frame,
   h2,
   parseJsonObject,
-  sendOk,
   type Clock,
   type Crypto,
 } from '@zax/protocol';
+import { sendOk } from '@zax/service';
 import type { Config } from './config.js';
 import { short, type Logger } from '@zax/service';
 import type { RouteHandler } from './routes.js';

@@ -18,12 +18,12 @@ import {
   h2,
   makeNonce,
   randomBytes,
-  sodiumCrypto,
   tweetnaclCrypto,
   type Clock,
   type Crypto,
   type KeyPair,
 } from '@zax/protocol';
+import { sodiumCrypto } from '@zax/service';
 import { createApp, type App } from '../src/app.js';
 import { loadConfig, type Config } from '../src/config.js';
 import { FILE_BUCKETS, createKeys, fileBucket, type Keys } from '../src/keys.js';
@@ -176,7 +176,7 @@ export async function startCore(opts: CoreOptions = {}): Promise<Core> {
 
 const C = tweetnaclCrypto;
 
-export const nonceAt = (sec: number): Buffer => makeNonce(sec, randomBytes);
+export const nonceAt = (sec: number): Uint8Array => makeNonce(sec, randomBytes);
 
 export interface Handshake {
   readonly clientToken: Uint8Array;
@@ -212,8 +212,8 @@ export interface ProveParts {
   handshake: Handshake;
   identity: KeyPair;
   aSess: KeyPair;
-  outerNonce: Buffer;
-  innerNonce: Buffer;
+  outerNonce: Uint8Array;
+  innerNonce: Uint8Array;
   /** Replace the session signature (wrong proof). */
   sign?: Uint8Array;
   /** Replace the inner JSON object. */
@@ -272,7 +272,7 @@ export async function establishSession(core: Core, identity: KeyPair = C.keyPair
 export function commandBody(
   s: Pick<Session, 'hpk' | 'sharedKey'>,
   cmd: unknown,
-  opts: { nonce?: Buffer; nowSec?: number; line4?: string; sep?: string; hpk?: string } = {},
+  opts: { nonce?: Uint8Array; nowSec?: number; line4?: string; sep?: string; hpk?: string } = {},
 ): string {
   const nonce = opts.nonce ?? nonceAt(opts.nowSec ?? T0);
   const plaintext = typeof cmd === 'string' ? cmd : JSON.stringify(cmd);

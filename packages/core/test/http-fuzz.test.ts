@@ -173,7 +173,7 @@ function nonceLine(f: NonceFault): string {
   return usedNonce;
 }
 
-const freshNonce = (): Buffer => nonceAt(core.clock.nowSec());
+const freshNonce = (): Uint8Array => nonceAt(core.clock.nowSec());
 
 // Values of the wrong type or range for a command field. `OMIT` removes the field.
 const OMIT = Symbol('omit');

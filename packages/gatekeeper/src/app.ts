@@ -15,8 +15,8 @@
  * `createApp` builds it from its dependencies without listening (main.ts listens), so tests mount
  * it on their own server, and an express application can mount it at a path prefix.
  */
-import { RelayError, sendPreflight, type Clock } from '@zax/protocol';
-import { routeTable, serve, wrongMethod, type Logger, type RouteTable } from '@zax/service';
+import { RelayError, type Clock } from '@zax/protocol';
+import { routeTable, sendPreflight, serve, wrongMethod, type Logger, type RouteTable } from '@zax/service';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Config } from './config.js';
 import type { DifficultyController } from './difficulty-adaptive.js';

@@ -9,7 +9,8 @@
  * The host's server owns the socket: PORT, HOST, ADMIN_PORT and the TLS_* files are not used.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { randomBytes, sendError, systemClock } from '@zax/protocol';
+import { randomBytes, systemClock } from '@zax/protocol';
+import { sendError } from '@zax/service';
 import { createApp } from './app.js';
 import { loadConfig } from './config.js';
 import { createLogger, everyInterval, readCaFile } from '@zax/service';

@@ -2,8 +2,8 @@
  * Health and metrics routes. Readiness is the edge store only: with the core down the gatekeeper
  * still answers 503s. A cluster that is down or has slots no primary serves is not ready.
  */
-import { RelayError, sendOk } from '@zax/protocol';
-import { storeProblem, timed } from '@zax/service';
+import { RelayError } from '@zax/protocol';
+import { sendOk, storeProblem, timed } from '@zax/service';
 import type { RouteHandler } from './routes.js';
 
 export const livez: RouteHandler = async (_edge, _req, res) => {

@@ -7,6 +7,7 @@ import { B64_NONCE_CHARS, MAX_DELETE_ENTRIES, MAX_DOWNLOAD_COUNT, MAX_FROM_ENTRI
 import { decodeFixed, isStrictBase64 } from './base64.js';
 import { RelayError } from './errors.js';
 import { field, isInteger, type JsonObject } from './json.js';
+import { utf8Length } from './utf8.js';
 
 export const COMMAND_NAMES = [
   'count',
@@ -82,9 +83,6 @@ export function base64DecodedBytes(s: string): number {
   return (s.length / 4) * 3 - pad;
 }
 
-function utf8Bytes(s: string): number {
-  return Buffer.byteLength(s, 'utf8');
-}
 
 type Validator<K extends CommandName> = (obj: JsonObject, limits: CommandLimits, line4: string | null) => CommandRequests[K];
 
@@ -108,7 +106,7 @@ const VALIDATORS: { [K in CommandName]: Validator<K> } = {
     } else {
       throw invalid('payload: neither a string nor an object');
     }
-    const dataBytes = utf8Bytes(data);
+    const dataBytes = utf8Length(data);
     if (dataBytes > limits.maxMessageBytes) throw new RelayError('tooLarge', 'message data above maxMessageBytes');
     return { to, data, dataBytes, nonce };
   },
@@ -157,7 +155,7 @@ const VALIDATORS: { [K in CommandName]: Validator<K> } = {
     const metadataNonce = nonceField(field(m, 'nonce'), 'metadata.nonce');
     const metadataCtext = field(m, 'ctext');
     if (typeof metadataCtext !== 'string' || metadataCtext.length === 0) throw invalid('metadata.ctext: not a non-empty string');
-    if (utf8Bytes(metadataCtext) > limits.maxMessageBytes) throw new RelayError('tooLarge', 'metadata above maxMessageBytes');
+    if (utf8Length(metadataCtext) > limits.maxMessageBytes) throw new RelayError('tooLarge', 'metadata above maxMessageBytes');
     return { to, fileSize, metadataNonce, metadataCtext };
   },
 

@@ -3,21 +3,19 @@
  * behind the same interface as the tweetnacl reference. sodium-native 5 no longer exports
  * `crypto_box_beforenm` or HSalsa20, so the precomputed key is built from `crypto_scalarmult`
  * (libsodium refuses an all-zero result: a low-order public key) and tweetnacl's HSalsa20 core.
- * `bestCrypto()` picks this backend when the binding loads and falls back to tweetnacl otherwise.
  *
- * sodium-native is an optional dependency of @zax/protocol (the services depend on it themselves),
- * so nothing here, and nothing in the emitted declarations, names its module: it is loaded at run
- * time and used through `SodiumApi`, the few functions this file calls. Which backend was picked,
- * and why sodium-native did not load, is reported with `NODE_DEBUG=zax` (node:util debuglog).
+ * Pure: this package neither depends on sodium-native nor loads it. A package that does (the
+ * services, the Node client) hands `sodiumBackends` a function that requires the binding from
+ * where it is installed, and gets `best()` (this backend when the binding loads, else tweetnacl)
+ * and `sodium()`. Nothing here, nor in the emitted declarations, names the module: it is used
+ * through `SodiumApi`, the few functions this file calls.
  */
-import { createRequire } from 'node:module';
-import { debuglog } from 'node:util';
 import { hsalsa20, tweetnaclCrypto, type Crypto } from './crypto.js';
 
 type Bytes = Uint8Array;
 
 /** The sodium-native 5 functions this backend calls (that package ships no types of its own). */
-export interface SodiumApi {
+interface SodiumApi {
   randombytes_buf(out: Bytes): void;
   crypto_box_keypair(pk: Bytes, sk: Bytes): void;
   crypto_scalarmult_base(q: Bytes, n: Bytes): void;
@@ -26,33 +24,14 @@ export interface SodiumApi {
   crypto_secretbox_open_easy(m: Bytes, c: Bytes, n: Bytes, k: Bytes): boolean;
 }
 
-const debug = debuglog('zax');
-
-/** The binding, or the reason it did not load; tried once per process. */
-let loaded: { sodium: SodiumApi } | { error: string } | null = null;
-
-function loadSodium(): SodiumApi | null {
-  if (loaded === null) {
-    try {
-      loaded = { sodium: createRequire(import.meta.url)('sodium-native') as SodiumApi };
-    } catch (e) {
-      const code = (e as { code?: unknown } | null)?.code;
-      const first = (e instanceof Error ? e.message : String(e)).split('\n', 1)[0]!;
-      const absent = code === 'MODULE_NOT_FOUND' && first.includes("'sodium-native'");
-      loaded = { error: absent ? 'sodium-native is not installed' : `sodium-native does not load: ${first}` };
-    }
-  }
-  return 'sodium' in loaded ? loaded.sodium : null;
-}
-
 const NONCE = 24;
 const MAC = 16;
 const KEY = 32;
 
-export function createSodiumCrypto(sodium: SodiumApi): Crypto {
+function createSodiumCrypto(sodium: SodiumApi): Crypto {
   const before = (publicKey: Uint8Array, secretKey: Uint8Array): Uint8Array | null => {
     if (publicKey.length !== KEY || secretKey.length !== KEY) return null;
-    const shared = Buffer.allocUnsafe(KEY);
+    const shared = new Uint8Array(KEY);
     try {
       sodium.crypto_scalarmult(shared, secretKey, publicKey);
     } catch {
@@ -65,7 +44,7 @@ export function createSodiumCrypto(sodium: SodiumApi): Crypto {
   return {
     name: 'sodium-native',
     randomBytes(n) {
-      const b = Buffer.allocUnsafe(n);
+      const b = new Uint8Array(n);
       sodium.randombytes_buf(b);
       return b;
     },
@@ -93,41 +72,65 @@ export function createSodiumCrypto(sodium: SodiumApi): Crypto {
     },
     boxAfter(message, nonce, sharedKey) {
       if (nonce.length !== NONCE || sharedKey.length !== KEY) throw new Error('bad nonce or key size');
-      const out = Buffer.allocUnsafe(message.length + MAC);
+      const out = new Uint8Array(message.length + MAC);
       sodium.crypto_secretbox_easy(out, message, nonce, sharedKey);
       return out;
     },
     boxOpenAfter(box, nonce, sharedKey) {
       if (box.length < MAC || nonce.length !== NONCE || sharedKey.length !== KEY) return null;
-      const out = Buffer.allocUnsafe(box.length - MAC);
+      const out = new Uint8Array(box.length - MAC);
       return sodium.crypto_secretbox_open_easy(out, box, nonce, sharedKey) ? out : null;
     },
   };
 }
 
-let cached: Crypto | null = null;
-
-/**
- * sodium-native when its binding loads, else the tweetnacl reference. The choice is made once and
- * reported at debug level: `NODE_DEBUG=zax` prints e.g.
- * `ZAX 4242: crypto backend: tweetnacl (sodium-native is not installed)` on stderr.
- */
-export function bestCrypto(): Crypto {
-  if (cached === null) {
-    const sodium = loadSodium();
-    if (sodium === null) {
-      cached = tweetnaclCrypto;
-      debug('crypto backend: tweetnacl (%s)', loaded !== null && 'error' in loaded ? loaded.error : 'sodium-native unavailable');
-    } else {
-      cached = createSodiumCrypto(sodium);
-      debug('crypto backend: sodium-native');
-    }
-  }
-  return cached;
+/** Why the binding did not load, in one line. */
+function loadFailure(e: unknown): string {
+  const code = (e as { code?: unknown } | null)?.code;
+  const first = (e instanceof Error ? e.message : String(e)).split('\n', 1)[0]!;
+  const absent = code === 'MODULE_NOT_FOUND' && first.includes("'sodium-native'");
+  return absent ? 'sodium-native is not installed' : `sodium-native does not load: ${first}`;
 }
 
-/** The sodium-native backend, or null where the binding does not load. */
-export function sodiumCrypto(): Crypto | null {
-  const sodium = loadSodium();
-  return sodium === null ? null : createSodiumCrypto(sodium);
+export interface SodiumBackends {
+  /**
+   * sodium-native when its binding loads, else the tweetnacl reference. The choice is made once and
+   * reported through `report`, e.g. `crypto backend: tweetnacl (sodium-native is not installed)`.
+   */
+  best(): Crypto;
+  /** The sodium-native backend, or null where the binding does not load. */
+  sodium(): Crypto | null;
+}
+
+/**
+ * The backends over the binding `requireSodium` returns (it throws where sodium-native is not
+ * installed or does not load); it is called at most once. `report` gets the choice `best` made.
+ */
+export function sodiumBackends(requireSodium: () => unknown, report: (message: string) => void): SodiumBackends {
+  let loaded: { sodium: SodiumApi } | { error: string } | null = null;
+  let best: Crypto | null = null;
+  const load = (): { sodium: SodiumApi } | { error: string } => {
+    if (loaded === null) {
+      try {
+        loaded = { sodium: requireSodium() as SodiumApi };
+      } catch (e) {
+        loaded = { error: loadFailure(e) };
+      }
+    }
+    return loaded;
+  };
+  return {
+    best() {
+      if (best === null) {
+        const l = load();
+        best = 'sodium' in l ? createSodiumCrypto(l.sodium) : tweetnaclCrypto;
+        report('sodium' in l ? 'crypto backend: sodium-native' : `crypto backend: tweetnacl (${l.error})`);
+      }
+      return best;
+    },
+    sodium() {
+      const l = load();
+      return 'sodium' in l ? createSodiumCrypto(l.sodium) : null;
+    },
+  };
 }

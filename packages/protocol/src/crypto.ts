@@ -3,7 +3,6 @@
  * pairs, randomness), and its portable implementation on tweetnacl. An all-zero X25519 shared
  * secret (a low-order public key) is treated as undecryptable, as libsodium does (docs/PROTOCOL.md §3.3).
  */
-import { randomFillSync } from 'node:crypto';
 import nacl from 'tweetnacl';
 
 export interface KeyPair {
@@ -37,9 +36,18 @@ function isAllZero(b: Uint8Array): boolean {
   return acc === 0;
 }
 
-/** Node's CSPRNG; fills a fresh buffer. */
+/** The most `crypto.getRandomValues` fills in one call (Web Crypto's limit). */
+const MAX_RANDOM_FILL = 65536;
+
+/** The runtime's CSPRNG (Web Crypto: Node ≥ 19 and browsers have it as `globalThis.crypto`). */
+const webCrypto = (globalThis as { crypto?: { getRandomValues(b: Uint8Array): Uint8Array } }).crypto;
+
+/** `n` bytes from the runtime's CSPRNG, filled in chunks of at most 65536 bytes. */
 export function randomBytes(n: number): Uint8Array {
-  return randomFillSync(Buffer.allocUnsafe(n));
+  if (webCrypto === undefined) throw new Error('no CSPRNG: this runtime has no globalThis.crypto.getRandomValues');
+  const out = new Uint8Array(n);
+  for (let off = 0; off < n; off += MAX_RANDOM_FILL) webCrypto.getRandomValues(out.subarray(off, Math.min(n, off + MAX_RANDOM_FILL)));
+  return out;
 }
 
 const lowlevel = (nacl as unknown as { lowlevel: unknown }).lowlevel as {

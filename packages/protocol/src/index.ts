@@ -2,6 +2,7 @@
 export * from './constants.js';
 export * from './errors.js';
 export * from './base64.js';
+export * from './utf8.js';
 export * from './framing.js';
 export * from './h2.js';
 export * from './nonce.js';
@@ -13,5 +14,3 @@ export * from './internal.js';
 export * from './http.js';
 export * from './clock.js';
 export * from './crypto-sodium.js';
-export * from './listen-error.js';
-export * from './process.js';

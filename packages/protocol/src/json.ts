@@ -6,13 +6,14 @@ import { RelayError } from './errors.js';
 
 export type JsonObject = Record<string, unknown>;
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
+/** Made on first use, so the module loads where TextDecoder is missing (k6 never parses plaintexts). */
+let utf8: TextDecoder | null = null;
 
 /** Parses plaintext bytes as a JSON object, else 400 G. */
 export function parseJsonObject(bytes: Uint8Array): JsonObject {
   let value: unknown;
   try {
-    value = JSON.parse(utf8.decode(bytes));
+    value = JSON.parse((utf8 ??= new TextDecoder('utf-8', { fatal: true })).decode(bytes));
   } catch {
     throw new RelayError('invalid', 'plaintext is not UTF-8 JSON');
   }

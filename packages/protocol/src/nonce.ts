@@ -15,10 +15,11 @@ export function isNonceFresh(nonce: Uint8Array, nowSec: number, windowSec: numbe
 }
 
 /** A new nonce for `nowSec` with 16 bytes from `random`. */
-export function makeNonce(nowSec: number, random: (n: number) => Uint8Array): Buffer {
-  const n = Buffer.alloc(NONCE_BYTES);
-  n.writeUInt32BE(Math.floor(nowSec / 2 ** 32), 0);
-  n.writeUInt32BE(nowSec % 2 ** 32 >>> 0, 4);
+export function makeNonce(nowSec: number, random: (n: number) => Uint8Array): Uint8Array {
+  const n = new Uint8Array(NONCE_BYTES);
+  const view = new DataView(n.buffer);
+  view.setUint32(0, Math.floor(nowSec / 2 ** 32));
+  view.setUint32(4, nowSec % 2 ** 32 >>> 0);
   n.set(random(16), 8);
   return n;
 }

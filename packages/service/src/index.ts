@@ -13,3 +13,7 @@ export * from './store-call.js';
 export * from './metrics.js';
 export * from './scripts.js';
 export * from './serve.js';
+export * from './http.js';
+export * from './sodium.js';
+export * from './process.js';
+export * from './listen-error.js';

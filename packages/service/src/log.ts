@@ -8,7 +8,7 @@
  * with `logClientIps`; otherwise the field is removed.
  */
 import { pino, type DestinationStream, type Logger } from 'pino';
-import { stdoutDestination } from '@zax/protocol';
+import { stdoutDestination } from './process.js';
 import type { LogLevel } from './config.js';
 
 export type { Logger };

@@ -9,7 +9,8 @@
  * protocol's error table (`ERRORS`), and the status it writes is the one it returns, so metrics
  * record exactly what the client got.
  */
-import { BodyTooLargeError, ERRORS, RelayError, isRelayError, normalizePath, sendError, type ErrorCode } from '@zax/protocol';
+import { ERRORS, RelayError, isRelayError, normalizePath, type ErrorCode } from '@zax/protocol';
+import { BodyTooLargeError, sendError } from './http.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
 /** What every row of a route table has. */

@@ -12,7 +12,8 @@
  */
 import http from 'node:http';
 import https from 'node:https';
-import { cannotListenMessage, killAfter } from '@zax/protocol';
+import { cannotListenMessage } from './listen-error.js';
+import { killAfter } from './process.js';
 import { ConfigError } from './config.js';
 import type { Logger } from './log.js';
 import { TlsPairError, tlsReloader, type CertInfo, type TlsPair, type TlsReloader, type TlsVars } from './tls.js';

@@ -1,10 +1,11 @@
 /**
- * Platforms for the node load generator: sodium-native through @zax/protocol's `bestCrypto()` (the
+ * Platforms for the node load generator: sodium-native through @zax/service's `bestCrypto()` (the
  * default, so the generator does not starve the relay of CPU), or the portable tweetnacl platform the
  * k6 bundles use (`--crypto portable`), both with Node's CSPRNG.
  */
 import { randomFillSync } from 'node:crypto';
-import { bestCrypto, decodeStrict, h2 } from '@zax/protocol';
+import { decodeStrict, h2 } from '@zax/protocol';
+import { bestCrypto } from '@zax/service';
 import { portablePlatform } from './shared/portable.js';
 import type { Platform } from './shared/wire.js';
 

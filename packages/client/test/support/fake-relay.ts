@@ -1,8 +1,9 @@
 /**
  * A small in-memory Zax relay on node:http for the client's own tests (docs/PROTOCOL.md §4, §5.1–5.6).
- * It is built from @zax/protocol's codec and validators, follows the handshake and envelope checks
- * in their order, and has hooks to expire sessions, inject failures and delays, and read the
- * request log. It is NOT the relay: live-relay tests belong in /test/e2e.
+ * It is built from @zax/protocol's codec and validators and @zax/service's response writers,
+ * follows the handshake and envelope checks in their order, and has hooks to expire sessions,
+ * inject failures and delays, and read the request log. It is NOT the relay: live-relay tests
+ * belong in /test/e2e.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -18,23 +19,21 @@ import {
   joinLines,
   makeNonce,
   parseJsonObject,
-  readBody,
   RelayError,
   normalizePath,
   API_PATHS,
   type ApiPath,
-  sendError,
-  sendOk,
   tweetnaclCrypto,
   validateCommand,
   type Clock,
   type ErrorCode,
   type KeyPair,
 } from '@zax/protocol';
+import { readBody, sendError, sendOk } from '@zax/service';
 
 interface Handshake {
-  clientToken: Buffer;
-  relayToken: Buffer;
+  clientToken: Uint8Array;
+  relayToken: Uint8Array;
   startedSec: number;
   relayKeys: KeyPair | null;
 }
@@ -93,9 +92,9 @@ export async function startFakeRelay(options: FakeRelayOptions = {}): Promise<Fa
   const failures = new Map<string, { code: ErrorCode; count: number; retry: number }>();
   const log: LoggedRequest[] = [];
 
-  const checkNonce = (n: Buffer | null): void => {
+  const checkNonce = (n: Uint8Array | null): void => {
     if (n === null || !isNonceFresh(n, now(), 60)) throw new RelayError('invalid', 'stale nonce');
-    const k = n.toString('base64');
+    const k = b64(n);
     if (seenNonces.has(k)) throw new RelayError('invalid', 'replay');
     seenNonces.add(k);
   };

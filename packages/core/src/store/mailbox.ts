@@ -95,17 +95,21 @@ export const BYTES_FIELD = 'b';
 /** A lone (unpaired) UTF-16 surrogate: such a string has no exact UTF-8 form. */
 const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
 
+/** A Buffer view of decoded bytes (no copy): the record and the nonces go to Redis as bytes. */
+const asBuffer = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+
 function rawFixed(s: string, bytes: number, what: string): Buffer {
   const b = decodeFixed(s, bytes);
   if (b === null) throw new Error(`mailbox store: ${what} is not strict base64 of ${bytes} bytes`);
-  return b;
+  return asBuffer(b);
 }
 
 /** The binary record of a message (layout in include/mailbox.lua); `dataBytes` must be its data's UTF-8 length. */
 export function encodeRecord(m: Pick<NewMessage, 'data' | 'dataBytes' | 'from' | 'kind' | 'nowMs'>): Buffer {
   const from = rawFixed(m.from, HPK_BYTES, 'sender');
   let format: number;
-  let body: Buffer | null = m.data.length === m.dataBytes ? decodeStrict(m.data) : null;
+  const decoded = m.data.length === m.dataBytes ? decodeStrict(m.data) : null;
+  let body: Buffer | null = decoded === null ? null : asBuffer(decoded);
   if (body !== null) {
     format = FORMAT_BASE64;
   } else if (!LONE_SURROGATE.test(m.data) && Buffer.byteLength(m.data, 'utf8') === m.dataBytes) {
@@ -252,7 +256,7 @@ export function createMailboxStore(redis: CoreRedis, keys: Keys, obs: StoreObser
         const bytes = decodeFixed(n, NONCE_BYTES);
         if (bytes === null) continue;
         unique.push(n);
-        raw.push(bytes);
+        raw.push(asBuffer(bytes));
       }
       const mk = mailboxArgs(keys, hpk);
       const reply = await write('delete', [mk[0]!], (w) => w.zaxDelete(...mk, nowMs, COMPACT_LIMIT, ...raw));

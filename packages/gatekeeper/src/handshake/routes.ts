@@ -2,7 +2,8 @@
  * The two handshake routes answered at the edge: the handler's answer as a 200, and the handshake
  * counted for metrics and the adaptive difficulty.
  */
-import { isRelayError, sendOk } from '@zax/protocol';
+import { isRelayError } from '@zax/protocol';
+import { sendOk } from '@zax/service';
 import type { VerifyFailure } from '../metrics.js';
 import type { RouteHandler } from '../routes.js';
 import { startSession } from './start-session.js';

@@ -1,6 +1,6 @@
 /**
  * The one message both services print when a server cannot listen: which port, which variable sets
- * it, and what to do. Pure (it takes the error's code), so it stays out of the wire rules' way.
+ * it, and what to do. It takes the error's code, so it can be tested without a socket.
  */
 
 /** Why a server cannot listen on `host`:`port` (set by `portVariable`, the host by `hostVariable`), and the fix. */
