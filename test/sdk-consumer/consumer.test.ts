@@ -3,7 +3,7 @@
  * `pnpm pack` (as they would be published), the app in this directory (package.json, tsconfig.json
  * with `strict` and `skipLibCheck: false`, index.ts) is copied to a temp directory with the tarballs
  * in vendor/, installed with npm, type-checked with its own tsc, and run against a real relay —
- * once with sodium-native (an optional dependency of @zax/protocol) and once with
+ * once with sodium-native (an optional dependency of @zax/client) and once with
  * `npm install --omit=optional`, checking with NODE_DEBUG=zax which crypto backend the SDK picked.
  * Needs the built dist/ of protocol and client (`tsc -b`) and the npm registry (or npm's cache).
  */

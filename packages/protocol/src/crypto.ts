@@ -66,11 +66,15 @@ function sizesOk(nonce: Uint8Array, ...keys: Uint8Array[]): boolean {
   return nonce.length === nacl.box.nonceLength && keys.every((k) => k.length === 32);
 }
 
-export const tweetnaclCrypto: Crypto = {
+/**
+ * The tweetnacl backend over the CSPRNG `random` (where the runtime's is not `globalThis.crypto`:
+ * k6 hands its own).
+ */
+export const tweetnaclCryptoWith = (random: (n: number) => Uint8Array): Crypto => ({
   name: 'tweetnacl',
-  randomBytes,
+  randomBytes: random,
   keyPair() {
-    return nacl.box.keyPair.fromSecretKey(randomBytes(32));
+    return nacl.box.keyPair.fromSecretKey(random(32));
   },
   keyPairFromSecretKey(secretKey) {
     return nacl.box.keyPair.fromSecretKey(secretKey);
@@ -101,4 +105,7 @@ export const tweetnaclCrypto: Crypto = {
     if (!sizesOk(nonce, sharedKey) || box.length < 16) return null;
     return nacl.secretbox.open(box, nonce, sharedKey);
   },
-};
+});
+
+/** The tweetnacl backend over the runtime's CSPRNG: the portable reference. */
+export const tweetnaclCrypto: Crypto = tweetnaclCryptoWith(randomBytes);

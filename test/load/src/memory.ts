@@ -7,6 +7,7 @@
  * Relay and Redis CPU per upload are reported too.
  */
 import { performance } from 'node:perf_hooks';
+import { b64 } from '@zax/protocol';
 import { CpuMeter } from './cpu.js';
 import { connectSessions, type RunContext } from './engine.js';
 import type { RedisInfo } from './redis-info.js';
@@ -101,7 +102,7 @@ export async function runMemory(ctx: RunContext, concurrency: number, messages: 
   const passes: MemoryPass[] = [];
   for (const perMailbox of perMailboxList) {
     const mailboxes = Math.ceil(messages / perMailbox);
-    const recipients = Array.from({ length: mailboxes }, () => p.b64(p.random(32)));
+    const recipients = Array.from({ length: mailboxes }, () => b64(p.random(32)));
     const steps = recipients.map((to) => uploadStep(to));
     const u = await measure(ctx, info, () => drive(ctx, devices, messages, (i) => steps[Math.floor(i / perMailbox)]!, seen));
     errors.push(...u.value);

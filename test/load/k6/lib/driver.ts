@@ -1,7 +1,7 @@
 /**
  * The k6 side of the load tests: runs the shared scenarios (../../src/shared/wire.ts, the same code
- * the node generator runs) with k6's synchronous `http.post`, tweetnacl and a pure SHA-256, and
- * reports every validated or failed response as k6 metrics and checks.
+ * the node generator runs) with k6's synchronous `http.post` and @zax/protocol's pure tweetnacl
+ * backend and h2, and reports every validated or failed response as k6 metrics and checks.
  *
  * Environment (k6 -e NAME=value, or the shell environment):
  *   RELAY_URL       relay base URL                             (default http://127.0.0.1:8080)

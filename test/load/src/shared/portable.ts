@@ -1,66 +1,39 @@
 /**
- * The portable Platform: tweetnacl + a pure SHA-256 + pure base64/UTF-8. It needs nothing from Node,
- * so the k6 bundles use it as is; the node generator uses it with `--crypto portable`.
+ * The portable Platform: @zax/protocol's tweetnacl backend over a CSPRNG the runtime hands in, and a
+ * UTF-8 decoder without TextDecoder or Buffer. It needs nothing from Node, so the k6 bundles use it
+ * as is; the node generator uses it with `--crypto portable`.
  */
-import nacl from 'tweetnacl';
-import { fromBase64Strict, toBase64, utf8Decode, utf8Encode } from './encoding.js';
-import { sha256 } from './sha256.js';
-import type { Platform } from './wire.js';
+import { tweetnaclCryptoWith } from '@zax/protocol';
+import { cryptoPlatform, type Platform } from './wire.js';
 
-const lowlevel = (nacl as unknown as { lowlevel: unknown }).lowlevel as {
-  crypto_scalarmult(q: Uint8Array, n: Uint8Array, p: Uint8Array): number;
-  crypto_core_hsalsa20(out: Uint8Array, inp: Uint8Array, k: Uint8Array, c: Uint8Array): number;
-};
-const SIGMA = new Uint8Array([101, 120, 112, 97, 110, 100, 32, 51, 50, 45, 98, 121, 116, 101, 32, 107]);
-const ZERO16 = new Uint8Array(16);
-const ZERO_BLOCK = new Uint8Array(64);
-
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
+/** Decodes UTF-8 (invalid sequences become U+FFFD): k6 has no TextDecoder. */
+export function utf8Decode(b: Uint8Array): string {
+  let out = '';
+  for (let i = 0; i < b.length; ) {
+    const c = b[i]!;
+    let cp = 0xfffd;
+    let len = 1;
+    if (c < 0x80) cp = c;
+    else if (c >= 0xc2 && c < 0xe0 && i + 1 < b.length) {
+      cp = ((c & 31) << 6) | (b[i + 1]! & 63);
+      len = 2;
+    } else if (c >= 0xe0 && c < 0xf0 && i + 2 < b.length) {
+      cp = ((c & 15) << 12) | ((b[i + 1]! & 63) << 6) | (b[i + 2]! & 63);
+      len = 3;
+    } else if (c >= 0xf0 && c < 0xf5 && i + 3 < b.length) {
+      cp = ((c & 7) << 18) | ((b[i + 1]! & 63) << 12) | ((b[i + 2]! & 63) << 6) | (b[i + 3]! & 63);
+      len = 4;
+    }
+    i += len;
+    if (cp >= 0x10000) {
+      cp -= 0x10000;
+      out += String.fromCharCode(0xd800 + (cp >> 10), 0xdc00 + (cp & 0x3ff));
+    } else out += String.fromCharCode(cp);
   }
   return out;
 }
 
-/** h2(m) = SHA-256(SHA-256(0x00 × 64 ‖ m)) (docs/PROTOCOL.md §3.1), on the pure SHA-256. */
-export function pureH2(...parts: Uint8Array[]): Uint8Array {
-  return sha256(sha256(concat([ZERO_BLOCK, ...parts])));
-}
-
 /** A Platform on tweetnacl; `random(n)` must be a CSPRNG (k6/crypto `randomBytes`, node:crypto). */
 export function portablePlatform(random: (n: number) => Uint8Array, name = 'tweetnacl'): Platform {
-  return {
-    name,
-    random,
-    keyPair() {
-      return nacl.box.keyPair.fromSecretKey(random(32));
-    },
-    before(publicKey, secretKey) {
-      const shared = new Uint8Array(32);
-      lowlevel.crypto_scalarmult(shared, secretKey, publicKey);
-      let acc = 0;
-      for (const x of shared) acc |= x;
-      if (acc === 0) return null;
-      const k = new Uint8Array(32);
-      lowlevel.crypto_core_hsalsa20(k, ZERO16, shared, SIGMA);
-      return k;
-    },
-    boxAfter(message, nonce, key) {
-      return nacl.secretbox(message, nonce, key);
-    },
-    boxOpenAfter(box, nonce, key) {
-      return box.length < 16 ? null : nacl.secretbox.open(box, nonce, key);
-    },
-    h2: pureH2,
-    b64: toBase64,
-    unb64: fromBase64Strict,
-    utf8: utf8Encode,
-    fromUtf8: utf8Decode,
-    nowSec: () => Math.floor(Date.now() / 1000),
-  };
+  return cryptoPlatform(tweetnaclCryptoWith(random), utf8Decode, name);
 }

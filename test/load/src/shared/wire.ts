@@ -2,18 +2,16 @@
  * The protocol side of the load tests, shared by the node load generator (`bench`) and the k6
  * scripts (bundled by esbuild): request bodies for every step of every scenario, and a validation of
  * every response (status, line count, line lengths, strict base64 sizes, decrypted contents and
- * counts). It is pure: no Node built-ins, no I/O. A runtime hands it a `Platform` (crypto, h2,
- * base64, clock) and sends the requests it builds, synchronously (k6) or not (node).
+ * counts). It is pure: no Node built-ins, no I/O; h2, proof of work, nonces and base64 are
+ * @zax/protocol's, which is pure too. A runtime hands it a `Platform` (NaCl box, CSPRNG, UTF-8
+ * decoding, clock) and sends the requests it builds, synchronously (k6) or not (node).
  *
  * A scenario is a list of steps per iteration. Each step builds one request from the virtual
  * device's state and checks the response, updating that state; a failed check throws CheckFailure,
  * and the driver then resets the device (new identity, new handshake) so one failure never cascades.
  */
 
-export interface KeyPair {
-  readonly publicKey: Uint8Array;
-  readonly secretKey: Uint8Array;
-}
+import { b64, decodeStrict, h2, makeNonce as protocolNonce, solvePow, utf8Encode, type Crypto, type KeyPair } from '@zax/protocol';
 
 /** What the shared code needs from its runtime. */
 export interface Platform {
@@ -25,15 +23,22 @@ export interface Platform {
   before(publicKey: Uint8Array, secretKey: Uint8Array): Uint8Array | null;
   boxAfter(message: Uint8Array, nonce: Uint8Array, key: Uint8Array): Uint8Array;
   boxOpenAfter(box: Uint8Array, nonce: Uint8Array, key: Uint8Array): Uint8Array | null;
-  /** h2 of the concatenation of the parts (docs/PROTOCOL.md §3.1). */
-  h2(...parts: Uint8Array[]): Uint8Array;
-  /** Canonical padded base64. */
-  b64(bytes: Uint8Array): string;
-  /** Strict base64 decode, or null. */
-  unb64(s: string): Uint8Array | null;
-  utf8(s: string): Uint8Array;
   fromUtf8(b: Uint8Array): string;
   nowSec(): number;
+}
+
+/** A Platform on one of @zax/protocol's Crypto backends, with the runtime's UTF-8 decoder. */
+export function cryptoPlatform(c: Crypto, fromUtf8: (b: Uint8Array) => string, name = c.name): Platform {
+  return {
+    name,
+    random: (n) => c.randomBytes(n),
+    keyPair: () => c.keyPair(),
+    before: (pk, sk) => c.before(pk, sk),
+    boxAfter: (m, n, k) => c.boxAfter(m, n, k),
+    boxOpenAfter: (b, n, k) => c.boxOpenAfter(b, n, k),
+    fromUtf8,
+    nowSec: () => Math.floor(Date.now() / 1000),
+  };
 }
 
 export const PATH = {
@@ -164,8 +169,8 @@ export function newDevice(p: Platform, o: ScenarioOptions = DEFAULT_OPTIONS): De
 /** A fresh identity (so a half-done iteration leaves nothing behind in its mailbox), no session. */
 export function resetDevice(d: Device): void {
   d.comm = d.p.keyPair();
-  d.hpk = d.p.h2(d.comm.publicKey);
-  d.hpkB64 = d.p.b64(d.hpk);
+  d.hpk = h2(d.comm.publicKey);
+  d.hpkB64 = b64(d.hpk);
   d.hs = null;
   d.session = null;
   d.live = 0;
@@ -176,49 +181,14 @@ export function resetDevice(d: Device): void {
 // ---------------------------------------------------------------------------------------------
 // Small protocol helpers
 
-/** A timestamped nonce (docs/PROTOCOL.md §3.2): 8 bytes of Unix seconds big-endian, 16 random. */
+/** A timestamped nonce (docs/PROTOCOL.md §3.2) at the platform's clock, from its CSPRNG. */
 export function makeNonce(p: Platform): Uint8Array {
-  const n = new Uint8Array(24);
-  const t = p.nowSec();
-  const hi = Math.floor(t / 0x100000000);
-  const lo = t >>> 0;
-  n[0] = hi >>> 24;
-  n[1] = (hi >>> 16) & 0xff;
-  n[2] = (hi >>> 8) & 0xff;
-  n[3] = hi & 0xff;
-  n[4] = lo >>> 24;
-  n[5] = (lo >>> 16) & 0xff;
-  n[6] = (lo >>> 8) & 0xff;
-  n[7] = lo & 0xff;
-  n.set(p.random(16), 8);
-  return n;
-}
-
-/** True when the d low-order bits of `hash` are zero (docs/PROTOCOL.md §3.4, little-endian reading). */
-export function hasLowZeroBits(hash: Uint8Array, d: number): boolean {
-  const q = Math.floor(d / 8);
-  const r = d % 8;
-  if (q > hash.length || (q === hash.length && r > 0)) return false;
-  for (let i = 0; i < q; i++) if (hash[i] !== 0) return false;
-  return r === 0 || (hash[q]! & ((1 << r) - 1)) === 0;
-}
-
-/** The `/verify_session` answer for difficulty d. */
-export function solvePow(p: Platform, clientToken: Uint8Array, relayToken: Uint8Array, d: number): Uint8Array {
-  if (d === 0) return p.h2(clientToken, relayToken);
-  const nonce = p.random(32);
-  for (;;) {
-    if (hasLowZeroBits(p.h2(clientToken, relayToken, nonce), d)) return nonce;
-    for (let i = 0; i < 32; i++) {
-      nonce[i] = (nonce[i]! + 1) & 0xff;
-      if (nonce[i] !== 0) break;
-    }
-  }
+  return protocolNonce(p.nowSec(), (n) => p.random(n));
 }
 
 /** The storage token of a message: h2(ASCII(b64(hpk_to)) ‖ ASCII(b64(nonce))) (docs/PROTOCOL.md §3.1). */
-export function storageToken(p: Platform, toB64: string, nonceB64: string): string {
-  return p.b64(p.h2(p.utf8(toB64), p.utf8(nonceB64)));
+function storageToken(toB64: string, nonceB64: string): string {
+  return b64(h2(toB64, nonceB64));
 }
 
 function fail(step: string, r: WireResponse, reason: string, fatal = false): CheckFailure {
@@ -244,7 +214,7 @@ function responseLines(step: string, r: WireResponse, n: number): string[] {
 
 /** Strict base64 of exactly `bytes` bytes, with the exact length. */
 function fixed(d: Device, step: string, r: WireResponse, s: unknown, bytes: number, what: string): Uint8Array {
-  const b = typeof s === 'string' && s.length === 4 * Math.ceil(bytes / 3) ? d.p.unb64(s) : null;
+  const b = typeof s === 'string' && s.length === 4 * Math.ceil(bytes / 3) ? decodeStrict(s) : null;
   if (b === null || b.length !== bytes) throw fail(step, r, `${what} is not strict base64 of ${bytes} bytes`);
   return b;
 }
@@ -267,8 +237,8 @@ function needSession(d: Device, step: string): { keys: KeyPair; key: Uint8Array;
 export function commandRequest(d: Device, step: string, cmd: object, line4?: string): WireRequest {
   const s = needSession(d, step);
   const nonce = makeNonce(d.p);
-  const box = d.p.boxAfter(d.p.utf8(JSON.stringify(cmd)), nonce, s.key);
-  const body = `${d.hpkB64}\r\n${d.p.b64(nonce)}\r\n${d.p.b64(box)}${line4 === undefined ? '' : `\r\n${line4}`}`;
+  const box = d.p.boxAfter(utf8Encode(JSON.stringify(cmd)), nonce, s.key);
+  const body = `${d.hpkB64}\r\n${b64(nonce)}\r\n${b64(box)}${line4 === undefined ? '' : `\r\n${line4}`}`;
   return { path: PATH.command, body };
 }
 
@@ -276,7 +246,7 @@ export function commandRequest(d: Device, step: string, cmd: object, line4?: str
 function openLines(d: Device, step: string, r: WireResponse, lines: string[]): unknown {
   const s = needSession(d, step);
   const nonce = fixed(d, step, r, lines[0], 24, 'response nonce');
-  const box = d.p.unb64(lines[1]!);
+  const box = decodeStrict(lines[1]!);
   if (box === null || box.length < 16) throw fail(step, r, 'response box is not strict base64');
   const plain = d.p.boxOpenAfter(box, nonce, s.key);
   if (plain === null) throw fail(step, r, 'response box does not open under the session key');
@@ -302,7 +272,7 @@ function exactKeys(step: string, r: WireResponse, v: unknown, keys: readonly str
 
 /** Random base64 text of exactly `n` characters (what a client's `ctext` looks like). */
 export function randomText(p: Platform, n: number): string {
-  return p.b64(p.random(Math.ceil((n * 3) / 4) + 3)).slice(0, n);
+  return b64(p.random(Math.ceil((n * 3) / 4) + 3)).slice(0, n);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -313,8 +283,8 @@ export const startStep = (op = false): Step => ({
   op,
   request(d) {
     const clientToken = d.p.random(32);
-    d.hs = { clientToken, handshakeId: d.p.b64(d.p.h2(clientToken)) };
-    return { path: PATH.start, body: d.p.b64(clientToken) };
+    d.hs = { clientToken, handshakeId: b64(h2(clientToken)) };
+    return { path: PATH.start, body: b64(clientToken) };
   },
   check(d, r) {
     const lines = responseLines(this.name, r, 2);
@@ -330,8 +300,8 @@ export const verifyStep: Step = {
   name: 'verify_session',
   request(d) {
     const hs = d.hs!;
-    const answer = solvePow(d.p, hs.clientToken, hs.relayToken!, hs.difficulty!);
-    return { path: PATH.verify, body: `${hs.handshakeId}\r\n${d.p.b64(answer)}` };
+    const answer = solvePow(hs.clientToken, hs.relayToken!, hs.difficulty!, (n) => d.p.random(n));
+    return { path: PATH.verify, body: `${hs.handshakeId}\r\n${b64(answer)}` };
   },
   check(d, r) {
     const lines = responseLines(this.name, r, 1);
@@ -347,18 +317,18 @@ export const proveStep = (op = false): Step => ({
     const p = d.p;
     const rpk = hs.relaySessionPk!;
     const keys = p.keyPair();
-    const sign = p.h2(keys.publicKey, hs.relayToken!, hs.clientToken);
+    const sign = h2(keys.publicKey, hs.relayToken!, hs.clientToken);
     const innerKey = p.before(rpk, d.comm.secretKey);
     const sessionKey = p.before(rpk, keys.secretKey);
     if (innerKey === null || sessionKey === null) throw new CheckFailure(this.name, 200, 'relay session key is a low-order point');
     const innerNonce = makeNonce(p);
     const inner = p.boxAfter(sign, innerNonce, innerKey);
-    const json = `{"pub_key":"${p.b64(d.comm.publicKey)}","nonce":"${p.b64(innerNonce)}","ctext":"${p.b64(inner)}"}`;
+    const json = `{"pub_key":"${b64(d.comm.publicKey)}","nonce":"${b64(innerNonce)}","ctext":"${b64(inner)}"}`;
     const outerNonce = makeNonce(p);
-    const outer = p.boxAfter(p.utf8(json), outerNonce, sessionKey);
+    const outer = p.boxAfter(utf8Encode(json), outerNonce, sessionKey);
     hs.sessionKeys = keys;
     hs.sessionKey = sessionKey;
-    return { path: PATH.prove, body: `${hs.handshakeId}\r\n${p.b64(keys.publicKey)}\r\n${p.b64(outerNonce)}\r\n${p.b64(outer)}` };
+    return { path: PATH.prove, body: `${hs.handshakeId}\r\n${b64(keys.publicKey)}\r\n${b64(outerNonce)}\r\n${b64(outer)}` };
   },
   check(d, r) {
     const lines = responseLines(this.name, r, 1);
@@ -392,9 +362,9 @@ export function uploadStep(to?: string | ((d: Device) => string), op = true): St
     request(d) {
       const p = d.p;
       const target = to === undefined ? d.hpkB64 : typeof to === 'string' ? to : to(d);
-      const nonce = p.b64(p.random(24));
+      const nonce = b64(p.random(24));
       const data = randomText(p, d.o.payloadBytes);
-      d.msg = { nonce, data, token: storageToken(p, target, nonce), to: target };
+      d.msg = { nonce, data, token: storageToken(target, nonce), to: target };
       return commandRequest(d, this.name, { cmd: 'upload', to: target, payload: { nonce, ctext: data } });
     },
     check(d, r) {
@@ -486,7 +456,7 @@ const chunkCache: Record<number, string> = {};
 export function chunkText(p: Platform, n: number): string {
   let s = chunkCache[n];
   if (s === undefined) {
-    s = p.b64(p.random(n));
+    s = b64(p.random(n));
     chunkCache[n] = s;
   }
   return s;
@@ -517,9 +487,9 @@ export const startFileUploadStep: Step = {
     const p = d.p;
     const sizes = fileParts(d.o);
     d.file = {
-      metaNonce: p.b64(p.random(24)),
+      metaNonce: b64(p.random(24)),
       parts: sizes.length,
-      chunkNonces: sizes.map(() => p.b64(p.random(24))),
+      chunkNonces: sizes.map(() => b64(p.random(24))),
       chunkBytes: sizes,
     };
     return commandRequest(d, this.name, {
@@ -534,7 +504,7 @@ export const startFileUploadStep: Step = {
     const o = exactKeys(this.name, r, v, ['uploadID', 'max_chunk_size', 'storage_token'], 'startFileUpload response');
     fixed(d, this.name, r, o.uploadID, 32, 'uploadID');
     const f = d.file!;
-    expectEqual(this.name, r, o.storage_token, storageToken(d.p, d.hpkB64, f.metaNonce), 'storage_token');
+    expectEqual(this.name, r, o.storage_token, storageToken(d.hpkB64, f.metaNonce), 'storage_token');
     const max = o.max_chunk_size;
     if (typeof max !== 'number' || !Number.isInteger(max) || max < 1) throw fail(this.name, r, 'max_chunk_size is not a positive integer');
     const biggest = Math.max(...f.chunkBytes);
@@ -610,7 +580,7 @@ const deleteFileStep: Step = {
 const HANDSHAKE_STEPS = ['start_session', 'verify_session', 'prove'] as const;
 
 /** A fresh random recipient (a mailbox nobody reads): what `send` uploads to. */
-const randomRecipient = (d: Device): string => d.p.b64(d.p.random(32));
+const randomRecipient = (d: Device): string => b64(d.p.random(32));
 
 export const SCENARIOS: Record<ScenarioName, Scenario> = {
   start: {
