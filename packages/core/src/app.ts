@@ -15,7 +15,7 @@
  * the request path only adds numbers to them.
  */
 import { INTERNAL_SECRET_HEADER, RelayError, type Clock, type Crypto, type LoadReport } from '@zax/protocol';
-import { readBody, routeTable, sendPreflight, serve, wrongMethod, type Durability, type Logger as Log, type RouteTable } from '@zax/service';
+import { readBody, routeTable, sendPreflight, serve, wrongMethod, type Durability, type Logger, type RouteTable } from '@zax/service';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ResponseGate } from './commands/download-gate.js';
 import type { Config } from './config.js';
@@ -31,7 +31,7 @@ export interface AppDeps {
   readonly redis: CoreRedis;
   readonly clock: Clock;
   readonly crypto: Crypto;
-  readonly log: Log;
+  readonly log: Logger;
   /** @default createMetrics() (without process metrics; main.ts turns those on) */
   readonly metrics?: CoreMetrics;
   /** This replica's id in the load figures. @default random */

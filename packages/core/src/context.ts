@@ -5,7 +5,7 @@
  */
 import { hash, timingSafeEqual } from 'node:crypto';
 import type { Clock, Crypto } from '@zax/protocol';
-import { errorPath, everyInterval, type Durability, type ErrorPath, type Logger as Log } from '@zax/service';
+import { errorPath, everyInterval, type Durability, type ErrorPath, type Logger } from '@zax/service';
 import type { CommandDeps } from './command.js';
 import { createResponseGate, type ResponseGate } from './commands/download-gate.js';
 import type { Config } from './config.js';
@@ -25,7 +25,7 @@ export interface CoreDeps {
   readonly redis: CoreRedis;
   readonly clock: Clock;
   readonly crypto: Crypto;
-  readonly log: Log;
+  readonly log: Logger;
   readonly metrics: CoreMetrics;
   readonly replicaId?: string;
   readonly durable?: Durability<CoreRedis>;
@@ -36,7 +36,7 @@ export interface Core {
   readonly config: Config;
   readonly redis: CoreRedis;
   readonly clock: Clock;
-  readonly log: Log;
+  readonly log: Logger;
   readonly metrics: CoreMetrics;
   /** This replica's load meter (its background loop runs from createApp to close). */
   readonly meter: LoadMeter;
@@ -107,7 +107,7 @@ export function createCore(deps: CoreDeps): Core {
 }
 
 /** During an outage every request fails the same way: log the first, then at most one a second. */
-function storeWarning(log: Log): (err: { op: string; message: string }) => void {
+function storeWarning(log: Logger): (err: { op: string; message: string }) => void {
   return everyInterval(1000, (suppressed, err: { op: string; message: string }) => {
     log.warn({ op: err.op, err: err.message, suppressed }, 'store unavailable');
   });

@@ -26,7 +26,7 @@ import {
   type LoadReport,
   type MintRequest,
 } from '@zax/protocol';
-import { everyInterval, type Logger } from '@zax/service';
+import { everyInterval, readStream, type Logger } from '@zax/service';
 
 /**
  * Idle keep-alive connections are dropped after 4 s, whatever keep-alive hint the core sends. The
@@ -178,33 +178,21 @@ export function createCoreClient(opts: CoreClientOptions): CoreClient {
     return res;
   };
 
-  /** Reads a small response body whole, within the deadline. */
-  const readSmall = (res: CoreResponse, deadlineMs: number): Promise<Buffer> =>
-    new Promise((resolve, reject) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      let settled = false;
-      const fail = (reason: string): void => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        res.body.destroy();
-        reject(busy(reason));
-      };
-      const timer = setTimeout(() => fail('timeout reading body'), Math.max(1, deadlineMs - Date.now()));
-      res.body.on('data', (c: Buffer) => {
-        size += c.length;
-        if (size > MAX_SMALL_RESPONSE_BYTES) fail('response too large');
-        else chunks.push(c);
-      });
-      res.body.on('end', () => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        resolve(Buffer.concat(chunks));
-      });
-      res.body.on('close', () => fail('aborted'));
+  /** Reads a small response body whole, within the deadline; any failure drops the body and is 503. */
+  const readSmall = (res: CoreResponse, deadlineMs: number): Promise<Buffer> => {
+    let timer: NodeJS.Timeout | undefined;
+    return readStream(res.body, MAX_SMALL_RESPONSE_BYTES, {
+      tooLarge: () => busy('response too large'),
+      broken: () => busy('aborted'),
+      stopper: (stop) => {
+        timer = setTimeout(() => stop(busy('timeout reading body')), Math.max(1, deadlineMs - Date.now()));
+      },
+      settled: () => clearTimeout(timer),
+    }).catch((err: unknown) => {
+      res.body.destroy();
+      throw err;
     });
+  };
 
   return {
     async mint(req) {

@@ -4,13 +4,13 @@
  * (the handshake a successful /prove consumed) is acted on here and never reaches the client.
  */
 import type { ServerResponse } from 'node:http';
-import { pipeline, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream';
 import { COMMON_HEADERS, CONSUMED_HANDSHAKE_HEADER, TOKEN_BYTES, decodeFixed } from '@zax/protocol';
 import type { RouteHandler } from './routes.js';
 import type { CoreClient, CoreResponse } from './core-client.js';
 import type { HandshakeStore } from './handshake/store.js';
 import type { ByteBudget } from './limits.js';
-import { short, type Logger } from '@zax/service';
+import { readStream, short, type Logger } from '@zax/service';
 
 /** Headers of the core's answer that belong to the wire protocol (docs/PROTOCOL.md §2.4). */
 const COPIED_HEADERS = ['content-type', 'content-length', 'x-error-details', 'retry-after', 'allow'] as const;
@@ -24,7 +24,6 @@ const COPIED_HEADERS = ['content-type', 'content-length', 'x-error-details', 're
  * client that stops reading is dropped after WRITE_TIMEOUT_MS (its core connection then goes too).
  */
 const WHOLE_BODY_BYTES = 1024 * 1024;
-const EMPTY = Buffer.alloc(0);
 
 export interface ForwardDeps {
   readonly core: CoreClient;
@@ -91,17 +90,16 @@ export async function forward(deps: ForwardDeps, path: string, body: Buffer, res
       deps.held.give('', declared);
     });
     // Read whole and send headers and body in one write, without a pipeline's stream plumbing and
-    // AbortController per request.
-    readWhole(upstream.body, declared, (buf) => {
-      if (buf === null) {
-        deps.log.debug({ path }, 'forwarded response broke off');
-        res.destroy();
-        return;
-      }
-      deps.armWriteTimeout(res);
-      res.writeHead(status, headers);
-      res.end(buf);
-    });
+    // AbortController per request. Longer or shorter than declared is an answer that broke off.
+    readStream(upstream.body, declared).then(
+      (buf) => {
+        if (buf.length !== declared) return brokeOff(deps, path, res);
+        deps.armWriteTimeout(res);
+        res.writeHead(status, headers);
+        res.end(buf);
+      },
+      () => brokeOff(deps, path, res),
+    );
     return status;
   }
   deps.armWriteTimeout(res);
@@ -112,26 +110,7 @@ export async function forward(deps: ForwardDeps, path: string, body: Buffer, res
   return status;
 }
 
-/** Reads a response of `size` declared bytes whole; `done(null)` when it breaks off. */
-function readWhole(upstream: Readable, size: number, done: (buf: Buffer | null) => void): void {
-  let first: Buffer | null = null;
-  let chunks: Buffer[] | null = null;
-  let got = 0;
-  let settled = false;
-  upstream.on('data', (c: Buffer) => {
-    got += c.length;
-    if (first === null) first = c;
-    else (chunks ??= [first]).push(c);
-  });
-  upstream.on('end', () => {
-    if (settled) return;
-    settled = true;
-    if (got !== size) return done(null);
-    done(chunks !== null ? Buffer.concat(chunks, got) : (first ?? EMPTY));
-  });
-  upstream.on('close', () => {
-    if (settled) return;
-    settled = true;
-    done(null);
-  });
+function brokeOff(deps: ForwardDeps, path: string, res: ServerResponse): void {
+  deps.log.debug({ path }, 'forwarded response broke off');
+  res.destroy();
 }

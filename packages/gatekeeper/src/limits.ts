@@ -14,6 +14,7 @@
  *
  * The body watch uses one timer for all requests (a sweep every 250 ms), not one per request.
  */
+import { readStream } from '@zax/service';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Edge } from './edge.js';
 import { RelayError } from '@zax/protocol';
@@ -202,41 +203,18 @@ export function readBodyBounded(
   chunked: boolean,
   watch: BodyWatch,
 ): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let done = false;
-    const finish = (err: Error | null): void => {
-      if (done) return;
-      done = true;
-      w.done();
-      req.off('data', onData);
-      if (err === null) return resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
-      chunks.length = 0;
-      reject(err);
-    };
-    const w = watch.watch(() => finish(new BodyRefused('slow')));
-    const onData = (chunk: Buffer): void => {
-      if (done) return;
-      size += chunk.length;
-      w.bytes(chunk.length);
-      if (size > maxBytes) return finish(new RelayError('tooLarge', `body above ${maxBytes}`));
-      if (chunked) {
-        const refused = reservation.grow(chunk.length);
-        if (refused !== null) return finish(new BodyRefused(refused));
-      }
-      chunks.push(chunk);
-    };
-    // Built only when it is the outcome: 'close' follows every request, and an Error's stack costs.
-    const aborted = (): void => {
-      if (!done) finish(new BodyRefused('aborted'));
-    };
-    req.on('data', onData);
-    req.on('end', () => finish(null));
-    req.on('error', aborted);
-    req.on('aborted', aborted);
-    // A socket that closes before the end (node:http ≥ 16 emits 'close' then, not always 'aborted').
-    req.on('close', aborted);
+  let watched: ReturnType<BodyWatch['watch']> | null = null;
+  return readStream(req, maxBytes, {
+    stopper: (stop) => {
+      watched = watch.watch(() => stop(new BodyRefused('slow')));
+    },
+    chunk: (bytes) => {
+      watched!.bytes(bytes);
+      const refused = chunked ? reservation.grow(bytes) : null;
+      return refused === null ? null : new BodyRefused(refused);
+    },
+    broken: () => new BodyRefused('aborted'),
+    settled: () => watched!.done(),
   });
 }
 

@@ -3,7 +3,7 @@
  * headers and error table of @zax/protocol, and a body reader that refuses an oversized body before
  * buffering it. Structural types, so node:http's request and response fit and tests can pass their own.
  */
-import { COMMON_HEADERS, ERRORS, PREFLIGHT_HEADERS, TEXT_CONTENT_TYPE, type ErrorCode } from '@zax/protocol';
+import { COMMON_HEADERS, ERRORS, PREFLIGHT_HEADERS, RelayError, TEXT_CONTENT_TYPE, type ErrorCode } from '@zax/protocol';
 
 /** The minimal response surface both services write to (node:http ServerResponse fits). */
 export interface ResponseSink {
@@ -44,58 +44,83 @@ export function sendError(res: ResponseSink, code: ErrorCode, retryAfterSec: num
   res.end();
 }
 
-/** What `readBody` needs of a request stream (node:http IncomingMessage fits). */
-export interface BodySource {
-  headers: Record<string, string | string[] | undefined>;
+/** A readable byte stream as `readStream` uses it (node:http requests, undici bodies). */
+export interface ByteSource {
   on(event: 'data', cb: (chunk: Buffer) => void): unknown;
-  on(event: 'end', cb: () => void): unknown;
+  on(event: 'end' | 'close' | 'aborted', cb: () => void): unknown;
   on(event: 'error', cb: (err: Error) => void): unknown;
-  on(event: 'aborted', cb: () => void): unknown;
+  off(event: 'data', cb: (chunk: Buffer) => void): unknown;
+}
+
+/** What `readBody` needs of a request (node:http IncomingMessage fits). */
+export interface BodySource extends ByteSource {
+  readonly headers: Record<string, string | string[] | undefined>;
   resume(): unknown;
 }
 
-export class BodyTooLargeError extends Error {
-  override readonly name = 'BodyTooLargeError';
+export interface ReadStreamOptions {
+  /** Called with each chunk's size before it is kept; an Error refuses the stream. */
+  readonly chunk?: (bytes: number) => Error | null;
+  /** The refusal once more than `maxBytes` arrive. @default RelayError('tooLarge') (413) */
+  readonly tooLarge?: () => Error;
+  /** The refusal when the stream errs or closes before its end. @default Error('stream broke off') */
+  readonly broken?: () => Error;
+  /** Receives a function that ends the read at once with an error (a deadline, a rate watch). */
+  readonly stopper?: (stop: (err: Error) => void) => void;
+  /** Called once, when the read settles either way. */
+  readonly settled?: () => void;
 }
 
 /**
- * Reads a whole request body as bytes, refusing (BodyTooLargeError) as soon as a declared
+ * The one reader of a byte stream into memory, for request bodies and the core's answers alike:
+ * never buffers past `maxBytes`, drops what it holds the moment it refuses, and settles once.
+ */
+export function readStream(src: ByteSource, maxBytes: number, opts: ReadStreamOptions = {}): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    const finish = (err: Error | null): void => {
+      if (done) return;
+      done = true;
+      src.off('data', onData);
+      opts.settled?.();
+      if (err === null) return resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
+      chunks.length = 0;
+      reject(err);
+    };
+    const onData = (chunk: Buffer): void => {
+      if (done) return;
+      size += chunk.length;
+      if (size > maxBytes) return finish(opts.tooLarge?.() ?? new RelayError('tooLarge', `body above ${maxBytes}`));
+      const refused = opts.chunk?.(chunk.length) ?? null;
+      if (refused !== null) return finish(refused);
+      chunks.push(chunk);
+    };
+    // Built only when it is the outcome: 'close' follows every stream, and an Error's stack costs.
+    const broke = (): void => {
+      if (!done) finish(opts.broken?.() ?? new Error('stream broke off'));
+    };
+    opts.stopper?.(finish);
+    src.on('data', onData);
+    src.on('end', () => finish(null));
+    src.on('error', broke);
+    src.on('aborted', broke);
+    // A socket that closes before the end (node:http ≥ 16 emits 'close' then, not always 'aborted').
+    src.on('close', broke);
+  });
+}
+
+/**
+ * Reads a whole request body as bytes, refusing (RelayError 'tooLarge', 413) as soon as a declared
  * Content-Length or the bytes received pass `maxBytes`, so an oversized body is never buffered.
  * Works for Content-Length and chunked bodies alike.
  */
 export function readBody(req: BodySource, maxBytes: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const declared = Number(req.headers['content-length']);
-    if (Number.isFinite(declared) && declared > maxBytes) {
-      req.resume();
-      reject(new BodyTooLargeError(`content-length ${declared} > ${maxBytes}`));
-      return;
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let done = false;
-    req.on('data', (chunk: Buffer) => {
-      if (done) return;
-      size += chunk.length;
-      if (size > maxBytes) {
-        done = true;
-        chunks.length = 0;
-        reject(new BodyTooLargeError(`body above ${maxBytes}`));
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('end', () => {
-      if (done) return;
-      done = true;
-      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
-    });
-    const fail = (err: Error): void => {
-      if (done) return;
-      done = true;
-      reject(err);
-    };
-    req.on('error', fail);
-    req.on('aborted', () => fail(new Error('request aborted')));
-  });
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > maxBytes) {
+    req.resume();
+    return Promise.reject(new RelayError('tooLarge', `content-length ${declared} > ${maxBytes}`));
+  }
+  return readStream(req, maxBytes, { broken: () => new Error('request aborted') });
 }

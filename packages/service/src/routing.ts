@@ -10,7 +10,7 @@
  * record exactly what the client got.
  */
 import { ERRORS, RelayError, isRelayError, normalizePath, type ErrorCode } from '@zax/protocol';
-import { BodyTooLargeError, sendError } from './http.js';
+import { sendError } from './http.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
 /** What every row of a route table has. */
@@ -121,7 +121,6 @@ export interface ErrorPolicy {
 /** The row of the error table an error is answered with. Pure: no logging. */
 export function errorCodeOf(err: unknown, policy: Pick<ErrorPolicy, 'unexpected' | 'isStoreFailure'>): ErrorCode {
   if (isRelayError(err)) return err.code;
-  if (err instanceof BodyTooLargeError) return 'tooLarge';
   if (policy.isStoreFailure(err)) return 'busy';
   return policy.unexpected;
 }
