@@ -10,7 +10,7 @@ import { rootCertificates } from 'node:tls';
 import { parseArgs } from 'node:util';
 import { b64, decodeFixed, NONCE_BYTES } from '@zax/protocol';
 import { RelayHttpError, RelayNetworkError, UsageError, ZaxClientError } from './errors.js';
-import { defaultIdentityPath, generateIdentity, isIdentityFileExposed, loadIdentityFile, parseKey, saveIdentityFile, type Identity } from './keys.js';
+import { defaultIdentityPath, generateIdentity, isIdentityFileExposed, loadIdentityFile, parseKey, saveIdentityFile, type Identity } from './identity.js';
 import { Mailbox, type ReceivedMessage } from './mailbox.js';
 import { normalizeBaseUrl, type FetchLike } from './relay.js';
 

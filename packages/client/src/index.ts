@@ -1,10 +1,10 @@
 /**
  * @zax/client: the TypeScript SDK for a Zax relay. `RelaySession` runs the handshake and sends
  * encrypted commands; `Mailbox` is the message API on top (glow.ts-compatible message format);
- * `keys` handles identities and identity files.
+ * `identity` handles identities and identity files.
  */
 export * from './errors.js';
-export * from './keys.js';
+export * from './identity.js';
 export * from './message.js';
 export * from './relay.js';
 export * from './mailbox.js';

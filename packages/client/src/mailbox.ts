@@ -18,7 +18,7 @@ import {
 } from '@zax/protocol';
 import { bestCrypto } from './crypto-backend.js';
 import { RelayProtocolError, UsageError } from './errors.js';
-import { hpkOf, parseKey, type Identity } from './keys.js';
+import { hpkOf, parseKey, type Identity } from './identity.js';
 import { openText, parseFileData, sealText, type EncryptedPayload } from './message.js';
 import { expectLines, parseDecimalLine, RelaySession, type CommandJson, type CommandResponse, type RelaySessionOptions } from './relay.js';
 

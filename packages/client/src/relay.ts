@@ -27,7 +27,7 @@ import {
 import { bestCrypto } from './crypto-backend.js';
 import { diagnoseNetworkFailure, plainRequestToTlsPort } from './diagnose.js';
 import { RelayHttpError, RelayProtocolError, RelayTimeoutError, UsageError, ZaxClientError } from './errors.js';
-import type { Identity } from './keys.js';
+import type { Identity } from './identity.js';
 
 /** The subset of `fetch` the session uses; pass your own to route, record or fake requests. */
 export type FetchLike = (url: string, init: RequestInit) => Promise<Response>;

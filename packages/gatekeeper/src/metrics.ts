@@ -25,7 +25,7 @@ export type VerifyFailure = 'malformed' | 'unknown_handshake' | 'wrong_answer' |
 export const REDIS_OPS = [
   'throttle',
   'start_session',
-  'load_handshake',
+  'read_handshake',
   'set_session_pk',
   'delete_handshake',
   'difficulty_read',

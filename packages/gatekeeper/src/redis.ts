@@ -13,8 +13,8 @@ export type EdgeRedis = RedisClient & EdgeScripts;
 export interface EdgeScripts {
   /** lua/start-session.lua */
   zaxGkStartSession(key: string, nowMs: string, ct: string, rt: string, expiresAtMs: string, keyTtlMs: string): Promise<string>;
-  /** lua/load-handshake.lua */
-  zaxGkLoadHandshake(key: string, nowMs: string): Promise<[string, string, string, string] | null>;
+  /** lua/read-handshake.lua */
+  zaxGkReadHandshake(key: string, nowMs: string): Promise<[string, string, string, string] | null>;
   /** lua/set-session-pk.lua */
   zaxGkSetSessionPk(key: string, relayToken: string, pk: string, nowMs: string): Promise<number>;
   /** lua/throttle.lua: 0 = token taken, else ms until one is available */
@@ -42,7 +42,7 @@ export interface EdgeScripts {
 /** The gatekeeper's scripts (lua/): command name → file and fixed key count. */
 const SCRIPTS = {
   zaxGkStartSession: { file: 'start-session.lua', keys: 1 },
-  zaxGkLoadHandshake: { file: 'load-handshake.lua', keys: 1 },
+  zaxGkReadHandshake: { file: 'read-handshake.lua', keys: 1 },
   zaxGkSetSessionPk: { file: 'set-session-pk.lua', keys: 1 },
   zaxGkThrottle: { file: 'throttle.lua', keys: 1 },
   zaxGkDifficultyCount: { file: 'difficulty-count.lua', keys: 1 },

@@ -63,23 +63,23 @@ describe('start-session.lua', () => {
   });
 });
 
-describe('load-handshake.lua', () => {
+describe('read-handshake.lua', () => {
   it('returns the record while now < expiry and nothing from the expiry on', async () => {
     await store.start(ID, CT, RT1, T0, TTL_SEC);
     const exp = T0 + TTL_SEC * 1000;
-    expect(await store.load(ID, exp - 1)).toEqual({ clientToken: CT, relayToken: RT1, expiresAtMs: exp, sessionPk: null });
-    expect(await store.load(ID, exp)).toBeNull();
-    expect(await store.load(ID, exp + 1)).toBeNull();
+    expect(await store.read(ID, exp - 1)).toEqual({ clientToken: CT, relayToken: RT1, expiresAtMs: exp, sessionPk: null });
+    expect(await store.read(ID, exp)).toBeNull();
+    expect(await store.read(ID, exp + 1)).toBeNull();
   });
 
   it('returns nothing for an unknown id', async () => {
-    expect(await store.load(ID, T0)).toBeNull();
+    expect(await store.read(ID, T0)).toBeNull();
   });
 
   it('returns the stored session pk', async () => {
     await store.start(ID, CT, RT1, T0, TTL_SEC);
     await store.setSessionPk(ID, RT1, PK, T0 + 10);
-    expect((await store.load(ID, T0 + 20))?.sessionPk).toBe(PK);
+    expect((await store.read(ID, T0 + 20))?.sessionPk).toBe(PK);
   });
 });
 

@@ -113,7 +113,7 @@ describe('/metrics', () => {
     expect(sample(after, 'zax_gatekeeper_body_bytes_in_flight')).toBe(0);
     expect(sample(after, 'zax_gatekeeper_redis_command_duration_seconds_count{op="throttle"}')).toBe(7);
     expect(sample(after, 'zax_gatekeeper_redis_command_duration_seconds_count{op="start_session"}')).toBe(1);
-    expect(sample(after, 'zax_gatekeeper_redis_command_duration_seconds_count{op="load_handshake"}')).toBe(2);
+    expect(sample(after, 'zax_gatekeeper_redis_command_duration_seconds_count{op="read_handshake"}')).toBe(2);
     expect(sample(after, 'zax_gatekeeper_difficulty')).toBe(0);
 
     // labels never hold an address, a token or an hpk

@@ -24,7 +24,7 @@ export interface HandshakeRecord {
 export interface HandshakeStore {
   /** Returns the live record's relay token, creating the record with `candidateRelayToken` if none lives. */
   start(handshakeId: string, clientToken: string, candidateRelayToken: string, nowMs: number, ttlSec: number): Promise<string>;
-  load(handshakeId: string, nowMs: number): Promise<HandshakeRecord | null>;
+  read(handshakeId: string, nowMs: number): Promise<HandshakeRecord | null>;
   /** Stores the pk only on the live record with this relay token; true when stored. */
   setSessionPk(handshakeId: string, relayToken: string, pk: string, nowMs: number): Promise<boolean>;
   delete(handshakeId: string): Promise<void>;
@@ -41,8 +41,8 @@ export function handshakeStore(redis: EdgeRedis, keys: EdgeKeys, observe: (op: R
         t,
       );
     },
-    async load(id, nowMs) {
-      const rec = await edgeCall('load_handshake', () => redis.zaxGkLoadHandshake(keys.handshake(id), String(nowMs)), t);
+    async read(id, nowMs) {
+      const rec = await edgeCall('read_handshake', () => redis.zaxGkReadHandshake(keys.handshake(id), String(nowMs)), t);
       if (rec === null) return null;
       const [clientToken, relayToken, exp, pk] = rec;
       return { clientToken, relayToken, expiresAtMs: Number(exp), sessionPk: pk === '' ? null : pk };

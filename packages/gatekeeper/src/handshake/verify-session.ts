@@ -25,7 +25,7 @@ export async function verifySession(deps: HandshakeDeps, body: Buffer): Promise<
   const answer = requireFixed(answerLine, TOKEN_BYTES, 'answer');
   const nowMs = nowMsOf(deps.clock);
 
-  const record = await deps.store.load(handshakeId, nowMs);
+  const record = await deps.store.read(handshakeId, nowMs);
   if (record === null) throw new VerifyError('unknown_handshake', `no live handshake ${short(handshakeId)}`);
 
   const clientToken = Buffer.from(record.clientToken, 'base64');
