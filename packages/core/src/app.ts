@@ -15,7 +15,7 @@
  * the request path only adds numbers to them.
  */
 import { INTERNAL_SECRET_HEADER, RelayError, type Clock, type Crypto, type LoadReport } from '@zax/protocol';
-import { readBody, routeTable, sendPreflight, serve, wrongMethod, type Durability, type Logger, type RouteTable } from '@zax/service';
+import { readBody, routeTable, serve, type Durability, type Logger, type RouteTable } from '@zax/service';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ResponseGate } from './commands/download-gate.js';
 import type { Config } from './config.js';
@@ -124,21 +124,11 @@ async function dispatch(core: Core, table: RouteTable<CoreRoute>, req: IncomingM
     req.resume();
     throw new RelayError('forbidden', 'no valid internal secret');
   }
-  const match = table.match(req.method ?? '', path);
-  if (match.kind !== 'route' || match.route.bodyLimit === null) req.resume();
-  switch (match.kind) {
-    case 'notFound':
-      throw new RelayError('notFound', 'no such route');
-    case 'wrongMethod':
-      throw wrongMethod(match.route);
-    case 'preflight':
-      return sendPreflight(res);
-    case 'route': {
-      const route = match.route;
-      const body = route.bodyLimit === null ? EMPTY : await readBody(req, route.bodyLimit(core.config));
-      return route.handle(core, req, res, body);
-    }
-  }
+  if (row?.bodyLimit == null) req.resume();
+  const route = table.resolve(req.method ?? '', path, res);
+  if (route === null) return;
+  const body = route.bodyLimit === null ? EMPTY : await readBody(req, route.bodyLimit(core.config));
+  return route.handle(core, req, res, body);
 }
 
 const EMPTY = Buffer.alloc(0);

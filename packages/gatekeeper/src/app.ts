@@ -16,7 +16,7 @@
  * it on their own server, and an express application can mount it at a path prefix.
  */
 import { RelayError, type Clock } from '@zax/protocol';
-import { routeTable, sendPreflight, serve, wrongMethod, type Logger, type RouteTable } from '@zax/service';
+import { routeTable, serve, type Logger, type RouteTable } from '@zax/service';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Config } from './config.js';
 import type { DifficultyController } from './difficulty-adaptive.js';
@@ -90,19 +90,10 @@ export function createApp(deps: AppDeps): App {
 
 /** Finds the request's row, runs its guards and its handler. */
 async function dispatch(edge: Edge, table: RouteTable<GatekeeperRoute>, req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
-  const match = table.match(req.method ?? '', path);
-  switch (match.kind) {
-    case 'notFound':
-      throw new RelayError('notFound', 'no such route');
-    case 'wrongMethod':
-      throw wrongMethod(match.route);
-    case 'preflight':
-      return sendPreflight(res);
-    case 'route': {
-      const body = await admit(edge, match.route, req, res);
-      if (body !== null) await match.route.handle(edge, req, res, body, match.route);
-    }
-  }
+  const route = table.resolve(req.method ?? '', path, res);
+  if (route === null) return;
+  const body = await admit(edge, route, req, res);
+  if (body !== null) await route.handle(edge, req, res, body, route);
 }
 
 /**

@@ -10,7 +10,7 @@
  * record exactly what the client got.
  */
 import { ERRORS, RelayError, isRelayError, normalizePath, type ErrorCode } from '@zax/protocol';
-import { sendError } from './http.js';
+import { sendError, sendPreflight, type ResponseSink } from './http.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
 /** What every row of a route table has. */
@@ -38,6 +38,11 @@ export interface RouteTable<R extends RouteSpec> {
   /** The route a normalized path names, or undefined. */
   get(path: string): R | undefined;
   match(method: string, path: string): Match<R>;
+  /**
+   * The row that serves this request. A preflight is answered here (null); no row is a 404 and a
+   * method the row does not take a 405 with its `Allow`, thrown for the error path.
+   */
+  resolve(method: string, path: string, res: ResponseSink): R | null;
   /** The metric label of a normalized path: its route's, or OTHER_ROUTE. */
   labelOf(path: string): string;
 }
@@ -56,6 +61,20 @@ export function routeTable<R extends RouteSpec>(routes: readonly R[]): RouteTabl
       return { kind: 'wrongMethod', route };
     },
     labelOf: (path) => byPath.get(path)?.label ?? OTHER_ROUTE,
+    resolve(method, path, res) {
+      const match = this.match(method, path);
+      switch (match.kind) {
+        case 'notFound':
+          throw new RelayError('notFound', 'no such route');
+        case 'wrongMethod':
+          throw wrongMethod(match.route);
+        case 'preflight':
+          sendPreflight(res);
+          return null;
+        case 'route':
+          return match.route;
+      }
+    },
   };
 }
 
