@@ -5,7 +5,7 @@
  */
 import { hash, timingSafeEqual } from 'node:crypto';
 import type { Clock, Crypto } from '@zax/protocol';
-import { errorPath, everyInterval, type Durability, type ErrorPath, type Logger } from '@zax/service';
+import { errorPath, type Durability, type ErrorPath, type Logger } from '@zax/service';
 import type { CommandDeps } from './command.js';
 import { createResponseGate, type ResponseGate } from './commands/download-gate.js';
 import type { Config } from './config.js';
@@ -17,7 +17,7 @@ import type { CoreMetrics } from './metrics.js';
 import type { ProveDeps } from './prove.js';
 import type { CoreRedis } from './redis.js';
 import { createStoreGuard } from './store-guard.js';
-import { createStores, isStoreUnavailable } from './store/index.js';
+import { createStores } from './store/index.js';
 import { createLoadStore, type LoadStore } from './store/load.js';
 
 export interface CoreDeps {
@@ -93,8 +93,6 @@ export function createCore(deps: CoreDeps): Core {
       retryAfterSec: config.busyRetryAfterSec,
       unexpected: 'internal',
       log,
-      isStoreFailure: isStoreUnavailable,
-      storeUnavailable: storeWarning(log),
     }),
     secretOk(header) {
       if (typeof header !== 'string') return false;
@@ -104,11 +102,4 @@ export function createCore(deps: CoreDeps): Core {
       return ok;
     },
   };
-}
-
-/** During an outage every request fails the same way: log the first, then at most one a second. */
-function storeWarning(log: Logger): (err: { op: string; message: string }) => void {
-  return everyInterval(1000, (suppressed, err: { op: string; message: string }) => {
-    log.warn({ op: err.op, err: err.message, suppressed }, 'store unavailable');
-  });
 }

@@ -124,8 +124,6 @@ export function createEdge(deps: EdgeDeps): Edge {
       retryAfterSec: config.busyRetryAfterSec,
       unexpected: 'busy',
       log,
-      isStoreFailure: (_err): _err is never => false,
-      storeUnavailable: () => {},
     }),
     inFlight: 0,
     nowMs,

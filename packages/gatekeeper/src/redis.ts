@@ -3,9 +3,7 @@
  * while the store is away so requests turn into a prompt 503, reconnect forever) with the
  * gatekeeper's Lua scripts registered. The typed wrappers live in handshake/store.ts.
  */
-import { RelayError } from '@zax/protocol';
-import type { RedisOp } from './metrics.js';
-import { createRedisClient, isStoreUnavailable, scriptRegistry, storeCall, waitReady, type Logger, type OpObserver, type RedisClient, type RedisTopology, type ScriptFile } from '@zax/service';
+import { createRedisClient, scriptRegistry, waitReady, type Logger, type RedisClient, type RedisTopology, type ScriptFile } from '@zax/service';
 
 /** The edge store client (any topology) with the gatekeeper's scripts registered. Arguments are strings. */
 export type EdgeRedis = RedisClient & EdgeScripts;
@@ -81,16 +79,4 @@ export function redisReady(redis: RedisClient, timeoutMs = 10_000): Promise<void
   return waitReady(redis, timeoutMs).catch(() => {
     throw new Error('edge redis not ready in time');
   });
-}
-
-/**
- * storeCall for the request path: a failure of the edge store is RelayError('busy'), which the app
- * answers with 503 + Retry-After like every other unavailable dependency (and logs at debug).
- */
-export async function edgeCall<T>(op: RedisOp, fn: () => Promise<T>, observer: OpObserver<RedisOp>): Promise<T> {
-  try {
-    return await storeCall(op, fn, observer);
-  } catch (err) {
-    throw isStoreUnavailable(err) ? new RelayError('busy', `edge redis: ${err.message}`) : err;
-  }
 }

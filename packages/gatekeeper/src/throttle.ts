@@ -4,12 +4,12 @@
  * /verify_session) and requests (/prove, /command). One Lua script, one round trip per request;
  * a budget whose burst is 0 is unlimited and costs nothing. The paper's strict rule (one handshake
  * per 10 s per IP) is HANDSHAKE_BURST_PER_IP=1, HANDSHAKE_RATE_PER_IP_PER_MIN=6.
- * Redis failure → RelayError('busy') (`edgeCall`): fail closed with 503, like every other edge-store step.
+ * Redis failure → StoreUnavailableError (`storeCall`): fail closed with 503, like every other edge-store step.
  */
-import type { LatencySink } from '@zax/service';
+import { storeCall, type LatencySink } from '@zax/service';
 import type { EdgeKeys } from './keys.js';
 import type { Budget } from './metrics.js';
-import { edgeCall, type EdgeRedis } from './redis.js';
+import type { EdgeRedis } from './redis.js';
 
 /** A bucket key outlives a full refill by this much (it is full, hence deletable, after that). */
 const BUCKET_TTL_MARGIN_MS = 1000;
@@ -48,7 +48,7 @@ export function createThrottle(
     async take(budget, client, nowMs) {
       const a = args[budget];
       if (a === null) return 0;
-      const waitMs = await edgeCall('throttle', () => redis.zaxGkThrottle(keys.bucket(budget, client), String(Math.floor(nowMs)), a.burst, a.rate, a.ttl), timer);
+      const waitMs = await storeCall('throttle', () => redis.zaxGkThrottle(keys.bucket(budget, client), String(Math.floor(nowMs)), a.burst, a.rate, a.ttl), timer);
       return waitMs <= 0 ? 0 : Math.max(1, Math.ceil(waitMs / 1000));
     },
   };

@@ -42,7 +42,7 @@ export const ERRORS = {
 export type ErrorCode = keyof typeof ERRORS;
 
 export class RelayError extends Error {
-  override readonly name = 'RelayError';
+  override readonly name: string = 'RelayError';
   constructor(
     readonly code: ErrorCode,
     /** For the log only; never sent to a client. */

@@ -11,6 +11,8 @@
  */
 import { ERRORS, RelayError, isRelayError, normalizePath, type ErrorCode } from '@zax/protocol';
 import { sendError, sendPreflight, type ResponseSink } from './http.js';
+import { everyInterval } from './log.js';
+import { isStoreUnavailable, type StoreUnavailableError } from './store-call.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
 /** What every row of a route table has. */
@@ -117,12 +119,6 @@ export interface ErrorLog {
   error(obj: object, msg: string): void;
 }
 
-/** A store operation that failed (carries the operation's name for the log). */
-export interface StoreFailure {
-  readonly op: string;
-  readonly message: string;
-}
-
 export interface ErrorPolicy {
   /** BUSY_RETRY_AFTER_SEC: `Retry-After` of a refusal that does not say its own. */
   readonly retryAfterSec: number;
@@ -132,15 +128,11 @@ export interface ErrorPolicy {
    */
   readonly unexpected: 'internal' | 'busy';
   readonly log: ErrorLog;
-  /** Store failures are known kinds: answered 503 and reported here (rate-limited by the caller). */
-  readonly isStoreFailure: (err: unknown) => err is StoreFailure;
-  readonly storeUnavailable: (err: StoreFailure) => void;
 }
 
 /** The row of the error table an error is answered with. Pure: no logging. */
-export function errorCodeOf(err: unknown, policy: Pick<ErrorPolicy, 'unexpected' | 'isStoreFailure'>): ErrorCode {
+export function errorCodeOf(err: unknown, policy: Pick<ErrorPolicy, 'unexpected'>): ErrorCode {
   if (isRelayError(err)) return err.code;
-  if (policy.isStoreFailure(err)) return 'busy';
   return policy.unexpected;
 }
 
@@ -153,20 +145,24 @@ export type ErrorPath = (req: IncomingMessage, res: ServerResponse, err: unknown
  */
 export function errorPath(policy: ErrorPolicy): ErrorPath {
   const { log } = policy;
+  // During an outage every request fails the same way: the first is logged, then one a second.
+  const storeUnavailable = everyInterval(1000, (suppressed, err: StoreUnavailableError) =>
+    log.warn({ op: err.op, err: err.message, suppressed }, 'store unavailable'),
+  );
   return (req, res, err) => {
     if (res.headersSent || res.destroyed) {
       res.destroy();
       return res.statusCode;
     }
-    if (!isRelayError(err) && !policy.isStoreFailure(err) && req.destroyed && !req.complete) {
+    if (!isRelayError(err) && req.destroyed && !req.complete) {
       res.destroy();
       return res.statusCode;
     }
     const code = errorCodeOf(err, policy);
-    if (isRelayError(err)) {
+    if (isStoreUnavailable(err)) {
+      storeUnavailable(err);
+    } else if (isRelayError(err)) {
       log.debug({ code, why: err.logMessage }, 'request refused');
-    } else if (policy.isStoreFailure(err)) {
-      policy.storeUnavailable(err);
     } else {
       // A fault of ours. Only the name and message are logged: store errors carry command
       // arguments, which may be tokens.

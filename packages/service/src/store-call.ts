@@ -5,13 +5,15 @@
  * (docs/PROTOCOL.md §6.3), never 500 or a misleading 401. Its duration, failures included, goes to
  * the operation's latency metric.
  */
+import { RelayError } from '@zax/protocol';
 import type { OpObserver } from './metrics.js';
 
 /** The longest part of the store's own message kept. */
 const MAX_REASON_CHARS = 120;
 
-export class StoreUnavailableError extends Error {
-  override readonly name = 'StoreUnavailableError';
+/** The error table's `busy` (503 + Retry-After), naming the store operation that failed. */
+export class StoreUnavailableError extends RelayError {
+  override readonly name: string = 'StoreUnavailableError';
   /**
    * Only the failure's message is kept, never the failure itself: ioredis errors carry the
    * command and its arguments, which may be tokens.
@@ -20,7 +22,7 @@ export class StoreUnavailableError extends Error {
     readonly op: string,
     failure: unknown,
   ) {
-    super(`${op}: ${failure instanceof Error ? failure.message.slice(0, MAX_REASON_CHARS) : 'error'}`);
+    super('busy', `${op}: ${failure instanceof Error ? failure.message.slice(0, MAX_REASON_CHARS) : 'error'}`);
   }
 }
 

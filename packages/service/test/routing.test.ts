@@ -1,6 +1,7 @@
 import { API_PATHS, ERRORS, RelayError, normalizePath } from '@zax/protocol';
 import { describe, expect, it } from 'vitest';
 import { allowOf, errorCodeOf, originForm, routeTable, wrongMethod, type RouteSpec } from '../src/routing.js';
+import { StoreUnavailableError } from '../src/store-call.js';
 
 const api: RouteSpec[] = API_PATHS.map((path) => ({ path, label: path.slice(1), methods: ['POST'], preflight: true }));
 const table = routeTable([...api, { path: '/internal/load', label: 'internal_load', methods: ['GET'] }]);
@@ -43,11 +44,10 @@ describe('route tables', () => {
 });
 
 describe('error codes', () => {
-  const policy = { unexpected: 'internal' as const, isStoreFailure: (e: unknown): e is { op: string; message: string } => e instanceof Error && e.name === 'StoreDown' };
+  const policy = { unexpected: 'internal' as const };
   it('a RelayError is its own row; a store failure is busy; anything else the tier’s unexpected row', () => {
     expect(errorCodeOf(new RelayError('throttled', 'x', 3), policy)).toBe('throttled');
-    const down = Object.assign(new Error('down'), { name: 'StoreDown', op: 'x' });
-    expect(errorCodeOf(down, policy)).toBe('busy');
+    expect(errorCodeOf(new StoreUnavailableError('upload', new Error('ECONNREFUSED')), policy)).toBe('busy');
     expect(errorCodeOf(new TypeError('bug'), policy)).toBe('internal');
     expect(errorCodeOf(new TypeError('bug'), { ...policy, unexpected: 'busy' })).toBe('busy');
     expect(ERRORS.httpsRequired.status).toBe(403);

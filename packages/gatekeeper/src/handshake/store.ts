@@ -3,12 +3,12 @@
  * relay token, absolute expiry and, after the first verify, the relay session public key).
  * Every expiry is checked inside the script against the clock passed in; the Redis key TTL only
  * cleans up, `KEY_TTL_MARGIN_MS` after the record's expiry. Any Redis failure surfaces as
- * RelayError('busy') (503 + Retry-After, `edgeCall`), never as a misleading 401.
+ * StoreUnavailableError (503 + Retry-After, `storeCall`), never as a misleading 401.
  */
-import { sinkObserver, type LatencySink } from '@zax/service';
+import { sinkObserver, storeCall, type LatencySink } from '@zax/service';
 import type { EdgeKeys } from '../keys.js';
 import type { RedisOp } from '../metrics.js';
-import { edgeCall, type EdgeRedis } from '../redis.js';
+import type { EdgeRedis } from '../redis.js';
 
 /** Redis keeps a record this long past its expiry; it is dead (checked in Lua) meanwhile. */
 export const KEY_TTL_MARGIN_MS = 60_000;
@@ -35,23 +35,23 @@ export function handshakeStore(redis: EdgeRedis, keys: EdgeKeys, observe: (op: R
   return {
     start(id, ct, rt, nowMs, ttlSec) {
       const ttlMs = ttlSec * 1000;
-      return edgeCall(
+      return storeCall(
         'start_session',
         () => redis.zaxGkStartSession(keys.handshake(id), String(nowMs), ct, rt, String(nowMs + ttlMs), String(ttlMs + KEY_TTL_MARGIN_MS)),
         t,
       );
     },
     async read(id, nowMs) {
-      const rec = await edgeCall('read_handshake', () => redis.zaxGkReadHandshake(keys.handshake(id), String(nowMs)), t);
+      const rec = await storeCall('read_handshake', () => redis.zaxGkReadHandshake(keys.handshake(id), String(nowMs)), t);
       if (rec === null) return null;
       const [clientToken, relayToken, exp, pk] = rec;
       return { clientToken, relayToken, expiresAtMs: Number(exp), sessionPk: pk === '' ? null : pk };
     },
     async setSessionPk(id, rt, pk, nowMs) {
-      return (await edgeCall('set_session_pk', () => redis.zaxGkSetSessionPk(keys.handshake(id), rt, pk, String(nowMs)), t)) === 1;
+      return (await storeCall('set_session_pk', () => redis.zaxGkSetSessionPk(keys.handshake(id), rt, pk, String(nowMs)), t)) === 1;
     },
     async delete(id) {
-      await edgeCall('delete_handshake', () => redis.del(keys.handshake(id)), t);
+      await storeCall('delete_handshake', () => redis.del(keys.handshake(id)), t);
     },
   };
 }
