@@ -27,7 +27,7 @@
  * grace period). /readyz and the metrics show it (app.ts, metrics.ts).
  */
 import { Queue, Worker, type Job } from 'bullmq';
-import { createRedisClient, type Logger, type RedisTopology } from '@zax/service';
+import { createRedisClient, everyInterval, type Logger, type RedisTopology } from '@zax/service';
 import type { Clock } from '@zax/protocol';
 import { sweepFiles, type SweepOptions, type SweepResult } from './file-sweep.js';
 import { aggregatePeriod, lastSettledPeriod, type LoadTiming } from './load.js';
@@ -129,13 +129,7 @@ export function startJobs(deps: JobsDeps): Jobs {
     maxReconnectDelayMs: 2000,
   });
 
-  let lastErrorLogMs = -Infinity;
-  const onError = (err: Error): void => {
-    const t = performance.now();
-    if (t - lastErrorLogMs < ERROR_LOG_EVERY_MS) return;
-    lastErrorLogMs = t;
-    log.warn({ err: err.message }, 'jobs: redis error');
-  };
+  const onError = everyInterval(ERROR_LOG_EVERY_MS, (suppressed, err: Error) => log.warn({ err: err.message, suppressed }, 'jobs: redis error'));
   connection.on('error', onError);
 
   const queue = new Queue(JOBS_QUEUE, {
@@ -263,7 +257,9 @@ export function startJobs(deps: JobsDeps): Jobs {
 
   let checking: Promise<void> | null = null;
   let checkAgain = false;
-  let lastCheckErrorMs = -Infinity;
+  const warnCheckFailed = everyInterval(ERROR_LOG_EVERY_MS, (suppressed, e: unknown) =>
+    log.warn({ err: e instanceof Error ? e.message : String(e), suppressed }, 'jobs: schedule check failed; retrying at the next one'),
+  );
   /** One check at a time; a request during one runs another right after it. */
   function check(): Promise<void> {
     if (checking !== null) {
@@ -276,11 +272,7 @@ export function startJobs(deps: JobsDeps): Jobs {
         try {
           await checkOnce();
         } catch (e) {
-          const t = performance.now();
-          if (!closed && t - lastCheckErrorMs >= ERROR_LOG_EVERY_MS) {
-            lastCheckErrorMs = t;
-            log.warn({ err: e instanceof Error ? e.message : String(e) }, 'jobs: schedule check failed; retrying at the next one');
-          }
+          if (!closed) warnCheckFailed(e);
         }
       } while (checkAgain && !closed);
     })().finally(() => {
