@@ -25,6 +25,8 @@ let h2 = (...parts) => {
   return createHash('sha256').update(inner.digest()).digest();
 };
 if (tree) ({ h2 } = await import(pathToFileURL(join(tree, 'packages/protocol/dist/index.js')).href));
+/** Base64 of bytes, whichever h2 made them (the protocol's gives a Uint8Array, node:crypto a Buffer). */
+const b64 = (bytes) => Buffer.from(bytes).toString('base64');
 
 async function post(path, body) {
   const res = await fetch(new URL(path, base), {
@@ -53,7 +55,7 @@ if (difficulty !== '0') fail(`/start_session: difficulty ${difficulty}, this smo
 
 const verify = await post(
   '/verify_session',
-  `${h2(clientToken).toString('base64')}\r\n${h2(clientToken, relayToken).toString('base64')}`,
+  `${b64(h2(clientToken))}\r\n${b64(h2(clientToken, relayToken))}`,
 );
 if (verify.status !== 200) fail(`/verify_session: HTTP ${verify.status}`);
 if (Buffer.from(verify.text, 'base64').length !== 32) fail(`/verify_session: unexpected body ${JSON.stringify(verify.text)}`);
