@@ -28,6 +28,10 @@
 #               NetworkPolicy in both directions; and no secrets.env is tracked by git
 #   dockerfile  tools/validate-dockerfile.mjs: lint + the image requirements
 #   scripts     bash -n / sh -n on the deploy scripts (redis-store.sh included)
+#   prometheus  promtool check config deploy/prometheus/prometheus.yml (its rule_files too) and
+#               promtool check rules deploy/prometheus/alerts.yml, when promtool is installed (Debian's
+#               `prometheus` package; .ci/run installs it); skipped with a note otherwise. That the
+#               dashboard and the rules name only exported metrics is test/repo/dashboard-metrics.test.ts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO="$PWD"
@@ -139,6 +143,16 @@ scripts_check() {
   sh -n deploy/docker/entrypoint.sh && node --check deploy/docker/healthcheck.mjs
 }
 check scripts scripts_check
+
+# ---- Prometheus --------------------------------------------------------------------------------
+prometheus_check() {
+  if ! command -v promtool >/dev/null; then
+    say "prometheus: promtool not found (apt-get install prometheus), rules and config not checked"
+    return 0
+  fi
+  promtool check config deploy/prometheus/prometheus.yml && promtool check rules deploy/prometheus/alerts.yml
+}
+check prometheus prometheus_check
 
 if [ "${#FAILED[@]}" -gt 0 ]; then
   say "FAILED: ${FAILED[*]} ($((SECONDS - T0)) s)"
