@@ -10,7 +10,8 @@ import { rootCertificates } from 'node:tls';
 import { parseArgs } from 'node:util';
 import { b64, decodeFixed, NONCE_BYTES } from '@zax/protocol';
 import { RelayHttpError, RelayNetworkError, UsageError, ZaxClientError } from './errors.js';
-import { defaultIdentityPath, generateIdentity, isIdentityFileExposed, loadIdentityFile, parseKey, saveIdentityFile, type Identity } from './identity.js';
+import { generateIdentity, parseKey, type Identity } from './identity.js';
+import { defaultIdentityPath, isIdentityFileExposed, loadIdentityFile, saveIdentityFile } from './identity-file.js';
 import { Mailbox, type ReceivedMessage } from './mailbox.js';
 import { normalizeBaseUrl, type FetchLike } from './relay.js';
 

@@ -5,6 +5,7 @@
  */
 export * from './errors.js';
 export * from './identity.js';
+export * from './identity-file.js';
 export * from './message.js';
 export * from './relay.js';
 export * from './mailbox.js';
