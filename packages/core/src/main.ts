@@ -113,10 +113,13 @@ async function serve(config: Config, tls: TlsPair | null, log: Logger, link: Wor
     link.serveMetrics(metrics.registry);
   }
   const keys = createKeys(config.redisPrefix);
+  const files = createFileStore(redis, keys, metrics);
+  metrics.storeHighWater(config.storeHighWaterRatio);
+  metrics.fileBytesSource(() => files.totalBytes());
   const jobs = startJobs({
     redis: config.redis,
     prefix: keys.jobsPrefix,
-    files: createFileStore(redis, keys, metrics),
+    files,
     clock: systemClock,
     log,
     sweepIntervalSec: config.fileSweepIntervalSec,

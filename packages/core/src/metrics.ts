@@ -74,6 +74,10 @@ export interface CoreMetrics extends StoreObserver {
    * last figures), so that each worker's copy is current when the primary aggregates them.
    */
   loadSource(read: () => Promise<LoadReport>): void;
+  /** STORE_HIGH_WATER_RATIO, for "store near its high-water mark" alerts. */
+  storeHighWater(ratio: number): void;
+  /** Bytes of file chunks stored on the whole relay (the file buckets' totals), read at scrape time. */
+  fileBytesSource(read: () => Promise<number>): void;
 }
 
 const statusLabel = (status: number): string => String(status);
@@ -217,6 +221,28 @@ export function createMetrics(opts: MetricsOptions = {}): CoreMetrics {
     max: gauge('redis_max_memory_bytes', 'Core Redis maxmemory (0 = no limit)'),
   };
 
+  const highWater = new Gauge({
+    name: `${p}store_high_water_ratio`,
+    help: 'STORE_HIGH_WATER_RATIO: above this share of Redis maxmemory, writes get 503',
+    registers,
+    aggregator: 'max',
+  });
+  let readFileBytes: (() => Promise<number>) | null = null;
+  new Gauge({
+    name: `${p}file_bytes_stored`,
+    help: 'Bytes of file chunks stored on the whole relay, all replicas (the file buckets\' totals)',
+    registers,
+    aggregator: 'max',
+    async collect() {
+      if (readFileBytes === null) return;
+      try {
+        this.set(await readFileBytes());
+      } catch {
+        // A store failure keeps the last figure; the scrape itself must not fail.
+      }
+    },
+  });
+
   // Children resolved once: the hot path then only adds numbers.
   const routeIndex = new Map<RouteLabel, number>(ROUTE_LABELS.map((r, i) => [r, i]));
   const durationChildren = new Map<number, Histogram.Internal<'route' | 'status'>>();
@@ -264,6 +290,10 @@ export function createMetrics(opts: MetricsOptions = {}): CoreMetrics {
     replicationWait: (outcome, seconds) => replicationWaits.labels(outcome).observe(seconds),
     loadSource(read) {
       readLoad = read;
+    },
+    storeHighWater: (ratio) => highWater.set(ratio),
+    fileBytesSource(read) {
+      readFileBytes = read;
     },
     // ---- StoreObserver ----
     redisCall: latency.observer.redisCall,

@@ -78,6 +78,7 @@ export function createEdge(deps: EdgeDeps): Edge {
   });
   const { difficulty, controller } = difficultyOf(deps, core, observe, keys);
   metrics.difficulty(() => difficulty.last?.() ?? config.difficulty);
+  metrics.difficultyMax(config.difficultyPeriodMin > 0 ? config.difficultyMax : 0);
 
   const throttle = createThrottle(
     redis,

@@ -6,7 +6,7 @@
  * request allocates nothing.
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import { createRegistry, redisLatency, tlsLoadMetrics, type LatencySink } from '@zax/service';
+import { createRegistry, eventLoopUtilizationGauge, redisLatency, tlsLoadMetrics, type LatencySink } from '@zax/service';
 import { ROUTE_LABELS, type RouteLabel } from './routes.js';
 
 export const METRIC_PREFIX = 'zax_gatekeeper_';
@@ -66,6 +66,8 @@ export interface GatekeeperMetrics {
   bodyRefused(reason: BodyRefusal): void;
   /** A client dropped for accepting no byte of its response within WRITE_TIMEOUT_MS. */
   writeTimeout(): void;
+  /** DIFFICULTY_MAX while adaptive difficulty is on, 0 while the difficulty is fixed ("pinned at max" alerts). */
+  difficultyMax(max: number): void;
   /** 1 while this replica holds the difficulty-controller lease. */
   setLeader(leader: boolean): void;
   difficultyEvaluated(): void;
@@ -80,6 +82,7 @@ export interface GatekeeperMetrics {
 
 export function createMetrics(opts: MetricsOptions = {}): GatekeeperMetrics {
   const registry = createRegistry(METRIC_PREFIX, opts.collectDefault === true);
+  if (opts.collectDefault === true) eventLoopUtilizationGauge(registry, METRIC_PREFIX);
   const registers = [registry];
 
   const duration = new Histogram({
@@ -169,6 +172,7 @@ export function createMetrics(opts: MetricsOptions = {}): GatekeeperMetrics {
       this.set(readDifficulty());
     },
   });
+  const difficultyMax = new Gauge({ name: `${METRIC_PREFIX}difficulty_max`, help: 'DIFFICULTY_MAX, the highest difficulty the controller may announce; 0 while adaptive difficulty is off', registers });
   const leader = new Gauge({ name: `${METRIC_PREFIX}difficulty_leader`, help: '1 while this replica holds the difficulty-controller lease', registers });
   const evaluations = new Counter({ name: `${METRIC_PREFIX}difficulty_evaluations_total`, help: 'Difficulty periods evaluated by this replica as leader', registers });
   const polls = new Counter({
@@ -237,6 +241,7 @@ export function createMetrics(opts: MetricsOptions = {}): GatekeeperMetrics {
     },
     bodyRefused: (reason) => bodyRefusedChildren[reason].inc(),
     writeTimeout: () => writeTimeouts.inc(),
+    difficultyMax: (max) => difficultyMax.set(max),
     setLeader: (l) => leader.set(l ? 1 : 0),
     difficultyEvaluated: () => evaluations.inc(),
     coreLoadPoll: (outcome) => pollChildren[outcome].inc(),

@@ -4,6 +4,7 @@
  * the process metrics; the store-latency histogram by operation with its timer sinks; the TLS
  * certificate gauges; `timed`. Each tier's metrics.ts defines its own metrics on the registry.
  */
+import { performance } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /** Receives one operation's duration in seconds. */
@@ -21,6 +22,25 @@ export interface OpObserver<Op extends string = string> {
 export function createRegistry(prefix: string, collectDefault: boolean, registry: Registry = new Registry()): Registry {
   if (collectDefault) collectDefaultMetrics({ register: registry, prefix });
   return registry;
+}
+
+/**
+ * `<prefix>event_loop_utilization`: the share of time this process's event loop was busy (0..1)
+ * since the previous scrape (since start at the first one).
+ */
+export function eventLoopUtilizationGauge(registry: Registry, prefix: string): void {
+  let last = performance.eventLoopUtilization();
+  new Gauge({
+    name: `${prefix}event_loop_utilization`,
+    help: "This process's event-loop utilisation since the previous scrape (0..1)",
+    registers: [registry],
+    aggregator: 'max',
+    collect() {
+      const now = performance.eventLoopUtilization();
+      this.set(performance.eventLoopUtilization(now, last).utilization);
+      last = now;
+    },
+  });
 }
 
 /** Store round trips, by operation. */
