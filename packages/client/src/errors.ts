@@ -98,3 +98,22 @@ export class IdentityError extends ZaxClientError {
 export class UsageError extends ZaxClientError {
   override readonly name = 'UsageError';
 }
+
+/** One relay's failure in an operation over several relays (`relays.ts`). */
+export interface RelayFailure {
+  /** The relay's normalised base URL. */
+  readonly url: string;
+  readonly error: Error;
+}
+
+/** An operation over several relays failed on every one of them; `failures` says how, relay by relay. */
+export class AllRelaysFailedError extends ZaxClientError {
+  override readonly name = 'AllRelaysFailedError';
+  constructor(
+    /** What was attempted, e.g. `send to <hpk>`. */
+    readonly operation: string,
+    readonly failures: readonly RelayFailure[],
+  ) {
+    super(`${operation} failed on every relay (${failures.length}): ${failures.map((f) => `${f.url}: ${f.error.message}`).join('; ')}`);
+  }
+}

@@ -1,7 +1,8 @@
 /**
  * @zax/client: the TypeScript SDK for a Zax relay. `RelaySession` runs the handshake and sends
  * encrypted commands; `Mailbox` is the message API on top (glow.ts-compatible message format);
- * `identity` handles identities and identity files.
+ * `identity` handles identities and identity files; `MultiMailbox` spreads a mailbox over k of n
+ * relays (`relays.ts`).
  */
 export * from './errors.js';
 export * from './identity.js';
@@ -9,3 +10,4 @@ export * from './identity-file.js';
 export * from './message.js';
 export * from './relay.js';
 export * from './mailbox.js';
+export * from './relays.js';
