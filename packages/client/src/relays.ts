@@ -80,13 +80,15 @@ function checkK(k: number, n: number): void {
 /** One relay's result in an operation over several relays: its value, or the error it failed with. */
 export type RelayResult<T> = { readonly url: string; readonly value: T } | RelayFailure;
 
-export const isRelayFailure = <T>(r: RelayResult<T>): r is RelayFailure => 'error' in r;
+/** True for a relay's failure, in any per-relay outcome (`RelayResult`, `SendOutcome`, …). */
+export const isRelayFailure = <S extends { readonly url: string }>(r: S | RelayFailure): r is RelayFailure => 'error' in r;
 
-/** The failed results, in order. */
-export const relayFailures = <T>(results: readonly RelayResult<T>[]): RelayFailure[] => results.filter(isRelayFailure);
+/** The failed outcomes, in order. */
+export const relayFailures = <S extends { readonly url: string }>(results: readonly (S | RelayFailure)[]): RelayFailure[] =>
+  results.filter((r): r is RelayFailure => isRelayFailure(r));
 
-/** Throws AllRelaysFailedError unless at least one result is a success. */
-export function throwIfAllFailed<T>(results: readonly RelayResult<T>[], operation: string): void {
+/** Throws AllRelaysFailedError unless at least one outcome is a success. */
+export function throwIfAllFailed<S extends { readonly url: string }>(results: readonly (S | RelayFailure)[], operation: string): void {
   if (!results.some((r) => !isRelayFailure(r))) throw new AllRelaysFailedError(operation, relayFailures(results));
 }
 
