@@ -117,3 +117,25 @@ export class AllRelaysFailedError extends ZaxClientError {
     super(`${operation} failed on every relay (${failures.length}): ${failures.map((f) => `${f.url}: ${f.error.message}`).join('; ')}`);
   }
 }
+
+/**
+ * Why a file transfer failed (`FileTransferError.code`):
+ * - `not-found`: the relay does not have the upload (never started, deleted, or expired);
+ * - `incomplete`: the upload is not COMPLETE yet (receiving);
+ * - `size`: a source or a received file does not have the declared size;
+ * - `corrupt`: a chunk does not open under the file key (or the metadata is not file metadata);
+ * - `aborted`: the caller's AbortSignal fired (`cause` is its reason).
+ */
+export type FileTransferFailure = 'not-found' | 'incomplete' | 'size' | 'corrupt' | 'aborted';
+
+/** A file upload or download that cannot complete (see `code`). */
+export class FileTransferError extends ZaxClientError {
+  override readonly name = 'FileTransferError';
+  constructor(
+    readonly code: FileTransferFailure,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}

@@ -10,4 +10,5 @@ export * from './identity-file.js';
 export * from './message.js';
 export * from './relay.js';
 export * from './mailbox.js';
+export * from './files.js';
 export * from './relays.js';

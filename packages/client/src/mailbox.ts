@@ -19,6 +19,26 @@ import {
 import { bestCrypto } from './crypto-backend.js';
 import { RelayProtocolError, UsageError } from './errors.js';
 import { hpkOf, parseKey, type Identity } from './identity.js';
+import {
+  chunkCount,
+  deleteFile,
+  downloadFile,
+  fileOf,
+  fileStatus,
+  parseFileMetadata,
+  resumeFileUpload,
+  sourceSize,
+  startFileUpload,
+  uploadChunks,
+  type FileMetadata,
+  type FileSource,
+  type FileStatus,
+  type FileUpload,
+  type ReceivedFile,
+  type ReceiveFileOptions,
+  type SendFileOptions,
+  type SentFile,
+} from './files.js';
 import { openText, parseFileData, sealText, type EncryptedPayload } from './message.js';
 import { expectLines, parseDecimalLine, RelaySession, type CommandJson, type CommandResponse, type RelaySessionOptions } from './relay.js';
 
@@ -72,6 +92,8 @@ export interface ReceivedMessage extends RawMessage {
   text: string | null;
   /** For `file` messages whose data parses: the relay's uploadID. */
   uploadID?: string;
+  /** For `file` messages whose metadata opens and parses: the file's name, size, key, … (`receiveFile`). */
+  file?: FileMetadata;
 }
 
 export interface SendResult {
@@ -96,9 +118,9 @@ export interface MailboxOptions {
 
 export class Mailbox {
   readonly relay: CommandTransport;
-  private readonly crypto: Crypto;
-  private readonly clock: Clock;
-  private readonly random: (n: number) => Uint8Array;
+  readonly crypto: Crypto;
+  readonly clock: Clock;
+  readonly random: (n: number) => Uint8Array;
   private readonly guestsByHpk = new Map<string, Guest>();
 
   constructor(relay: CommandTransport, options: MailboxOptions = {}) {
@@ -250,12 +272,14 @@ export class Mailbox {
     if (item.kind === 'file') {
       const file = parseFileData(item.data);
       const text = file === null ? null : openText(this.crypto, file.ctext, file.nonce, sender.publicKey, sk);
+      const metadata = parseFileMetadata(text);
       return {
         ...item,
         status: text === null ? 'undecryptable' : 'decrypted',
         sender,
         text,
         ...(file !== null ? { uploadID: file.uploadID } : {}),
+        ...(metadata !== null ? { file: metadata } : {}),
       };
     }
     const text = openText(this.crypto, item.data, item.nonce, sender.publicKey, sk);
@@ -310,6 +334,71 @@ export class Mailbox {
     const bytes = typeof entropy === 'string' ? decodeStrict(entropy) : null;
     if (bytes === null || bytes.length !== size) throw new RelayProtocolError(`getEntropy: response is not ${size} base64 bytes in {"entropy": …}`);
     return bytes;
+  }
+
+  // ---------- files (files.ts) ----------
+
+  /**
+   * Sends a file to `to` (a public key) in the glow.ts format (§5.7–5.8): reads `source` chunk by
+   * chunk, at most `window` chunks in flight, retrying failed chunks; or resumes `options.resume`.
+   * Streams need `options.size`. See files.ts for the options.
+   */
+  async sendFile(to: Recipient, source: FileSource, options: SendFileOptions = {}): Promise<SentFile> {
+    const { publicKey, hpk } = resolveRecipient(to);
+    const size = sourceSize(source, options.size ?? options.resume?.size);
+    const handleOptions = { ...(options.retry ? { retry: options.retry } : {}), ...(options.signal ? { signal: options.signal } : {}) };
+    let upload: FileUpload;
+    let chunkSize: number;
+    let firstPart = 0;
+    if (options.resume !== undefined) {
+      const cp = options.resume;
+      if (cp.to !== hpk) throw new UsageError('resume: the checkpoint is for another recipient');
+      if (size !== cp.size) throw new UsageError(`resume: the checkpoint is for ${cp.size} bytes, the source has ${size}`);
+      if (options.chunkSize !== undefined && options.chunkSize !== cp.chunkSize) throw new UsageError('resume: chunkSize must stay that of the checkpoint');
+      upload = await resumeFileUpload(this, cp, handleOptions);
+      chunkSize = cp.chunkSize;
+      firstPart = cp.nextPart;
+    } else {
+      if (publicKey === null) throw new UsageError('a file is always encrypted: pass the recipient public key, not an hpk');
+      if (options.sourceOffset !== undefined && options.sourceOffset !== 0) throw new UsageError('sourceOffset needs resume');
+      if (options.chunkSize !== undefined && (!Number.isSafeInteger(options.chunkSize) || options.chunkSize < 1)) throw new UsageError('chunkSize must be a positive integer');
+      const ownName = (source as { name?: unknown }).name;
+      const name = options.name ?? (typeof ownName === 'string' && ownName !== '' ? ownName : 'file');
+      upload = await startFileUpload(this, { publicKey, hpk }, { name, size, ...(options.metadata ? { metadata: options.metadata } : {}) }, handleOptions);
+      chunkSize = Math.min(options.chunkSize ?? upload.maxPlainChunk, upload.maxPlainChunk);
+    }
+    const onCheckpoint = options.onCheckpoint;
+    onCheckpoint?.(upload.checkpoint(chunkSize, firstPart));
+    await uploadChunks(source, [upload], {
+      size,
+      chunkSize,
+      firstPart,
+      ...(options.sourceOffset !== undefined ? { sourceOffset: options.sourceOffset } : {}),
+      ...(options.window !== undefined ? { window: options.window } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+      ...(onCheckpoint ? { onAcknowledged: (next: number) => onCheckpoint(upload.checkpoint(chunkSize, next)) } : {}),
+    });
+    return { uploadID: upload.uploadID, token: upload.token, nonce: upload.nonce, to: upload.to, size, chunks: chunkCount(size, chunkSize), name: upload.name };
+  }
+
+  /**
+   * Downloads a file: `file` is a received `file` message (from a known guest) or `{uploadID,
+   * metadata}`. Streams into `options.sink` in order, or returns the bytes. See files.ts.
+   */
+  receiveFile(file: ReceivedMessage | { uploadID: string; metadata: FileMetadata }, options: ReceiveFileOptions = {}): Promise<ReceivedFile> {
+    const { uploadID, metadata } = fileOf(file);
+    return downloadFile(this, uploadID, metadata, options);
+  }
+
+  /** `fileStatus` (§5.9): NOT_FOUND for a file unknown to this identity. */
+  fileStatus(uploadID: string): Promise<FileStatus> {
+    return fileStatus(this, uploadID);
+  }
+
+  /** `deleteFile` (§5.11): removes the chunks for both parties; false if the relay does not know it. */
+  deleteFile(uploadID: string): Promise<boolean> {
+    return deleteFile(this, uploadID);
   }
 }
 
