@@ -386,7 +386,7 @@ export class Mailbox {
    * Downloads a file: `file` is a received `file` message (from a known guest) or `{uploadID,
    * metadata}`. Streams into `options.sink` in order, or returns the bytes. See files.ts.
    */
-  receiveFile(file: ReceivedMessage | { uploadID: string; metadata: FileMetadata }, options: ReceiveFileOptions = {}): Promise<ReceivedFile> {
+  async receiveFile(file: ReceivedMessage | { uploadID: string; metadata: FileMetadata }, options: ReceiveFileOptions = {}): Promise<ReceivedFile> {
     const { uploadID, metadata } = fileOf(file);
     return downloadFile(this, uploadID, metadata, options);
   }
