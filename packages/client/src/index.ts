@@ -1,8 +1,8 @@
 /**
  * @zax/client: the TypeScript SDK for a Zax relay. `RelaySession` runs the handshake and sends
- * encrypted commands; `Mailbox` is the message API on top (glow.ts-compatible message format);
- * `identity` handles identities and identity files; `MultiMailbox` spreads a mailbox over k of n
- * relays (`relays.ts`).
+ * encrypted commands; `Mailbox` is the message API on top (glow.ts-compatible message format),
+ * with file transfer (`files.ts`); `identity` handles identities and identity files; `MultiMailbox`
+ * spreads a mailbox over k of n relays (`relays.ts`).
  */
 export * from './errors.js';
 export * from './identity.js';
