@@ -187,6 +187,7 @@ export class RelaySession {
   private session: LiveSession | null = null;
   private connecting: Promise<LiveSession> | null = null;
   private handshakeCount = 0;
+  private askedDifficulty: number | null = null;
 
   constructor(options: RelaySessionOptions) {
     this.url = normalizeBaseUrl(options.url);
@@ -221,6 +222,14 @@ export class RelaySession {
   /** How many handshakes this session has completed (renewals included). */
   get handshakes(): number {
     return this.handshakeCount;
+  }
+
+  /**
+   * The proof-of-work difficulty the relay asked for in the last `/start_session` (also when it was
+   * above `maxDifficulty` and refused), or null before any.
+   */
+  get lastDifficulty(): number | null {
+    return this.askedDifficulty;
   }
 
   /**
@@ -309,6 +318,7 @@ export class RelaySession {
     if (relayToken === null) throw new RelayProtocolError('start_session: relay token is not base64 of 32 bytes');
     const difficulty = parseDecimalLine(dLine, 'start_session difficulty');
     if (difficulty < 0 || difficulty > MAX_DIFFICULTY) throw new RelayProtocolError(`start_session: difficulty ${difficulty} out of range`);
+    this.askedDifficulty = difficulty;
     if (difficulty > this.maxDifficulty) {
       throw new ZaxClientError(`relay ${this.url} asks for proof-of-work difficulty ${difficulty}, above maxDifficulty ${this.maxDifficulty}`);
     }

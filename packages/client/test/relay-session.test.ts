@@ -76,8 +76,10 @@ describe('handshake', () => {
   it('solves proof of work at the announced difficulty', async () => {
     const relay = await fakeRelay({ difficulty: 10 });
     const session = new RelaySession({ url: relay.url, identity: generateIdentity() });
+    expect(session.lastDifficulty).toBeNull();
     expect(await session.connect()).toBe(0);
     expect(paths(relay)).toEqual(HANDSHAKE);
+    expect(session.lastDifficulty).toBe(10);
   });
 
   it('refuses a difficulty above maxDifficulty without working on it', async () => {
@@ -85,6 +87,7 @@ describe('handshake', () => {
     const session = new RelaySession({ url: relay.url, identity: generateIdentity(), maxDifficulty: 20 });
     await expect(session.connect()).rejects.toThrow(/difficulty 30, above maxDifficulty 20/);
     expect(paths(relay)).toEqual(['/start_session 200']);
+    expect(session.lastDifficulty).toBe(30);
   });
 
   it('shares one handshake between concurrent commands', async () => {
