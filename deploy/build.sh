@@ -42,6 +42,11 @@ say "install (frozen lockfile)"
 pnpm install --frozen-lockfile --reporter=append-only
 say "build (tsc -b packages/core packages/gatekeeper)"
 pnpm exec tsc -b packages/core packages/gatekeeper
+# The gatekeeper's self-test page (DASHBOARD=1): bundled with esbuild, a dev dependency, so here,
+# before the production-only reinstall; it lands in packages/gatekeeper/dist/dashboard.
+say "build the self-test page (scripts/src/build-dashboard.ts)"
+pnpm exec tsc -b packages/client scripts
+node scripts/dist/build-dashboard.js
 
 [ -n "$OUT" ] || exit 0
 
@@ -75,4 +80,5 @@ for dev in typescript vitest esbuild; do
   fi
 done
 test -f "$OUT/packages/core/dist/main.js" && test -f "$OUT/packages/gatekeeper/dist/main.js"
+test -f "$OUT/packages/gatekeeper/dist/dashboard/index.html" && test -f "$OUT/packages/gatekeeper/dist/dashboard/dashboard.js"
 say "done: $(du -sh "$OUT" | cut -f1) in $OUT"

@@ -8,7 +8,7 @@
 #   3. start core and gatekeeper from that tree through the image's entry point, against two private
 #      redis-servers (core store, edge store; password, no persistence, noeviction), on free ports;
 #   4. wait for /readyz with the image's health check, run a handshake through both tiers
-#      (deploy/tools/smoke.mjs);
+#      (deploy/tools/smoke.mjs), fetch the self-test page (DASHBOARD=1);
 #   5. when caddy is installed (deploy/validate.sh installs it): the compose front's
 #      deploy/caddy/Caddyfile in front of that gatekeeper with a throw-away CA and certificate made
 #      with openssl, and the same handshake over HTTPS (HSTS set, plain HTTP refused);
@@ -72,7 +72,7 @@ core_env=(CORE_PORT="$CORE_PORT" CORE_HOST=127.0.0.1 REDIS_URL="redis://:$REDIS_
   REDIS_PREFIX=zax-check: INTERNAL_SECRET="$SECRET")
 gk_env=(PORT="$GK_PORT" HOST=127.0.0.1 CORE_URL="http://127.0.0.1:$CORE_PORT"
   EDGE_REDIS_URL="redis://:$REDIS_PASSWORD@127.0.0.1:$EDGE_REDIS_PORT/0" REDIS_PREFIX=zax-check:
-  INTERNAL_SECRET="$SECRET" DIFFICULTY=0 DIFFICULTY_PERIOD_MIN=1)
+  INTERNAL_SECRET="$SECRET" DIFFICULTY=0 DIFFICULTY_PERIOD_MIN=1 DASHBOARD=1)
 # As in the container: a bare environment, and a working directory that is not the tree.
 (cd / && exec env -i PATH="$PATH" NODE_ENV=production "${core_env[@]}" "$ENTRY" core) > "$WORK/core.log" 2>&1 &
 CORE_PID=$!; PIDS+=("$CORE_PID")
@@ -97,6 +97,15 @@ say "core and gatekeeper ready (image health check, /readyz)"
 
 node "$REPO/deploy/tools/smoke.mjs" "http://127.0.0.1:$GK_PORT" "$WORK/app" | sed 's/^/check-build: /' \
   || { show_logs; die "handshake through the runtime tree failed"; }
+# The self-test page (DASHBOARD=1) is in the runtime tree: each file answers 200 under the page's CSP.
+node -e '
+  const base = process.argv[1];
+  Promise.all(["dashboard", "dashboard/dashboard.js", "dashboard/dashboard.css"].map(async (p) => {
+    const r = await fetch(`${base}/${p}`);
+    if (r.status !== 200 || !/script-src .self./.test(r.headers.get("content-security-policy") ?? "")) throw new Error(`/${p}: ${r.status}`);
+  })).then(() => process.exit(0), (e) => { console.error(e.message); process.exit(1); });
+' "http://127.0.0.1:$GK_PORT" || { show_logs; die "the self-test page (DASHBOARD=1) is not served from the runtime tree"; }
+say "self-test page served (DASHBOARD=1)"
 
 # 5. The compose front (Caddy) terminating TLS in front of the gatekeeper.
 if command -v caddy >/dev/null && command -v openssl >/dev/null; then

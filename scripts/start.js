@@ -1,8 +1,8 @@
 /**
  * Entry of `pnpm start` (root package.json: `exec node scripts/start.js`). Plain JavaScript, so it
  * runs on a fresh clone after `pnpm install`: it builds the workspace (`tsc -b`, a quick no-op when
- * nothing changed), then runs the launcher (src/start.ts, compiled to dist/start.js) in this same
- * process.
+ * nothing changed) and the gatekeeper's self-test page (src/build-dashboard.ts), then runs the
+ * launcher (src/start.ts, compiled to dist/start.js) in this same process.
  *
  * Why this shape: pnpm runs a script as `sh -c "<script>"` and forwards SIGTERM, SIGINT and SIGHUP
  * to that direct child only. With `tsc -b && node …` the shell stays in between (dash does not exec
@@ -46,5 +46,12 @@ function build() {
 
 const code = await build();
 if (code !== 0) process.exit(code);
+// The gatekeeper's self-test page (DASHBOARD=1): bundled from the compiled client.
+try {
+  await (await import('./dist/build-dashboard.js')).buildDashboard();
+} catch (err) {
+  process.stderr.write(`[launcher] could not build the self-test page: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+}
 if (process.ppid !== parent) process.exit(129); // nobody left to run it for
 await import('./dist/start.js');

@@ -1,8 +1,8 @@
 /**
  * The gatekeeper's HTTP application (node:http, no framework), composed of named pieces:
  *
- * - the route tables (routes.ts): the public port's API, health and (METRICS_ON_PUBLIC_PORT)
- *   metrics; the admin port's health and metrics;
+ * - the route tables (routes.ts): the public port's API, health, (METRICS_ON_PUBLIC_PORT)
+ *   metrics and (DASHBOARD) the self-test page; the admin port's health and metrics;
  * - the transport rule (transport.ts): HSTS on HTTPS responses (HSTS_MAX_AGE_SEC), and in production
  *   mode (REQUIRE_HTTPS) 403 for a route not marked `plainHttp` reached over plain HTTP from the
  *   network. The app does not care whether TLS is terminated by main.ts or by a trusted proxy;
@@ -25,7 +25,8 @@ import { createEdge, type Edge } from './edge.js';
 import { admit } from './guards.js';
 import { createMetrics, type GatekeeperMetrics } from './metrics.js';
 import type { EdgeRedis } from './redis.js';
-import { API_ROUTES, OPS_ROUTES, PUBLIC_METRICS, type GatekeeperRoute, type RouteLabel } from './routes.js';
+import { loadDashboard, type DashboardPage } from './dashboard.js';
+import { API_ROUTES, dashboardRoutes, OPS_ROUTES, PUBLIC_METRICS, type GatekeeperRoute, type RouteLabel } from './routes.js';
 
 export interface AppDeps {
   readonly config: Config;
@@ -47,6 +48,11 @@ export interface AppDeps {
    * trusted on top of the system roots. @default none
    */
   readonly coreCa?: string | Buffer;
+  /**
+   * The self-test page, served when config.dashboard is on (main.ts and mount.ts load it before
+   * connecting anything). @default loadDashboard() when config.dashboard (a ConfigError if not built)
+   */
+  readonly dashboard?: DashboardPage;
 }
 
 export interface App {
@@ -63,11 +69,12 @@ export interface App {
 
 export function createApp(deps: AppDeps): App {
   const metrics = deps.metrics ?? createMetrics();
+  const dashboard = deps.config.dashboard ? (deps.dashboard ?? loadDashboard()) : null;
   const edge = createEdge({ ...deps, metrics });
   const { config } = edge;
   // /metrics is off the public port unless the operator asks for it (and then throttled).
   const metricsOnMain = config.adminPort === null && config.metricsOnPublicPort;
-  const publicRoutes = routeTable<GatekeeperRoute>([...API_ROUTES, OPS_ROUTES[0], OPS_ROUTES[1], ...(metricsOnMain ? [PUBLIC_METRICS] : [])]);
+  const publicRoutes = routeTable<GatekeeperRoute>([...API_ROUTES, OPS_ROUTES[0], OPS_ROUTES[1], ...(metricsOnMain ? [PUBLIC_METRICS] : []), ...(dashboard !== null ? dashboardRoutes(dashboard) : [])]);
   const adminRoutes = routeTable<GatekeeperRoute>(OPS_ROUTES);
   const hsts = config.hstsMaxAgeSec > 0 ? `max-age=${config.hstsMaxAgeSec}` : null;
 

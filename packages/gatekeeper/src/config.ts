@@ -124,6 +124,8 @@ export interface Config {
   readonly requireHttps: boolean;
   /** Extra CA (PEM file) trusted for an `https://` CORE_URL, on top of the system roots. @default null */
   readonly coreCaFile: string | null;
+  /** The relay self-test page at /dashboard (dashboard.ts) on the public port. @default false */
+  readonly dashboard: boolean;
 }
 
 /** A parsed CIDR: `address` is canonical, `prefix` its length. */
@@ -241,6 +243,7 @@ const ENV_SHAPE = {
   HSTS_MAX_AGE_SEC: int(31_536_000, 0, 63_072_000),
   REQUIRE_HTTPS: bool(false),
   CORE_CA_FILE: opt,
+  DASHBOARD: bool(false),
   LOG_LEVEL: logLevel,
 };
 
@@ -332,5 +335,6 @@ export function loadConfig(env: Env): Config {
     hstsMaxAgeSec: e.HSTS_MAX_AGE_SEC,
     requireHttps: e.REQUIRE_HTTPS,
     coreCaFile: e.CORE_CA_FILE ?? null,
+    dashboard: e.DASHBOARD,
   });
 }

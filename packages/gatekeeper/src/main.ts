@@ -29,6 +29,7 @@ import {
 } from '@zax/service';
 import { createApp } from './app.js';
 import { loadConfig, type Config } from './config.js';
+import { loadDashboard } from './dashboard.js';
 import { createMetrics } from './metrics.js';
 import { connectRedis, redisReady } from './redis.js';
 
@@ -59,6 +60,8 @@ function readFiles(c: Config): { tls: TlsPair | null; coreCa: Buffer | undefined
 }
 
 const { tls, coreCa } = orExit('gatekeeper', () => readFiles(config));
+// DASHBOARD=1 without the built page: refuse to start rather than answer 404.
+const dashboard = config.dashboard ? orExit('gatekeeper', () => loadDashboard()) : undefined;
 
 const log = createLogger(config.logLevel, { service: 'gatekeeper', logClientIps: config.logClientIps });
 const redis = connectRedis(config.edgeRedis, { commandTimeoutMs: config.redisCommandTimeoutMs, log });
@@ -71,7 +74,16 @@ if (config.edgeRedis.kind !== 'single') {
   });
 }
 const metrics = createMetrics({ collectDefault: true });
-const app = createApp({ config, redis, clock: systemClock, random: randomBytes, log, metrics, ...(coreCa !== undefined ? { coreCa } : {}) });
+const app = createApp({
+  config,
+  redis,
+  clock: systemClock,
+  random: randomBytes,
+  log,
+  metrics,
+  ...(coreCa !== undefined ? { coreCa } : {}),
+  ...(dashboard !== undefined ? { dashboard } : {}),
+});
 /**
  * Slow-loris bounds (glow.ts gives up after 5 s anyway): headers within 10 s, a whole request within
  * 30 s, checked every second (Node's default check interval, 30 s, let a request live up to ~60 s).
@@ -117,6 +129,7 @@ listen({
         requireHttps: config.requireHttps,
         coreTls: new URL(config.coreUrl).protocol === 'https:',
         metricsOn: config.adminPort !== null ? 'adminPort' : config.metricsOnPublicPort ? 'port' : 'off',
+        dashboard: config.dashboard,
       },
       'listening',
     );

@@ -13,6 +13,7 @@ import { randomBytes, systemClock } from '@zax/protocol';
 import { sendError } from '@zax/service';
 import { createApp } from './app.js';
 import { loadConfig } from './config.js';
+import { loadDashboard } from './dashboard.js';
 import { createLogger, everyInterval, readCaFile } from '@zax/service';
 import { connectRedis, redisReady } from './redis.js';
 
@@ -28,11 +29,12 @@ export interface Gatekeeper {
 
 /**
  * Builds a gatekeeper from environment variables (the same names and defaults as the process; throws
- * ConfigError listing every problem). Resolves once a cluster or sentinel edge store answers; a single
+ * ConfigError listing every problem, or naming the page that DASHBOARD=1 asks for and is not built). Resolves once a cluster or sentinel edge store answers; a single
  * Redis may come up later (requests get 503 until then).
  */
 export async function createGatekeeper(env: Readonly<Record<string, string | undefined>> = process.env): Promise<Gatekeeper> {
   const config = loadConfig(env);
+  const dashboard = config.dashboard ? loadDashboard() : undefined;
   const log = createLogger(config.logLevel, { service: 'gatekeeper', logClientIps: config.logClientIps });
   const redis = connectRedis(config.edgeRedis, { commandTimeoutMs: config.redisCommandTimeoutMs, log });
   if (config.edgeRedis.kind !== 'single') {
@@ -44,7 +46,15 @@ export async function createGatekeeper(env: Readonly<Record<string, string | und
     }
   }
   const coreCa = config.coreCaFile !== null ? readCaFile(config.coreCaFile) : undefined;
-  const app = createApp({ config, redis, clock: systemClock, random: randomBytes, log, ...(coreCa !== undefined ? { coreCa } : {}) });
+  const app = createApp({
+    config,
+    redis,
+    clock: systemClock,
+    random: randomBytes,
+    log,
+    ...(coreCa !== undefined ? { coreCa } : {}),
+    ...(dashboard !== undefined ? { dashboard } : {}),
+  });
   const warnParsed = everyInterval(60_000, (skipped) =>
     log.error({ skipped }, 'a body parser of the host application read a request body before the gatekeeper: mount the gatekeeper before it'),
   );

@@ -6,6 +6,7 @@
 import type { RouteSpec } from '@zax/service';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Config } from './config.js';
+import { dashboardHandlers, type DashboardPage } from './dashboard.js';
 import type { Edge } from './edge.js';
 import { forwardRoute } from './forward.js';
 import { startSessionRoute, verifySessionRoute } from './handshake/routes.js';
@@ -50,9 +51,24 @@ export const OPS_ROUTES = [
 /** /metrics on the public port: takes a token of the request budget. */
 export const PUBLIC_METRICS: GatekeeperRoute = { ...OPS_ROUTES[2], budget: 'request' };
 
+/** The label of every route of the self-test page. */
+export const DASHBOARD_LABEL = 'dashboard';
+
+/**
+ * The self-test page (DASHBOARD=1, dashboard.ts), from memory: GET (and HEAD) only, no body, not
+ * throttled or counted in flight (a page load is four small answers with no store or core call).
+ * Not `plainHttp`: under REQUIRE_HTTPS it is refused over plain HTTP from the network like the API
+ * it drives, which would refuse its requests anyway. `/dashboard/` is routed as `/dashboard`.
+ */
+export function dashboardRoutes(page: DashboardPage): readonly GatekeeperRoute[] {
+  const h = dashboardHandlers(page);
+  const row = (path: string, handle: RouteHandler): GatekeeperRoute => ({ path, label: DASHBOARD_LABEL, methods: ['GET'], budget: null, bodyLimit: null, plainHttp: false, handle });
+  return [row('/dashboard', h.page), row('/dashboard/dashboard.js', h.script), row('/dashboard/dashboard.css', h.style), row('/dashboard/status.json', h.status)];
+}
+
 /** The `route` label values of metrics: every row's, and `other` for any other path. */
-export const ROUTE_LABELS = [...API_ROUTES.map((r) => r.label), ...OPS_ROUTES.map((r) => r.label), 'other'] as const;
-export type RouteLabel = (typeof API_ROUTES)[number]['label'] | (typeof OPS_ROUTES)[number]['label'] | 'other';
+export const ROUTE_LABELS = [...API_ROUTES.map((r) => r.label), ...OPS_ROUTES.map((r) => r.label), DASHBOARD_LABEL, 'other'] as const;
+export type RouteLabel = (typeof API_ROUTES)[number]['label'] | (typeof OPS_ROUTES)[number]['label'] | typeof DASHBOARD_LABEL | 'other';
 
 /** A row before its label is narrowed (the label type derives from the rows). */
 type GatekeeperRouteRow = Omit<GatekeeperRoute, 'label'> & { readonly label: string };

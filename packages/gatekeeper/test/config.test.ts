@@ -68,6 +68,7 @@ describe('loadConfig', () => {
       hstsMaxAgeSec: 31536000,
       requireHttps: false,
       coreCaFile: null,
+      dashboard: false,
     });
     expect(Object.isFrozen(c)).toBe(true);
   });
@@ -258,6 +259,12 @@ describe('loadConfig', () => {
     const list = problems({ ...BASE, REQUIRE_HTTPS: 'yes', HSTS_MAX_AGE_SEC: '63072001', TLS_WATCH_INTERVAL_MS: '-1', CORE_URL: 'ftp://core' }).join('\n');
     for (const name of ['REQUIRE_HTTPS', 'HSTS_MAX_AGE_SEC', 'TLS_WATCH_INTERVAL_MS']) expect(list).toMatch(new RegExp(`^${name}: `, 'm'));
     expect(list).toMatch(/^CORE_URL: must start with http:\/\/ or https:\/\//m);
+  });
+
+  it('reads DASHBOARD as a boolean, off by default', () => {
+    expect(loadConfig({ ...BASE, DASHBOARD: '1' }).dashboard).toBe(true);
+    expect(loadConfig({ ...BASE, DASHBOARD: 'false' }).dashboard).toBe(false);
+    expect(problems({ ...BASE, DASHBOARD: 'on' })).toEqual(['DASHBOARD: must be true or false, got "on"']);
   });
 
   it('treats an empty variable as unset and strips a trailing slash from CORE_URL', () => {
