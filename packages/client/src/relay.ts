@@ -193,7 +193,8 @@ export class RelaySession {
     this.url = normalizeBaseUrl(options.url);
     this.identity = options.identity;
     this.crypto = options.crypto ?? bestCrypto();
-    const fetchFn = options.fetch ?? (globalThis.fetch as FetchLike | undefined);
+    // Bound: a browser's fetch called as a method of another object throws "Illegal invocation".
+    const fetchFn = options.fetch ?? (globalThis.fetch?.bind(globalThis) as FetchLike | undefined);
     if (fetchFn === undefined) throw new UsageError('no fetch available: pass options.fetch');
     this.fetchFn = fetchFn;
     this.clock = options.clock ?? systemClock;

@@ -24,8 +24,8 @@ import { fileURLToPath } from 'node:url';
 import { ConfigError } from '@zax/service';
 import type { RouteHandler } from './routes.js';
 
-/** The directory the build writes (dist/dashboard next to the compiled dist/dashboard.js). */
-export const DASHBOARD_DIR = fileURLToPath(new URL('./dashboard/', import.meta.url));
+/** The directory the build writes: the package's dist/dashboard (from src/ in tests, from dist/ when compiled). */
+export const DASHBOARD_DIR = fileURLToPath(new URL('../dist/dashboard/', import.meta.url));
 
 export const DASHBOARD_CSP = [
   "default-src 'none'",
