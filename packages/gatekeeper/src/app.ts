@@ -56,7 +56,7 @@ export interface AppDeps {
 }
 
 export interface App {
-  /** The public port: API, /livez, /readyz, and /metrics only with METRICS_ON_PUBLIC_PORT and no ADMIN_PORT. */
+  /** The public port: API, /livez, /readyz, /metrics only with METRICS_ON_PUBLIC_PORT and no ADMIN_PORT, /dashboard only with DASHBOARD. */
   readonly handler: (req: IncomingMessage, res: ServerResponse) => void;
   /** The admin port (ADMIN_PORT): /livez, /readyz, /metrics; 404 for anything else. */
   readonly adminHandler: (req: IncomingMessage, res: ServerResponse) => void;
