@@ -30,8 +30,8 @@ const IN_CI = process.env.CI === 'true';
 const HAVE_CHROMIUM = existsSync(CHROMIUM);
 const ARTIFACTS = fileURLToPath(new URL('./artifacts/', import.meta.url));
 const SCREENSHOT = `${ARTIFACTS}dashboard.png`;
-/** The steps the page runs today, in order (a file step joins them once the SDK has a file API). */
-const STEPS = ['identities', 'handshake', 'send', 'receive', 'delete'];
+/** The steps the page runs, in order. */
+const STEPS = ['identities', 'handshake', 'send', 'receive', 'send-file', 'receive-file', 'delete'];
 const DIFFICULTY = 4;
 
 if (!HAVE_CHROMIUM && !IN_CI) {

@@ -1,7 +1,8 @@
 /**
  * The relay self-test page's script (bundled for the browser by scripts/src/build-dashboard.ts).
  * It makes two fresh identities in the browser, and through this relay: handshakes both mailboxes,
- * sends an encrypted message from one to the other, receives and decrypts it, and deletes it. Each
+ * sends an encrypted message from one to the other, receives and decrypts it, sends a small file
+ * (three chunks) and receives it, and deletes both. Each
  * step shows its status (pending, running, ok, failed with the error) and latency; the relay's health
  * (/readyz, /livez) and the proof-of-work difficulty (the handshake's, and /dashboard/status.json's)
  * are shown beside them. When the run ends, `<body data-state>` is `done` or `failed`.
@@ -19,6 +20,7 @@ interface Context {
   recipient?: { session: RelaySession; mailbox: Mailbox; identity: Identity };
   text?: string;
   nonce?: string;
+  file?: { bytes: Uint8Array; name: string; nonce: string; uploadID: string };
 }
 
 interface Step {
@@ -43,10 +45,17 @@ function mailboxFor(base: string, identity: Identity, guest?: Identity): { sessi
 
 const short = (b64: string): string => `${b64.slice(0, 8)}…`;
 
-/**
- * The steps, in order. The file step (send and receive a small file) goes after `receive` once
- * the SDK's file API is available.
- */
+/** The self-test file: 40 KiB in 16 KiB chunks, so the relay stores and serves three parts. */
+const FILE_BYTES = 40 * 1024;
+const FILE_CHUNK = 16 * 1024;
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** The steps, in order. */
 const STEPS: readonly Step[] = [
   {
     id: 'identities',
@@ -101,15 +110,47 @@ const STEPS: readonly Step[] = [
       return `decrypted, the same ${new TextEncoder().encode(got.text ?? '').length} bytes`;
     },
   },
-  // The file step (send and receive a small file) belongs here.
+  {
+    id: 'send-file',
+    title: 'Send a small file',
+    run: async (ctx) => {
+      const sender = need(ctx.sender, 'the sender');
+      const recipient = need(ctx.recipient, 'the recipient');
+      const bytes = new Uint8Array(FILE_BYTES);
+      crypto.getRandomValues(bytes);
+      const name = 'self-test.bin';
+      const sent = await sender.mailbox.sendFile(recipient.identity.publicKey, bytes, { name, chunkSize: FILE_CHUNK });
+      ctx.file = { bytes, name, nonce: sent.nonce, uploadID: sent.uploadID };
+      return `${bytes.length / 1024} KiB in ${sent.chunks} encrypted chunks; upload ${short(sent.uploadID)}`;
+    },
+  },
+  {
+    id: 'receive-file',
+    title: 'Receive and decrypt the file',
+    run: async (ctx) => {
+      const sender = need(ctx.sender, 'the sender');
+      const recipient = need(ctx.recipient, 'the recipient');
+      const file = need(ctx.file, 'the sent file');
+      const messages = await recipient.mailbox.receive({ from: [sender.identity.publicKey] });
+      const msg = messages.find((m) => m.kind === 'file' && m.nonce === file.nonce);
+      if (msg === undefined) throw new Error('the file message is not in the mailbox');
+      if (msg.status !== 'decrypted') throw new Error(`the file metadata did not decrypt (${msg.status})`);
+      const got = await recipient.mailbox.receiveFile(msg);
+      if (got.name !== file.name) throw new Error(`the file arrived named ${JSON.stringify(got.name)}`);
+      if (got.bytes === undefined || !sameBytes(got.bytes, file.bytes)) throw new Error('the file decrypted to other bytes than were sent');
+      return `decrypted, the same ${got.size / 1024} KiB`;
+    },
+  },
   {
     id: 'delete',
-    title: 'Delete it',
+    title: 'Delete the message and the file',
     run: async (ctx) => {
       const recipient = need(ctx.recipient, 'the recipient');
-      const left = await recipient.mailbox.delete([need(ctx.nonce, 'the message nonce')]);
+      const file = need(ctx.file, 'the sent file');
+      if (!(await recipient.mailbox.deleteFile(file.uploadID))) throw new Error('the relay no longer had the file');
+      const left = await recipient.mailbox.delete([need(ctx.nonce, 'the message nonce'), file.nonce]);
       if (left !== 0) throw new Error(`${left} message${left === 1 ? '' : 's'} left after the delete`);
-      return 'mailbox empty';
+      return 'file deleted, mailbox empty';
     },
   },
 ];
