@@ -1,6 +1,8 @@
 /**
  * The `zax` command line: argument parsing, help texts, output and exit codes (0 success, 1 error,
- * 2 usage). `runCli` takes its streams, environment and fetch as parameters, so tests run it in
+ * 2 usage). Each command is a row of `COMMANDS` (summary, help, options, run); `--json` makes
+ * every command print one JSON document (watch: NDJSON) and report errors as one JSON line on
+ * stderr. `runCli` takes its streams, environment and fetch as parameters, so tests run it in
  * process; `cli.ts` is the executable that calls it.
  */
 import { X509Certificate } from 'node:crypto';
@@ -9,19 +11,27 @@ import { readFile } from 'node:fs/promises';
 import { rootCertificates } from 'node:tls';
 import { parseArgs } from 'node:util';
 import { b64, decodeFixed, NONCE_BYTES } from '@zax/protocol';
-import { RelayHttpError, RelayNetworkError, UsageError, ZaxClientError } from './errors.js';
+import { contactHpk, contactNameProblem, ContactsError, CONTACT_NAME, contactsPathFor, loadContacts, saveContacts, type Contact } from './contacts-file.js';
+import { IdentityError, RelayHttpError, RelayNetworkError, RelayProtocolError, UsageError, ZaxClientError } from './errors.js';
 import { generateIdentity, parseKey, type Identity } from './identity.js';
 import { defaultIdentityPath, isIdentityFileExposed, loadIdentityFile, saveIdentityFile } from './identity-file.js';
 import { Mailbox, type ReceivedMessage } from './mailbox.js';
 import { normalizeBaseUrl, type FetchLike } from './relay.js';
+import { Backoff, watch } from './watch.js';
 
 export interface CliIo {
   stdout: { write(s: string): unknown };
-  stderr: { write(s: string): unknown };
+  /** `isTTY` and `columns` choose how progress is drawn (progress.ts). */
+  stderr: { write(s: string): unknown; isTTY?: boolean; columns?: number };
   stdin: AsyncIterable<string | Uint8Array>;
   env: NodeJS.ProcessEnv;
   /** @default globalThis.fetch */
   fetch?: FetchLike;
+  /**
+   * Calls `handler` on SIGINT or SIGTERM until the returned function is called (the long-running
+   * commands stop cleanly). Without it, they stop only by their own limits.
+   */
+  onInterrupt?(handler: () => void): () => void;
 }
 
 export const EXIT_OK = 0;
@@ -38,35 +48,118 @@ class CliUsage extends Error {
   }
 }
 
+const ID_DEFAULT = '$ZAX_IDENTITY or ~/.config/zax/identity.json';
+
 const ENV_HELP = `Environment:
   ZAX_IDENTITY         identity file (default ~/.config/zax/identity.json)
   ZAX_RELAY            relay URL when --relay is not given
   ZAX_DEBUG            set to 1 to print stack traces of unexpected errors
   NODE_EXTRA_CA_CERTS  a PEM file of CA certificates to trust besides the system's (as --ca)`;
 
-const MAIN_HELP = `zax: send and receive end-to-end encrypted messages through a Zax relay
+const JSON_HELP = `With --json, every command prints one JSON document on standard output (watch: one JSON
+object per line), warnings are {"warning":{"message",…}} lines and errors one
+{"error":{"message","kind","status"?}} line on standard error, with the same exit codes.`;
 
-Usage: zax <command> [options]
+// ---------- options ----------
 
-Commands:
-  keygen   create an identity (Curve25519 key pair) and print its public key and hpk
-  id       print the public key and hpk of an identity
-  send     send a message to a public key
-  inbox    list the messages in your mailbox, decrypting those from known senders
-  delete   delete messages from your mailbox
-  status   how long a sent message still lives on the relay
+interface OptionSpec {
+  type: 'string' | 'boolean';
+  short?: string;
+  multiple?: boolean;
+}
+type OptionTable = Record<string, OptionSpec>;
 
-Options:
-  -h, --help      show help (also "zax <command> --help")
-  -V, --version   show the version
+/** Options shared by commands, each defined once (and its help line with it). */
+const OPT = {
+  relay: { type: 'string', short: 'r' },
+  id: { type: 'string', short: 'i' },
+  ca: { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+  force: { type: 'boolean', short: 'f' },
+  from: { type: 'string', short: 'f', multiple: true },
+  only: { type: 'boolean' },
+} as const satisfies OptionTable;
 
-${ENV_HELP}
+/** The options of every command that talks to a relay. */
+const RELAY_OPTIONS = { relay: OPT.relay, id: OPT.id, ca: OPT.ca, json: OPT.json, help: OPT.help } as const satisfies OptionTable;
 
-Exit codes: 0 success, 1 error, 2 usage error.
-`;
+const H = {
+  relay: '  -r, --relay URL    relay base URL (default: $ZAX_RELAY)',
+  id: `  -i, --id FILE      identity file (default: ${ID_DEFAULT})`,
+  ca: '      --ca FILE      trust the CA certificate in FILE (PEM) for an https:// relay, e.g. a self-signed one',
+  help: '  -h, --help         show this help',
+  from: '  -f, --from WHO     a contact name or public key to decrypt messages from; repeat for several',
+  only: '      --only         list only messages from the --from senders',
+};
 
-const HELP: Record<string, string> = {
-  keygen: `Usage: zax keygen [--out FILE] [--force]
+/** Everything any command's options can hold (parseArgs' values, by option name). */
+interface Values {
+  relay?: string;
+  id?: string;
+  out?: string;
+  force?: boolean;
+  to?: string;
+  plain?: boolean;
+  json?: boolean;
+  from?: string[];
+  only?: boolean;
+  all?: boolean;
+  ca?: string;
+  help?: boolean;
+  interval?: string;
+  delete?: boolean;
+  'max-polls'?: string;
+  'exit-after'?: string;
+}
+
+// ---------- output ----------
+
+/** Standard output and error for one run: text, or JSON with --json. */
+class Output {
+  constructor(
+    readonly io: CliIo,
+    readonly json: boolean,
+  ) {}
+
+  /** The command's result: `text` as is, or `doc` as one JSON line. */
+  result(text: string, doc: unknown): void {
+    this.io.stdout.write(this.json ? `${JSON.stringify(doc)}\n` : text);
+  }
+
+  /** A warning on stderr: `zax: warning: …`, or `{"warning":{"message",…extra}}`. */
+  warn(message: string, extra: Record<string, unknown> = {}): void {
+    this.io.stderr.write(this.json ? `${JSON.stringify({ warning: { message, ...extra } })}\n` : `zax: warning: ${message}\n`);
+  }
+
+  /** Advice for people (not written with --json). */
+  note(text: string): void {
+    if (!this.json) this.io.stderr.write(text);
+  }
+}
+
+// ---------- commands ----------
+
+interface Context {
+  command: string;
+  v: Values;
+  positionals: readonly string[];
+  io: CliIo;
+  out: Output;
+}
+
+interface CommandSpec {
+  /** One line for "zax --help". */
+  summary: string;
+  help: string;
+  options: OptionTable;
+  run(c: Context): Promise<number>;
+}
+
+const COMMANDS: Record<string, CommandSpec> = {
+  keygen: {
+    summary: 'create an identity (Curve25519 key pair) and print its public key and hpk',
+    help: `Usage: zax keygen [--out FILE] [--force] [--json]
 
 Creates a new identity and writes it (mode 0600) to FILE, or to the default identity file.
 Prints the public key and the hpk (your mailbox address). Share the public key: people need it
@@ -74,92 +167,183 @@ to write to you. Keep the identity file secret: it holds your secret key, and wh
 read your mail and write as you.
 
 Options:
-  -o, --out FILE   where to write the identity (default: $ZAX_IDENTITY or ~/.config/zax/identity.json)
-  -f, --force      replace an existing file
-  -h, --help       show this help
+  -o, --out FILE     where to write the identity (default: ${ID_DEFAULT})
+  -f, --force        replace an existing file
+      --json         print {"publicKey","hpk","path"}
+${H.help}
 `,
-  id: `Usage: zax id [--id FILE]
+    options: { out: { type: 'string', short: 'o' }, force: OPT.force, json: OPT.json, help: OPT.help },
+    run: keygen,
+  },
+  id: {
+    summary: 'print the public key and hpk of an identity',
+    help: `Usage: zax id [--id FILE] [--json]
 
 Prints the public key and hpk of an identity.
 
 Options:
-  -i, --id FILE    identity file (default: $ZAX_IDENTITY or ~/.config/zax/identity.json)
-  -h, --help       show this help
+${H.id}
+      --json         print {"publicKey","hpk","path"}
+${H.help}
 `,
-  send: `Usage: zax send --relay URL --to PUBKEY [--id FILE] [--plain] [--json] [--ca FILE] MESSAGE|-
+    options: { id: OPT.id, json: OPT.json, help: OPT.help },
+    run: showId,
+  },
+  send: {
+    summary: 'send a message to a contact or public key',
+    help: `Usage: zax send --relay URL --to WHO [--id FILE] [--plain] [--json] [--ca FILE] MESSAGE|-
 
 Encrypts MESSAGE to the recipient's public key (the glow.ts format, so glow.ts clients can read
-it) and uploads it. With "-" the message is read from standard input (one trailing newline is
-dropped). Prints the storage token, for "zax status".
+it) and uploads it. WHO is a contact name ("zax contacts") or a public key. With "-" the message
+is read from standard input (one trailing newline is dropped). Prints the storage token, for
+"zax status".
 
 Options:
-  -r, --relay URL  relay base URL (default: $ZAX_RELAY)
-  -t, --to PUBKEY  recipient public key (44 characters of base64)
-  -i, --id FILE    identity file (default: $ZAX_IDENTITY or ~/.config/zax/identity.json)
-      --plain      send unencrypted (the relay and anyone with access to it can read it)
-      --json       print {"token","nonce","to"} as JSON
-      --ca FILE    trust the CA certificate in FILE (PEM) for an https:// relay, e.g. a self-signed one
-  -h, --help       show this help
+${H.relay}
+  -t, --to WHO       recipient: a contact name, or a public key (44 characters of base64)
+${H.id}
+      --plain        send unencrypted (the relay and anyone with access to it can read it)
+      --json         print {"token","nonce","to","publicKey","contact"} (to: the recipient's hpk)
+${H.ca}
+${H.help}
 `,
-  inbox: `Usage: zax inbox --relay URL [--id FILE] [--from PUBKEY ...] [--only] [--json] [--ca FILE]
+    options: { ...RELAY_OPTIONS, to: { type: 'string', short: 't' }, plain: { type: 'boolean' } },
+    run: send,
+  },
+  inbox: {
+    summary: 'list the messages in your mailbox, decrypting those from your contacts',
+    help: `Usage: zax inbox --relay URL [--id FILE] [--from WHO ...] [--only] [--json] [--ca FILE]
 
-Lists every message in your mailbox (nothing is deleted). Messages from the public keys given
-with --from are decrypted; others are shown as stored, marked with their sender's hpk.
+Lists every message in your mailbox (nothing is deleted). Messages from your contacts and from
+the senders given with --from are decrypted, and contacts are shown by name; others are shown as
+stored, marked with their sender's hpk.
 
 Options:
-  -r, --relay URL    relay base URL (default: $ZAX_RELAY)
-  -i, --id FILE      identity file (default: $ZAX_IDENTITY or ~/.config/zax/identity.json)
-  -f, --from PUBKEY  a correspondent's public key; repeat for several
-      --only         list only messages from the --from keys
-      --json         print a JSON array (nonce, time, from, kind, status, sender, text, data)
-      --ca FILE      trust the CA certificate in FILE (PEM) for an https:// relay, e.g. a self-signed one
-  -h, --help         show this help
+${H.relay}
+${H.id}
+${H.from}
+${H.only}
+      --json         print a JSON array of {nonce, time, from, kind, status, sender, contact, text, data}
+${H.ca}
+${H.help}
 `,
-  delete: `Usage: zax delete --relay URL [--id FILE] [--ca FILE] NONCE...
-       zax delete --relay URL [--id FILE] [--ca FILE] --all
+    options: { ...RELAY_OPTIONS, from: OPT.from, only: OPT.only },
+    run: inbox,
+  },
+  watch: {
+    summary: 'print new messages as they arrive, until interrupted',
+    help: `Usage: zax watch --relay URL [--id FILE] [--from WHO ...] [--only] [--json] [--interval SEC]
+                 [--delete] [--max-polls N] [--exit-after N] [--ca FILE]
+
+Polls your mailbox and prints each new message once, as "zax inbox" does (decrypting messages
+from your contacts and the --from senders). After a poll that brings something new the next one
+comes after SEC seconds; while polls bring nothing, or fail, the wait doubles up to 60 s (with
+some jitter, and never shorter than a relay's Retry-After). A failed poll prints a warning and
+the watch goes on. Ctrl-C (SIGINT) or SIGTERM stops it (exit 0).
+
+Options:
+${H.relay}
+${H.id}
+${H.from}
+${H.only}
+      --json         print each message as one JSON object per line (the fields of "zax inbox --json")
+      --interval SEC the base interval between polls, in seconds (default 5, at least 0.1)
+      --delete       delete each message from the mailbox once it is printed
+      --max-polls N  for scripts: stop after N polls (exit 1 if the last one failed)
+      --exit-after N for scripts: stop once N messages are printed
+${H.ca}
+${H.help}
+`,
+    options: {
+      ...RELAY_OPTIONS,
+      from: OPT.from,
+      only: OPT.only,
+      interval: { type: 'string' },
+      delete: { type: 'boolean' },
+      'max-polls': { type: 'string' },
+      'exit-after': { type: 'string' },
+    },
+    run: watchCommand,
+  },
+  delete: {
+    summary: 'delete messages from your mailbox',
+    help: `Usage: zax delete --relay URL [--id FILE] [--json] [--ca FILE] NONCE...
+       zax delete --relay URL [--id FILE] [--json] [--ca FILE] --all
 
 Deletes messages from your mailbox by their nonce (as "zax inbox" shows it), or all of them.
 Prints how many messages are left.
 
 Options:
-  -r, --relay URL  relay base URL (default: $ZAX_RELAY)
-  -i, --id FILE    identity file (default: $ZAX_IDENTITY or ~/.config/zax/identity.json)
-  -a, --all        delete every message
-      --ca FILE    trust the CA certificate in FILE (PEM) for an https:// relay, e.g. a self-signed one
-  -h, --help       show this help
+${H.relay}
+${H.id}
+  -a, --all          delete every message
+      --json         print {"deleted": [NONCE...] or "all", "left"}
+${H.ca}
+${H.help}
 `,
-  status: `Usage: zax status --relay URL [--id FILE] [--json] [--ca FILE] TOKEN
+    options: { ...RELAY_OPTIONS, all: { type: 'boolean', short: 'a' } },
+    run: deleteCommand,
+  },
+  status: {
+    summary: 'how long a sent message still lives on the relay',
+    help: `Usage: zax status --relay URL [--id FILE] [--json] [--ca FILE] TOKEN
 
 Asks how long the message with this storage token (printed by "zax send") still lives on the
 relay. A message that was deleted by its recipient, expired, or never existed is "gone".
 
 Options:
-  -r, --relay URL  relay base URL (default: $ZAX_RELAY)
-  -i, --id FILE    identity file (default: $ZAX_IDENTITY or ~/.config/zax/identity.json)
-      --json       print {"token","ttlSec"} (ttlSec -2 when gone)
-      --ca FILE    trust the CA certificate in FILE (PEM) for an https:// relay, e.g. a self-signed one
-  -h, --help       show this help
+${H.relay}
+${H.id}
+      --json         print {"token","ttlSec"} (ttlSec -2 when gone)
+${H.ca}
+${H.help}
 `,
+    options: RELAY_OPTIONS,
+    run: status,
+  },
+  contacts: {
+    summary: 'name the public keys of your correspondents (add, list, remove)',
+    help: `Usage: zax contacts add NAME PUBKEY [--force] [--id FILE] [--json]
+       zax contacts list [--id FILE] [--json]
+       zax contacts remove NAME [--id FILE] [--json]
+
+Contacts name public keys: "zax send --to NAME", "zax inbox --from NAME", and inbox and watch
+decrypt messages from every contact and show the contact's name. A NAME is 1 to 64 letters,
+digits, ".", "_" or "-", not starting with "-". Contacts belong to an identity: they are kept
+next to its file (identity.json: identity.contacts.json), mode 0600.
+
+Options:
+${H.id}
+  -f, --force        add: replace a contact of that name
+      --json         add, remove: print {"name","publicKey","hpk"}; list: a JSON array of them
+${H.help}
+`,
+    options: { id: OPT.id, force: OPT.force, json: OPT.json, help: OPT.help },
+    run: contacts,
+  },
 };
 
-const COMMON = {
-  relay: { type: 'string', short: 'r' },
-  id: { type: 'string', short: 'i' },
-  ca: { type: 'string' },
-  help: { type: 'boolean', short: 'h' },
-} as const;
+const MAIN_HELP = `zax: send and receive end-to-end encrypted messages through a Zax relay
 
-const OPTIONS = {
-  keygen: { out: { type: 'string', short: 'o' }, force: { type: 'boolean', short: 'f' }, help: COMMON.help },
-  id: { id: COMMON.id, help: COMMON.help },
-  send: { ...COMMON, to: { type: 'string', short: 't' }, plain: { type: 'boolean' }, json: { type: 'boolean' } },
-  inbox: { ...COMMON, from: { type: 'string', short: 'f', multiple: true }, only: { type: 'boolean' }, json: { type: 'boolean' } },
-  delete: { ...COMMON, all: { type: 'boolean', short: 'a' } },
-  status: { ...COMMON, json: { type: 'boolean' } },
-} as const;
+Usage: zax <command> [options]
 
-type CommandName = keyof typeof OPTIONS;
-const isCommand = (s: string): s is CommandName => Object.prototype.hasOwnProperty.call(OPTIONS, s);
+Commands:
+${Object.entries(COMMANDS)
+  .map(([name, c]) => `  ${name.padEnd(9)}${c.summary}`)
+  .join('\n')}
+
+Options:
+  -h, --help      show help (also "zax <command> --help")
+  -V, --version   show the version
+
+${ENV_HELP}
+
+${JSON_HELP}
+
+Exit codes: 0 success, 1 error, 2 usage error.
+`;
+
+const isCommand = (s: string): boolean => Object.prototype.hasOwnProperty.call(COMMANDS, s);
 
 function version(): string {
   try {
@@ -170,9 +354,17 @@ function version(): string {
   }
 }
 
+/** True when `--json` comes before any `--` (so even a usage error is reported as JSON). */
+function wantsJson(args: readonly string[]): boolean {
+  const end = args.indexOf('--');
+  return (end === -1 ? args : args.slice(0, end)).includes('--json');
+}
+
 /** Runs the CLI; resolves to the exit code. Never throws. */
 export async function runCli(argv: readonly string[], io: CliIo = processIo()): Promise<number> {
   const [first, ...rest] = argv;
+  const command = first !== undefined && isCommand(first) ? first : null;
+  const json = wantsJson(rest);
   try {
     if (first === undefined) {
       io.stderr.write(MAIN_HELP);
@@ -180,42 +372,58 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo()): 
     }
     if (first === '-h' || first === '--help' || first === 'help') {
       const topic = first === 'help' ? rest[0] : undefined;
-      io.stdout.write(topic !== undefined && isCommand(topic) ? HELP[topic]! : MAIN_HELP);
+      io.stdout.write(topic !== undefined && isCommand(topic) ? COMMANDS[topic]!.help : MAIN_HELP);
       return EXIT_OK;
     }
     if (first === '-V' || first === '--version') {
       io.stdout.write(`${version()}\n`);
       return EXIT_OK;
     }
-    if (!isCommand(first)) throw new CliUsage(`unknown command "${first}"`, null);
-    return await runCommand(first, rest, io);
+    if (command === null) throw new CliUsage(`unknown command "${first}"`, null);
+    return await runCommand(command, rest, io);
   } catch (e) {
-    return report(e, io, isCommand(first ?? '') ? (first as CommandName) : null);
+    return report(e, io, command, json);
   }
 }
 
-function report(e: unknown, io: CliIo, command: CommandName | null): number {
-  if (e instanceof CliUsage || e instanceof UsageError) {
-    const cmd = e instanceof CliUsage ? e.command : command;
-    io.stderr.write(`zax: ${e.message}\nRun "zax ${cmd === null ? '' : `${cmd} `}--help" for usage.\n`);
-    return EXIT_USAGE;
-  }
+/** How an error is reported: its message (with the hint), exit code, and JSON fields. */
+export interface ErrorReport {
+  message: string;
+  /** usage, relay (an HTTP status), network, identity, contacts, protocol, error, unexpected */
+  kind: string;
+  status?: number;
+  reason?: string;
+  retryAfterSec?: number;
+}
+
+function describeError(e: unknown, debug = false): ErrorReport {
+  if (e instanceof CliUsage || e instanceof UsageError) return { message: e.message, kind: 'usage' };
   if (e instanceof RelayHttpError) {
-    io.stderr.write(`zax: error: ${e.message}${hint(e)}\n`);
-    return EXIT_ERROR;
+    return { message: `${e.message}${hint(e)}`, kind: 'relay', status: e.status, ...(e.retryAfter !== null ? { retryAfterSec: e.retryAfter } : {}) };
   }
-  if (e instanceof CliNetworkError) {
-    io.stderr.write(`zax: error: ${e.message}\n`);
-    return EXIT_ERROR;
-  }
-  if (e instanceof ZaxClientError) {
-    io.stderr.write(`zax: error: ${e.message}\n`);
-    return EXIT_ERROR;
-  }
-  const debug = io.env.ZAX_DEBUG !== undefined && io.env.ZAX_DEBUG !== '' && io.env.ZAX_DEBUG !== '0';
+  if (e instanceof CliNetworkError) return { message: e.message, kind: 'network', reason: 'certificate-untrusted' };
+  if (e instanceof RelayNetworkError) return { message: e.message, kind: 'network', reason: e.reason };
+  if (e instanceof IdentityError) return { message: e.message, kind: 'identity' };
+  if (e instanceof ContactsError) return { message: e.message, kind: 'contacts' };
+  if (e instanceof RelayProtocolError) return { message: e.message, kind: 'protocol' };
+  if (e instanceof ZaxClientError) return { message: e.message, kind: 'error' };
   const detail = debug && e instanceof Error && e.stack ? e.stack : e instanceof Error ? e.message : String(e);
-  io.stderr.write(`zax: unexpected error: ${detail}\n`);
-  return EXIT_ERROR;
+  return { message: detail, kind: 'unexpected' };
+}
+
+function report(e: unknown, io: CliIo, command: string | null, json: boolean): number {
+  const debug = io.env.ZAX_DEBUG !== undefined && io.env.ZAX_DEBUG !== '' && io.env.ZAX_DEBUG !== '0';
+  const r = describeError(e, debug && !json);
+  const code = r.kind === 'usage' ? EXIT_USAGE : EXIT_ERROR;
+  if (json) {
+    io.stderr.write(`${JSON.stringify({ error: r })}\n`);
+  } else if (r.kind === 'usage') {
+    const cmd = e instanceof CliUsage ? e.command : command;
+    io.stderr.write(`zax: ${r.message}\nRun "zax ${cmd === null ? '' : `${cmd} `}--help" for usage.\n`);
+  } else {
+    io.stderr.write(`zax: ${r.kind === 'unexpected' ? 'unexpected error' : 'error'}: ${r.message}\n`);
+  }
+  return code;
 }
 
 function hint(e: RelayHttpError): string {
@@ -245,11 +453,11 @@ function hint(e: RelayHttpError): string {
  * parseArgs, with the checks of its strict mode done here so that the messages name the option
  * plainly (node's own end in an unbalanced quote).
  */
-function parse<C extends CommandName>(command: C, args: readonly string[]) {
-  const options: Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }> = OPTIONS[command];
+function parse(command: string, args: readonly string[]) {
+  const options = COMMANDS[command]!.options;
   let parsed;
   try {
-    parsed = parseArgs({ args: [...args], options: OPTIONS[command], allowPositionals: true, strict: false, tokens: true });
+    parsed = parseArgs({ args: [...args], options, allowPositionals: true, strict: false, tokens: true });
   } catch (e) {
     throw new CliUsage(e instanceof Error ? e.message : String(e), command);
   }
@@ -264,10 +472,10 @@ function parse<C extends CommandName>(command: C, args: readonly string[]) {
     }
     if (def.type === 'boolean' && t.inlineValue === true) throw new CliUsage(`${t.rawName} takes no value`, command);
   }
-  return parsed;
+  return { values: parsed.values as Values, positionals: parsed.positionals };
 }
 
-function unknownOption(command: CommandName, raw: string): string {
+function unknownOption(command: string, raw: string): string {
   const why =
     command === 'send' && raw === '--file'
       ? ' (send takes the message as one argument, or "-" to read it from standard input: zax send ... - < FILE)'
@@ -277,119 +485,276 @@ function unknownOption(command: CommandName, raw: string): string {
   return `unknown option "${raw}" for zax ${command}${why}`;
 }
 
-interface Values {
-  relay?: string;
-  id?: string;
-  out?: string;
-  force?: boolean;
-  to?: string;
-  plain?: boolean;
-  json?: boolean;
-  from?: string[];
-  only?: boolean;
-  all?: boolean;
-  ca?: string;
-}
-
-async function runCommand(command: CommandName, args: readonly string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parse(command, args);
-  if (values.help) {
-    io.stdout.write(HELP[command]!);
+async function runCommand(command: string, args: readonly string[], io: CliIo): Promise<number> {
+  const { values: v, positionals } = parse(command, args);
+  if (v.help) {
+    io.stdout.write(COMMANDS[command]!.help);
     return EXIT_OK;
   }
-  const v = values as Values;
   try {
-    return await runParsed(command, v, positionals, io);
+    return await COMMANDS[command]!.run({ command, v, positionals, io, out: new Output(io, v.json === true) });
   } catch (e) {
     throw explainNetworkError(e, v.ca);
   }
 }
 
-async function runParsed(command: CommandName, v: Values, positionals: readonly string[], io: CliIo): Promise<number> {
-  const usage = (msg: string): CliUsage => new CliUsage(msg, command);
-  const noPositionals = (): void => {
-    if (positionals.length > 0) throw usage(`unexpected argument "${positionals[0]}"`);
-  };
-  const key = (value: string, what: string): Uint8Array => {
-    try {
-      return parseKey(value, what);
-    } catch (e) {
-      throw usage(e instanceof Error ? e.message : String(e));
-    }
-  };
-  const openMailbox = async (relay: string): Promise<Mailbox> => {
-    const identity = await loadIdentity(v.id, io);
-    const fetch = v.ca !== undefined ? await caFetch(v.ca) : io.fetch;
-    return Mailbox.create({ url: relay, identity, ...(fetch ? { fetch } : {}) });
-  };
+// ---------- helpers of the commands ----------
 
-  switch (command) {
-    case 'keygen': {
-      noPositionals();
-      const path = v.out ?? defaultIdentityPath(io.env);
-      const id = generateIdentity();
-      await saveIdentityFile(path, id, { overwrite: v.force === true });
-      io.stdout.write(describeIdentity(id));
-      io.stderr.write(
-        `identity written to ${path}\n` +
-          'Share your public key (above) with the people who will write to you; the hpk is your mailbox address.\n' +
-          'Keep the identity file secret (and backed up): it holds your secret key; whoever has it can read your mail and write as you.\n',
-      );
-      return EXIT_OK;
+const usage = (c: Context, msg: string): CliUsage => new CliUsage(msg, c.command);
+
+function noPositionals(c: Context): void {
+  if (c.positionals.length > 0) throw usage(c, `unexpected argument "${c.positionals[0]}"`);
+}
+
+const identityPath = (c: Context): string => c.v.id ?? defaultIdentityPath(c.io.env);
+const contactsPath = (c: Context): string => contactsPathFor(identityPath(c));
+
+/** A correspondent named on the command line. */
+interface Peer {
+  publicKey: Uint8Array;
+  publicKeyB64: string;
+  /** Its contact name, when it is a contact. */
+  contact: string | null;
+}
+
+/** A contact name or a public key, from `flag` (e.g. "--to"). An unknown name is a usage error. */
+function resolvePeer(c: Context, contacts: readonly Contact[], value: string, flag: string): Peer {
+  const byName = contacts.find((k) => k.name === value);
+  if (byName !== undefined) return { publicKey: decodeFixed(byName.publicKey, 32)!, publicKeyB64: byName.publicKey, contact: byName.name };
+  let publicKey: Uint8Array;
+  try {
+    publicKey = parseKey(value, flag);
+  } catch (e) {
+    if (CONTACT_NAME.test(value)) {
+      throw usage(c, `${flag}: no contact named "${value}" (see "zax contacts list"), and not a public key (44 characters of standard base64)`);
     }
-    case 'id': {
-      noPositionals();
-      io.stdout.write(describeIdentity(await loadIdentity(v.id, io)));
-      return EXIT_OK;
-    }
-    case 'send': {
-      if (v.to === undefined) throw usage('--to PUBKEY is required');
-      const to = key(v.to, '--to');
-      if (positionals.length !== 1) throw usage(positionals.length === 0 ? 'MESSAGE is required ("-" reads standard input)' : 'give the message as one argument (quote it)');
-      const relay = relayUrl(v.relay, io, command);
-      const text = positionals[0] === '-' ? dropTrailingNewline(await readAll(io.stdin)) : positionals[0]!;
-      // glow.ts shows an empty decrypted text as its ciphertext, so an empty message is refused.
-      if (text === '') throw usage('the message is empty');
-      const mailbox = await openMailbox(relay);
-      const sent = await mailbox.send(to, text, { encrypt: v.plain !== true });
-      io.stdout.write(v.json ? `${JSON.stringify(sent)}\n` : `${sent.token}\n`);
-      return EXIT_OK;
-    }
-    case 'inbox': {
-      noPositionals();
-      const from = (v.from ?? []).map((k) => key(k, '--from'));
-      if (v.only && from.length === 0) throw usage('--only needs at least one --from PUBKEY');
-      const relay = relayUrl(v.relay, io, command);
-      const mailbox = await openMailbox(relay);
-      for (const pk of from) mailbox.addGuest(pk);
-      const messages = await mailbox.receive(v.only ? { from } : {});
-      io.stdout.write(v.json ? `${JSON.stringify(messages.map(toJson), null, 2)}\n` : formatInbox(messages));
-      return EXIT_OK;
-    }
-    case 'delete': {
-      if (v.all && positionals.length > 0) throw usage('give NONCE... or --all, not both');
-      if (!v.all && positionals.length === 0) throw usage('give the NONCE of each message to delete, or --all');
-      for (const n of positionals) {
-        if (decodeFixed(n, NONCE_BYTES) === null) throw usage(`not a message nonce (32 characters of base64): "${n}"`);
-      }
-      const relay = relayUrl(v.relay, io, command);
-      const mailbox = await openMailbox(relay);
-      const left = v.all ? await mailbox.deleteAll() : await mailbox.delete(positionals);
-      io.stdout.write(`${left} message${left === 1 ? '' : 's'} left\n`);
-      return EXIT_OK;
-    }
-    case 'status': {
-      if (positionals.length !== 1) throw usage('give exactly one TOKEN');
-      const token = positionals[0]!;
-      if (decodeFixed(token, 32) === null) throw usage(`not a storage token (44 characters of base64): "${token}"`);
-      const relay = relayUrl(v.relay, io, command);
-      const mailbox = await openMailbox(relay);
-      const ttl = await mailbox.messageStatus(token);
-      if (v.json) io.stdout.write(`${JSON.stringify({ token, ttlSec: ttl })}\n`);
-      else io.stdout.write(ttl >= 0 ? `live, expires in ${formatDuration(ttl)}\n` : 'gone (deleted by the recipient, expired, or unknown)\n');
-      return EXIT_OK;
-    }
+    throw usage(c, e instanceof Error ? e.message : String(e));
   }
+  const publicKeyB64 = b64(publicKey);
+  return { publicKey, publicKeyB64, contact: contacts.find((k) => k.publicKey === publicKeyB64)?.name ?? null };
+}
+
+async function openMailbox(c: Context, relay: string, options: { guests?: Iterable<{ publicKey: string | Uint8Array; name?: string }>; signal?: AbortSignal } = {}): Promise<Mailbox> {
+  const identity = await loadIdentity(c);
+  const base = c.v.ca !== undefined ? await caFetch(c.v.ca) : c.io.fetch;
+  const signal = options.signal;
+  let fetch = base;
+  if (signal !== undefined) {
+    // Stopping cuts a request in flight short instead of waiting for its timeout.
+    const inner: FetchLike = base ?? ((url, init) => globalThis.fetch(url, init));
+    fetch = (url, init) => inner(url, { ...init, signal: init.signal ? AbortSignal.any([init.signal, signal]) : signal });
+  }
+  return Mailbox.create({ url: relay, identity, ...(fetch ? { fetch } : {}), ...(options.guests ? { guests: options.guests } : {}) });
+}
+
+// ---------- the commands ----------
+
+async function keygen(c: Context): Promise<number> {
+  noPositionals(c);
+  const path = c.v.out ?? defaultIdentityPath(c.io.env);
+  const id = generateIdentity();
+  await saveIdentityFile(path, id, { overwrite: c.v.force === true });
+  c.out.result(describeIdentity(id), { ...identityJson(id), path });
+  c.out.note(
+    `identity written to ${path}\n` +
+      'Share your public key (above) with the people who will write to you; the hpk is your mailbox address.\n' +
+      'Keep the identity file secret (and backed up): it holds your secret key; whoever has it can read your mail and write as you.\n',
+  );
+  return EXIT_OK;
+}
+
+async function showId(c: Context): Promise<number> {
+  noPositionals(c);
+  const id = await loadIdentity(c);
+  c.out.result(describeIdentity(id), { ...identityJson(id), path: identityPath(c) });
+  return EXIT_OK;
+}
+
+async function send(c: Context): Promise<number> {
+  const { v, positionals } = c;
+  if (v.to === undefined) throw usage(c, '--to WHO is required (a contact name or a public key)');
+  const to = resolvePeer(c, await loadContacts(contactsPath(c)), v.to, '--to');
+  if (positionals.length !== 1) throw usage(c, positionals.length === 0 ? 'MESSAGE is required ("-" reads standard input)' : 'give the message as one argument (quote it)');
+  const relay = relayUrl(c);
+  const text = positionals[0] === '-' ? dropTrailingNewline(await readAll(c.io.stdin)) : positionals[0]!;
+  // glow.ts shows an empty decrypted text as its ciphertext, so an empty message is refused.
+  if (text === '') throw usage(c, 'the message is empty');
+  const mailbox = await openMailbox(c, relay);
+  const sent = await mailbox.send(to.publicKey, text, { encrypt: v.plain !== true });
+  c.out.result(`${sent.token}\n`, { ...sent, publicKey: to.publicKeyB64, contact: to.contact });
+  return EXIT_OK;
+}
+
+/** What inbox and watch read: the mailbox with every contact and --from sender as a guest, and the filter. */
+async function openReader(c: Context, signal?: AbortSignal): Promise<{ mailbox: Mailbox; receive: () => Promise<ReceivedMessage[]> }> {
+  noPositionals(c);
+  const contactList = await loadContacts(contactsPath(c));
+  const from = (c.v.from ?? []).map((w) => resolvePeer(c, contactList, w, '--from'));
+  if (c.v.only && from.length === 0) throw usage(c, '--only needs at least one --from WHO');
+  const relay = relayUrl(c);
+  const guests = [
+    ...contactList.map((k) => ({ publicKey: k.publicKey, name: k.name })),
+    ...from.filter((p) => p.contact === null).map((p) => ({ publicKey: p.publicKey })),
+  ];
+  const mailbox = await openMailbox(c, relay, { guests, ...(signal ? { signal } : {}) });
+  const filter = c.v.only ? { from: from.map((p) => p.publicKey) } : {};
+  return { mailbox, receive: () => mailbox.receive(filter) };
+}
+
+async function inbox(c: Context): Promise<number> {
+  const { receive } = await openReader(c);
+  const messages = await receive();
+  c.out.result(formatInbox(messages), messages.map(toJson));
+  return EXIT_OK;
+}
+
+async function deleteCommand(c: Context): Promise<number> {
+  const { v, positionals } = c;
+  if (v.all && positionals.length > 0) throw usage(c, 'give NONCE... or --all, not both');
+  if (!v.all && positionals.length === 0) throw usage(c, 'give the NONCE of each message to delete, or --all');
+  for (const n of positionals) {
+    if (decodeFixed(n, NONCE_BYTES) === null) throw usage(c, `not a message nonce (32 characters of base64): "${n}"`);
+  }
+  const relay = relayUrl(c);
+  const mailbox = await openMailbox(c, relay);
+  const left = v.all ? await mailbox.deleteAll() : await mailbox.delete(positionals);
+  c.out.result(`${left} message${left === 1 ? '' : 's'} left\n`, { deleted: v.all ? 'all' : positionals, left });
+  return EXIT_OK;
+}
+
+async function status(c: Context): Promise<number> {
+  if (c.positionals.length !== 1) throw usage(c, 'give exactly one TOKEN');
+  const token = c.positionals[0]!;
+  if (decodeFixed(token, 32) === null) throw usage(c, `not a storage token (44 characters of base64): "${token}"`);
+  const relay = relayUrl(c);
+  const mailbox = await openMailbox(c, relay);
+  const ttl = await mailbox.messageStatus(token);
+  c.out.result(ttl >= 0 ? `live, expires in ${formatDuration(ttl)}\n` : 'gone (deleted by the recipient, expired, or unknown)\n', { token, ttlSec: ttl });
+  return EXIT_OK;
+}
+
+const contactJson = (k: Contact): Record<string, string> => ({ name: k.name, publicKey: k.publicKey, hpk: contactHpk(k) });
+
+async function contacts(c: Context): Promise<number> {
+  const [sub, ...args] = c.positionals;
+  const path = contactsPath(c);
+  const arity = (n: number, what: string): void => {
+    if (args.length !== n) throw usage(c, `zax contacts ${sub} takes ${what}`);
+  };
+  const checkName = (name: string): void => {
+    const problem = contactNameProblem(name);
+    if (problem !== null) throw usage(c, problem);
+  };
+  if (c.v.force && sub !== 'add') throw usage(c, '--force goes with "zax contacts add" only');
+  switch (sub) {
+    case 'add': {
+      arity(2, 'NAME PUBKEY');
+      const [name, key] = args as [string, string];
+      checkName(name);
+      let publicKey: string;
+      try {
+        publicKey = b64(parseKey(key, 'PUBKEY'));
+      } catch (e) {
+        throw usage(c, e instanceof Error ? e.message : String(e));
+      }
+      const list = await loadContacts(path);
+      const old = list.find((k) => k.name === name);
+      if (old !== undefined && c.v.force !== true) {
+        throw new ContactsError(`a contact named "${name}" already exists (${old.publicKey}); use --force to replace it`);
+      }
+      const added: Contact = { name, publicKey };
+      await saveContacts(path, [...list.filter((k) => k.name !== name), added]);
+      const text = old === undefined ? `added ${name} (${publicKey})\n` : `replaced ${name} (was ${old.publicKey}, now ${publicKey})\n`;
+      c.out.result(text, contactJson(added));
+      const twin = list.find((k) => k.publicKey === publicKey && k.name !== name);
+      if (twin !== undefined) c.out.warn(`"${twin.name}" has the same public key; inbox shows one of the two names`);
+      return EXIT_OK;
+    }
+    case 'list': {
+      arity(0, 'no arguments');
+      const list = await loadContacts(path);
+      const width = Math.max(0, ...list.map((k) => k.name.length));
+      const text = list.length === 0 ? `no contacts (add one with "zax contacts add NAME PUBKEY")\n` : list.map((k) => `${k.name.padEnd(width)}  ${k.publicKey}\n`).join('');
+      c.out.result(text, list.map(contactJson));
+      return EXIT_OK;
+    }
+    case 'remove': {
+      arity(1, 'NAME');
+      const name = args[0]!;
+      checkName(name);
+      const list = await loadContacts(path);
+      const gone = list.find((k) => k.name === name);
+      if (gone === undefined) throw usage(c, `no contact named "${name}" (see "zax contacts list")`);
+      await saveContacts(path, list.filter((k) => k.name !== name));
+      c.out.result(`removed ${name} (${gone.publicKey})\n`, contactJson(gone));
+      return EXIT_OK;
+    }
+    case undefined:
+      throw usage(c, 'give a subcommand: add, list or remove');
+    default:
+      throw usage(c, `unknown subcommand "${sub}" of zax contacts (add, list or remove)`);
+  }
+}
+
+/** A number of seconds from an option, in [min, max]. */
+function secondsOption(c: Context, flag: string, value: string, min: number, max: number): number {
+  const n = /^\d+(\.\d+)?$/.test(value) ? Number(value) : NaN;
+  if (!(n >= min && n <= max)) throw usage(c, `${flag}: expected a number of seconds from ${min} to ${max}, got "${value}"`);
+  return n;
+}
+
+function countOption(c: Context, flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = /^\d{1,9}$/.test(value) ? Number(value) : NaN;
+  if (!(n >= 1)) throw usage(c, `${flag}: expected a whole number of at least 1, got "${value}"`);
+  return n;
+}
+
+/** Failures worth retrying: the relay is down, slow, busy or restarting. */
+function isTransient(e: unknown): boolean {
+  if (e instanceof RelayNetworkError) return !['certificate-untrusted', 'certificate-invalid', 'port-speaks-https', 'port-speaks-http'].includes(e.reason);
+  if (e instanceof RelayHttpError) return e.status === 401 || e.status === 408 || e.status === 429 || e.status >= 500;
+  return e instanceof RelayProtocolError;
+}
+
+async function watchCommand(c: Context): Promise<number> {
+  const intervalSec = c.v.interval === undefined ? 5 : secondsOption(c, '--interval', c.v.interval, 0.1, 3600);
+  const maxPolls = countOption(c, '--max-polls', c.v['max-polls']);
+  const exitAfter = countOption(c, '--exit-after', c.v['exit-after']);
+  const stop = new AbortController();
+  const { mailbox, receive } = await openReader(c, stop.signal);
+  const dispose = c.io.onInterrupt?.(() => stop.abort()) ?? (() => undefined);
+  let failedAtEnd = false;
+  try {
+    await watch<ReceivedMessage>({
+      poll: receive,
+      emit: (m) => c.out.result(formatMessage(m), toJson(m)),
+      ...(c.v.delete ? { remove: async (ms: ReceivedMessage[]) => void (await mailbox.delete(ms.map((m) => m.nonce))) } : {}),
+      // A misconfiguration (wrong port, untrusted certificate, no relay at that URL) ends the watch
+      // at its first poll; once a poll has succeeded, every failure is retried.
+      isFatal: (e, { succeeded }) => succeeded === 0 && !isTransient(e),
+      retryAfterMs: (e) => (e instanceof RelayHttpError && e.retryAfter !== null ? e.retryAfter * 1000 : null),
+      onError: (e, delayMs) => {
+        const r = describeError(explainNetworkError(e, c.v.ca));
+        if (delayMs === null) {
+          failedAtEnd = true;
+          if (c.out.json) c.io.stderr.write(`${JSON.stringify({ error: r })}\n`);
+          else c.io.stderr.write(`zax: error: ${r.message}\n`);
+          return;
+        }
+        const retryInSec = Math.round(delayMs / 100) / 10;
+        if (c.out.json) c.out.warn(r.message, { ...r, message: r.message, retryInSec });
+        else c.out.warn(`${r.message}; next try in ${retryInSec} s`);
+      },
+      backoff: new Backoff({ baseMs: intervalSec * 1000 }),
+      signal: stop.signal,
+      ...(maxPolls !== undefined ? { maxPolls } : {}),
+      ...(exitAfter !== undefined ? { exitAfter } : {}),
+    });
+  } finally {
+    dispose();
+  }
+  return failedAtEnd ? EXIT_ERROR : EXIT_OK;
 }
 
 /** A network failure reworded for the CLI (its fixes are CLI options). */
@@ -427,22 +792,22 @@ async function caFetch(file: string): Promise<FetchLike> {
   return (url, init) => fetch(url, { ...(init as Parameters<typeof fetch>[1]), dispatcher }) as unknown as Promise<Response>;
 }
 
-function relayUrl(flag: string | undefined, io: CliIo, command: CommandName): string {
-  const url = flag ?? (io.env.ZAX_RELAY || undefined);
-  if (url === undefined) throw new CliUsage('--relay URL is required (or set ZAX_RELAY)', command);
+/** The relay URL (--relay, else $ZAX_RELAY), checked before the identity is read (a mistyped URL is a usage error). */
+function relayUrl(c: Context): string {
+  const url = c.v.relay ?? (c.io.env.ZAX_RELAY || undefined);
+  if (url === undefined) throw usage(c, '--relay URL is required (or set ZAX_RELAY)');
   try {
-    // Checked before the identity is read, so a mistyped URL is a usage error.
     return normalizeBaseUrl(url);
   } catch (e) {
-    throw new CliUsage(e instanceof Error ? e.message : String(e), command);
+    throw usage(c, e instanceof Error ? e.message : String(e));
   }
 }
 
-async function loadIdentity(flag: string | undefined, io: CliIo): Promise<Identity> {
-  const path = flag ?? defaultIdentityPath(io.env);
+async function loadIdentity(c: Context): Promise<Identity> {
+  const path = identityPath(c);
   const id = await loadIdentityFile(path);
   try {
-    if (await isIdentityFileExposed(path)) io.stderr.write(`zax: warning: ${path} is readable by other users (chmod 600 it)\n`);
+    if (await isIdentityFileExposed(path)) c.out.warn(`${path} is readable by other users (chmod 600 it)`);
   } catch {
     // stat failing right after a successful read is not worth failing the command
   }
@@ -452,6 +817,8 @@ async function loadIdentity(flag: string | undefined, io: CliIo): Promise<Identi
 function describeIdentity(id: Identity): string {
   return `public key: ${b64(id.publicKey)}\nhpk:        ${b64(id.hpk)}\n`;
 }
+
+const identityJson = (id: Identity): Record<string, string> => ({ publicKey: b64(id.publicKey), hpk: b64(id.hpk) });
 
 async function readAll(stream: AsyncIterable<string | Uint8Array>): Promise<string> {
   const chunks: Buffer[] = [];
@@ -482,6 +849,7 @@ function toJson(m: ReceivedMessage): Record<string, unknown> {
     kind: m.kind,
     status: m.status,
     sender: m.sender === null ? null : m.sender.publicKeyB64,
+    contact: m.sender?.name ?? null,
     text: m.text,
     data: m.data,
     ...(m.uploadID !== undefined ? { uploadID: m.uploadID } : {}),
@@ -505,23 +873,44 @@ const MAX_RAW_CHARS = 200;
 
 function formatInbox(messages: readonly ReceivedMessage[]): string {
   if (messages.length === 0) return 'no messages\n';
-  const out: string[] = [`${messages.length} message${messages.length === 1 ? '' : 's'}`];
-  for (const m of messages) {
-    const when = Number.isFinite(m.time) ? new Date(m.time * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z') : String(m.time);
-    const who = m.sender !== null ? `from ${m.sender.publicKeyB64}` : `from hpk ${m.from} (unknown sender)`;
-    out.push('', `${m.nonce}  ${when}  ${m.kind}  ${who}`);
-    let body: string;
-    if (m.status === 'decrypted') {
-      body = m.kind === 'file' ? `file ${m.uploadID ?? ''}, metadata: ${m.text}` : m.text!;
-    } else {
-      const raw = m.data.length > MAX_RAW_CHARS ? `${m.data.slice(0, MAX_RAW_CHARS)}…` : m.data;
-      body = `(${m.status === 'undecryptable' ? 'not decryptable; plain or not for this key' : 'not decrypted'}) ${raw}`;
-    }
-    for (const line of sanitizeForTerminal(body).split('\n')) out.push(`  ${line}`);
+  const head = `${messages.length} message${messages.length === 1 ? '' : 's'}\n`;
+  return head + messages.map((m) => `\n${formatMessage(m)}`).join('');
+}
+
+/** One message: a header line (nonce, time, kind, sender) and its text, indented. */
+function formatMessage(m: ReceivedMessage): string {
+  const when = Number.isFinite(m.time) ? new Date(m.time * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z') : String(m.time);
+  const who =
+    m.sender === null
+      ? `from hpk ${m.from} (unknown sender)`
+      : m.sender.name !== undefined
+        ? `from ${m.sender.name} (${m.sender.publicKeyB64})`
+        : `from ${m.sender.publicKeyB64}`;
+  const out: string[] = [`${m.nonce}  ${when}  ${m.kind}  ${who}`];
+  let body: string;
+  if (m.status === 'decrypted') {
+    body = m.kind === 'file' ? `file ${m.uploadID ?? ''}, metadata: ${m.text}` : m.text!;
+  } else {
+    const raw = m.data.length > MAX_RAW_CHARS ? `${m.data.slice(0, MAX_RAW_CHARS)}…` : m.data;
+    body = `(${m.status === 'undecryptable' ? 'not decryptable; plain or not for this key' : 'not decrypted'}) ${raw}`;
   }
+  for (const line of sanitizeForTerminal(body).split('\n')) out.push(`  ${line}`);
   return `${out.join('\n')}\n`;
 }
 
 function processIo(): CliIo {
-  return { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env };
+  return {
+    stdout: process.stdout,
+    stderr: process.stderr,
+    stdin: process.stdin,
+    env: process.env,
+    onInterrupt(handler) {
+      process.on('SIGINT', handler);
+      process.on('SIGTERM', handler);
+      return () => {
+        process.off('SIGINT', handler);
+        process.off('SIGTERM', handler);
+      };
+    },
+  };
 }
