@@ -8,10 +8,11 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect as netConnect, createServer as createNetServer, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -58,7 +59,7 @@ afterAll(async () => {
   await rm(home, { recursive: true, force: true });
 });
 
-const COMMANDS = ['keygen', 'id', 'send', 'inbox', 'delete', 'status'];
+const COMMANDS = ['keygen', 'id', 'send', 'inbox', 'watch', 'delete', 'status', 'contacts'];
 
 describe('help', () => {
   it('zax --help lists every command and the exit codes', async () => {
@@ -102,21 +103,36 @@ describe('usage errors exit 2 with a pointer to help', () => {
     ['option without value', ['send', '--to'], /^zax: --to needs a value\n/],
     ['option whose value is another option', ['keygen', '--out', '--force'], /^zax: --out needs a value \(one that starts with "-" is written --out=--force\)\n/],
     ['boolean option with a value', ['keygen', '--force=yes'], /^zax: --force takes no value\n/],
-    ['send without --to', ['send', '--relay', 'http://r', 'hi'], /--to PUBKEY is required/],
-    ['send with a bad key', ['send', '--relay', 'http://r', '--to', 'abc', 'hi'], /--to: expected 44 characters/],
+    ['send without --to', ['send', '--relay', 'http://r', 'hi'], /--to WHO is required \(a contact name or a public key\)/],
+    ['send with a bad key', ['send', '--relay', 'http://r', '--to', 'abc+', 'hi'], /--to: expected 44 characters/],
+    ['send to an unknown contact', ['send', '--relay', 'http://r', '--to', 'carol', 'hi'], /^zax: --to: no contact named "carol" \(see "zax contacts list"\), and not a public key/],
     ['send without message', ['send', '--relay', 'http://r', '--to', KEY], /MESSAGE is required/],
     ['send with two messages', ['send', '--relay', 'http://r', '--to', KEY, 'a', 'b'], /one argument/],
     ['send without relay', ['send', '--to', KEY, 'hi'], /--relay URL is required/],
     ['send with a bad relay URL', ['send', '--relay', 'relay.example', '--to', KEY, 'hi'], /not a URL/],
     ['send of an empty message', ['send', '--relay', 'http://r', '--to', KEY, ''], /empty/],
     ['inbox --only without --from', ['inbox', '--relay', 'http://r', '--only'], /--only needs/],
-    ['inbox with a bad --from', ['inbox', '--relay', 'http://r', '--from', 'x'], /--from: expected/],
+    ['inbox with a bad --from', ['inbox', '--relay', 'http://r', '--from', 'x/'], /--from: expected/],
+    ['inbox from an unknown contact', ['inbox', '--relay', 'http://r', '--from', 'x'], /--from: no contact named "x"/],
     ['inbox with a positional', ['inbox', '--relay', 'http://r', 'x'], /unexpected argument "x"/],
     ['delete without nonces', ['delete', '--relay', 'http://r'], /NONCE of each message/],
     ['delete with nonces and --all', ['delete', '--relay', 'http://r', '--all', NONCE], /not both/],
     ['delete with a bad nonce', ['delete', '--relay', 'http://r', 'abc'], /not a message nonce/],
     ['status without token', ['status', '--relay', 'http://r'], /exactly one TOKEN/],
     ['status with a bad token', ['status', '--relay', 'http://r', NONCE], /not a storage token/],
+    ['contacts without a subcommand', ['contacts'], /give a subcommand: add, list or remove/],
+    ['contacts with an unknown subcommand', ['contacts', 'show'], /unknown subcommand "show"/],
+    ['contacts add with a bad name', ['contacts', 'add', 'bob smith', KEY], /contact name "bob smith" is not 1 to 64 letters/],
+    ['contacts add with a long name', ['contacts', 'add', 'b'.repeat(65), KEY], /is not 1 to 64 letters/],
+    ['contacts add with a bad key', ['contacts', 'add', 'bob', 'abc'], /PUBKEY: expected 44 characters/],
+    ['contacts add without a key', ['contacts', 'add', 'bob'], /takes NAME PUBKEY/],
+    ['contacts remove of an unknown name', ['contacts', 'remove', 'nobody'], /no contact named "nobody"/],
+    ['contacts list --force', ['contacts', 'list', '--force'], /--force goes with "zax contacts add" only/],
+    ['watch with a bad --interval', ['watch', '--relay', 'http://r', '--interval', 'soon'], /--interval: expected a number of seconds from 0.1 to 3600, got "soon"/],
+    ['watch with too short an --interval', ['watch', '--relay', 'http://r', '--interval', '0.01'], /--interval: expected/],
+    ['watch with a bad --max-polls', ['watch', '--relay', 'http://r', '--max-polls', '0'], /--max-polls: expected a whole number of at least 1, got "0"/],
+    ['watch with a bad --exit-after', ['watch', '--relay', 'http://r', '--exit-after', '1.5'], /--exit-after: expected a whole number/],
+    ['watch without relay', ['watch'], /--relay URL is required/],
   ];
   for (const [name, args, message] of cases) {
     it(name, async () => {
@@ -421,6 +437,371 @@ async function tlsListening(port: number, child: ChildProcess): Promise<void> {
     await new Promise((res) => setTimeout(res, 50));
   }
 }
+
+/** A `zax` child left running (watch): its output so far, a wait for some of it, and its end. */
+function zaxRunning(args: string[], env: Record<string, string> = {}) {
+  const child = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH ?? '', HOME: home, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exit = new Promise<Run>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+  return {
+    child,
+    exit,
+    stdout: () => stdout,
+    /** Resolves once stdout (or stderr) satisfies `ok`; fails after `ms` with what was printed. */
+    async until(ok: (out: string) => boolean, ms = 15_000, on: 'stdout' | 'stderr' = 'stdout'): Promise<void> {
+      const deadline = Date.now() + ms;
+      while (!ok(on === 'stdout' ? stdout : stderr)) {
+        if (Date.now() > deadline || child.exitCode !== null) throw new Error(`watch did not print the expected output; stdout: ${stdout}; stderr: ${stderr}`);
+        await new Promise((res) => setTimeout(res, 25));
+      }
+    },
+  };
+}
+
+const occurrences = (s: string, sub: string): number => s.split(sub).length - 1;
+const keyOfOut = (out: string): string => /^public key: (\S+)$/m.exec(out)![1]!;
+
+/** Exactly one line of stdout, as JSON. */
+function oneDoc(r: Run): unknown {
+  expect(r.stdout.endsWith('\n')).toBe(true);
+  expect(r.stdout.slice(0, -1)).not.toContain('\n');
+  return JSON.parse(r.stdout);
+}
+
+/** Exactly one line of stderr, as JSON. */
+function oneErr(r: Run): { error: Record<string, unknown> } {
+  expect(r.stderr.endsWith('\n')).toBe(true);
+  expect(r.stderr.slice(0, -1)).not.toContain('\n');
+  return JSON.parse(r.stderr) as { error: Record<string, unknown> };
+}
+
+interface IdJson {
+  publicKey: string;
+  hpk: string;
+  path: string;
+}
+
+describe('--json: one JSON document on stdout; errors one JSON line on stderr, same exit codes', () => {
+  let relay: FakeRelay;
+  beforeAll(async () => {
+    relay = await startFakeRelay();
+  });
+  afterAll(async () => {
+    await relay.close();
+  });
+
+  it('keygen, id, send, inbox, status and delete', async () => {
+    const a = join(home, 'json-alice.json');
+    const b = join(home, 'json-bob.json');
+    const ka = await zax(['keygen', '--out', a, '--json']);
+    expect(ka).toMatchObject({ code: 0, stderr: '' });
+    const alice = oneDoc(ka) as IdJson;
+    expect(alice).toEqual({ publicKey: expect.stringMatching(/^[A-Za-z0-9+/]{43}=$/), hpk: expect.stringMatching(/^[A-Za-z0-9+/]{43}=$/), path: a });
+    const bob = oneDoc(await zax(['keygen', '--out', b, '--json'])) as IdJson;
+    expect(oneDoc(await zax(['id', '--id', a, '--json']))).toEqual(alice);
+
+    const at = ['--relay', relay.url, '--json'];
+    const sentRun = await zax(['send', ...at, '--id', a, '--to', bob.publicKey, 'hi']);
+    expect(sentRun).toMatchObject({ code: 0, stderr: '' });
+    const sent = oneDoc(sentRun) as { token: string };
+    expect(sent).toEqual({ token: expect.any(String), nonce: expect.any(String), to: bob.hpk, publicKey: bob.publicKey, contact: null });
+
+    const items = oneDoc(await zax(['inbox', ...at, '--id', b, '--from', alice.publicKey])) as { nonce: string }[];
+    expect(items).toEqual([
+      { nonce: expect.any(String), time: expect.any(Number), from: alice.hpk, kind: 'message', status: 'decrypted', sender: alice.publicKey, contact: null, text: 'hi', data: expect.any(String) },
+    ]);
+    expect(oneDoc(await zax(['status', ...at, '--id', a, sent.token]))).toEqual({ token: sent.token, ttlSec: expect.any(Number) });
+    expect(oneDoc(await zax(['delete', ...at, '--id', b, items[0]!.nonce]))).toEqual({ deleted: [items[0]!.nonce], left: 0 });
+    expect(oneDoc(await zax(['delete', ...at, '--id', b, '--all']))).toEqual({ deleted: 'all', left: 0 });
+    expect(oneDoc(await zax(['inbox', ...at, '--id', b]))).toEqual([]);
+  });
+
+  it('usage errors: {"error":{"message","kind":"usage"}}, exit 2, nothing on stdout', async () => {
+    for (const args of [
+      ['send', '--json', '--relay', 'http://r', '--to', 'carol', 'hi'],
+      ['inbox', '--bogus', '--json'],
+      ['frobnicate', '--json'],
+      ['contacts', 'add', 'bad name', KEY, '--json'],
+    ]) {
+      const r = await zax(args);
+      expect(r).toMatchObject({ code: 2, stdout: '' });
+      expect(oneErr(r)).toEqual({ error: { message: expect.any(String), kind: 'usage' } });
+    }
+    expect(oneErr(await zax(['send', '--json', '--relay', 'http://r', '--to', 'carol', 'hi'])).error.message).toMatch(/^--to: no contact named "carol"/);
+  });
+
+  it('runtime errors: exit 1, with the kind, and the HTTP status and Retry-After of a relay refusal', async () => {
+    const missing = await zax(['inbox', '--relay', relay.url, '--id', join(home, 'none.json'), '--json']);
+    expect(missing).toMatchObject({ code: 1, stdout: '' });
+    expect(oneErr(missing)).toEqual({ error: { kind: 'identity', message: `no identity file at ${join(home, 'none.json')} (create one with "zax keygen")` } });
+
+    const id = join(home, 'json-errors.json');
+    expect((await zax(['keygen', '--out', id])).code).toBe(0);
+    relay.failNext('/command', 'throttled', 1, 7);
+    const throttled = await zax(['inbox', '--relay', relay.url, '--id', id, '--json']);
+    expect(throttled).toMatchObject({ code: 1, stdout: '' });
+    expect(oneErr(throttled)).toEqual({
+      error: { kind: 'relay', status: 429, retryAfterSec: 7, message: expect.stringMatching(/^relay answered 429 to \/command.* \(slow down\)$/) },
+    });
+
+    const port = await freePort();
+    const refused = await zax(['status', '--relay', `http://127.0.0.1:${port}`, '--id', id, '--json', KEY]);
+    expect(refused).toMatchObject({ code: 1, stdout: '' });
+    expect(oneErr(refused)).toEqual({ error: { kind: 'network', reason: 'connection-refused', message: expect.stringContaining(`connection refused at 127.0.0.1:${port}`) } });
+  });
+
+  it('warnings are {"warning":{"message"}} lines; keygen advice is left out', async () => {
+    const id = join(home, 'json-exposed.json');
+    const k = await zax(['keygen', '--out', id, '--json']);
+    expect(k.stderr).toBe('');
+    await chmod(id, 0o644);
+    const r = await zax(['id', '--id', id, '--json']);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stderr)).toEqual({ warning: { message: `${id} is readable by other users (chmod 600 it)` } });
+    expect((await zax(['id', '--id', id])).stderr).toBe(`zax: warning: ${id} is readable by other users (chmod 600 it)\n`);
+  });
+});
+
+describe('contacts', () => {
+  const KEY2 = 'QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWY=';
+
+  it('add writes a mode 0600 file next to the identity file; list, --force and remove round-trip', async () => {
+    const id = join(home, 'c-alice.json');
+    expect((await zax(['keygen', '--out', id])).code).toBe(0);
+    const file = join(home, 'c-alice.contacts.json');
+    const added = await zax(['contacts', 'add', 'bob', KEY, '--id', id]);
+    expect(added).toEqual({ code: 0, stdout: `added bob (${KEY})\n`, stderr: '' });
+    expect((await stat(file)).mode & 0o777).toBe(0o600);
+    expect((await stat(id)).mode & 0o777).toBe(0o600);
+    expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual({ type: 'zax-contacts', version: 1, contacts: [{ name: 'bob', publicKey: KEY }] });
+
+    const second = oneDoc(await zax(['contacts', 'add', 'Al.ice_2-x', KEY2, '--id', id, '--json']));
+    expect(second).toEqual({ name: 'Al.ice_2-x', publicKey: KEY2, hpk: expect.stringMatching(/^\S{44}$/) });
+    expect((await zax(['contacts', 'list', '--id', id])).stdout).toBe(`Al.ice_2-x  ${KEY2}\nbob         ${KEY}\n`);
+    expect(oneDoc(await zax(['contacts', 'list', '--id', id, '--json']))).toEqual([second, { name: 'bob', publicKey: KEY, hpk: expect.any(String) }]);
+
+    const dup = await zax(['contacts', 'add', 'bob', KEY2, '--id', id]);
+    expect(dup).toMatchObject({ code: 1, stdout: '' });
+    expect(dup.stderr).toBe(`zax: error: a contact named "bob" already exists (${KEY}); use --force to replace it\n`);
+    const forced = await zax(['contacts', 'add', 'bob', KEY2, '--force', '--id', id]);
+    expect(forced.stdout).toBe(`replaced bob (was ${KEY}, now ${KEY2})\n`);
+    expect(forced.stderr).toBe('zax: warning: "Al.ice_2-x" has the same public key; inbox shows one of the two names\n');
+    expect((await stat(file)).mode & 0o777).toBe(0o600);
+
+    expect(oneDoc(await zax(['contacts', 'remove', 'bob', '--id', id, '--json']))).toMatchObject({ name: 'bob', publicKey: KEY2 });
+    expect((await zax(['contacts', 'list', '--id', id])).stdout).toBe(`Al.ice_2-x  ${KEY2}\n`);
+    expect((await zax(['contacts', 'remove', 'Al.ice_2-x', '--id', id])).stdout).toBe(`removed Al.ice_2-x (${KEY2})\n`);
+    expect((await zax(['contacts', 'list', '--id', id])).stdout).toBe('no contacts (add one with "zax contacts add NAME PUBKEY")\n');
+    expect(oneDoc(await zax(['contacts', 'list', '--id', id, '--json']))).toEqual([]);
+    // written by rename: no temporary file left behind
+    expect((await readdir(home)).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+  });
+
+  it('the default contacts file is identity.contacts.json beside the default identity file, mode 0600', async () => {
+    const config = join(home, 'xdg');
+    const r = await zax(['contacts', 'add', 'bob', KEY], { env: { XDG_CONFIG_HOME: config } });
+    expect(r.code).toBe(0);
+    expect((await stat(join(config, 'zax', 'identity.contacts.json'))).mode & 0o777).toBe(0o600);
+    expect((await stat(join(config, 'zax'))).mode & 0o777).toBe(0o700);
+  });
+
+  it('a damaged contacts file is an error that names it', async () => {
+    const id = join(home, 'c-damaged.json');
+    writeFileSync(join(home, 'c-damaged.contacts.json'), '{"type":"zax-contacts","version":1,"contacts":[{"name":"bob"}]}');
+    const r = await zax(['contacts', 'list', '--id', id]);
+    expect(r).toMatchObject({ code: 1, stdout: '' });
+    expect(r.stderr).toBe(`zax: error: contacts file ${join(home, 'c-damaged.contacts.json')}: entry 0 lacks "name" or "publicKey" (fix or remove it)\n`);
+  });
+
+  it('send --to NAME sends to that key; inbox decrypts every contact and names them; --from NAME', async () => {
+    const relay = await startFakeRelay();
+    try {
+      const a = join(home, 'cs-alice.json');
+      const b = join(home, 'cs-bob.json');
+      const aliceKey = keyOfOut((await zax(['keygen', '--out', a])).stdout);
+      const bobKey = keyOfOut((await zax(['keygen', '--out', b])).stdout);
+      const carol = join(home, 'cs-carol.json');
+      const carolKey = keyOfOut((await zax(['keygen', '--out', carol])).stdout);
+      expect((await zax(['contacts', 'add', 'bob', bobKey, '--id', a])).code).toBe(0);
+      expect((await zax(['contacts', 'add', 'alice', aliceKey, '--id', b])).code).toBe(0);
+
+      const sent = oneDoc(await zax(['send', '--relay', relay.url, '--id', a, '--to', 'bob', '--json', 'hi bob'])) as { to: string };
+      expect(sent).toMatchObject({ publicKey: bobKey, contact: 'bob' });
+      expect(sent.to).toBe((oneDoc(await zax(['id', '--id', b, '--json'])) as IdJson).hpk);
+      // a key that is a contact is named too
+      expect(oneDoc(await zax(['send', '--relay', relay.url, '--id', a, '--to', bobKey, '--json', 'by key']))).toMatchObject({ contact: 'bob' });
+      expect((await zax(['send', '--relay', relay.url, '--id', carol, '--to', bobKey, 'from carol'])).code).toBe(0);
+
+      // no --from: the contact alice is decrypted and named, carol is not a contact
+      const human = await zax(['inbox', '--relay', relay.url, '--id', b]);
+      expect(human.stdout).toContain(`message  from alice (${aliceKey})\n  hi bob\n`);
+      expect(human.stdout).toContain(`message  from alice (${aliceKey})\n  by key\n`);
+      expect(human.stdout).toContain('(unknown sender)');
+      const all = oneDoc(await zax(['inbox', '--relay', relay.url, '--id', b, '--json'])) as { contact: string | null; status: string; text: string | null }[];
+      expect(all.map((m) => [m.contact, m.status, m.text])).toEqual([
+        ['alice', 'decrypted', 'hi bob'],
+        ['alice', 'decrypted', 'by key'],
+        [null, 'unknown-sender', null],
+      ]);
+      // --from a key adds a sender; --from a name with --only filters by it
+      const withCarol = oneDoc(await zax(['inbox', '--relay', relay.url, '--id', b, '--from', carolKey, '--json'])) as { text: string; sender: string }[];
+      expect(withCarol.map((m) => m.text)).toEqual(['hi bob', 'by key', 'from carol']);
+      const onlyAlice = oneDoc(await zax(['inbox', '--relay', relay.url, '--id', b, '--from', 'alice', '--only', '--json'])) as { text: string }[];
+      expect(onlyAlice.map((m) => m.text)).toEqual(['hi bob', 'by key']);
+
+      const unknown = await zax(['send', '--relay', relay.url, '--id', a, '--to', 'dave', 'hi']);
+      expect(unknown).toMatchObject({ code: 2, stdout: '' });
+      expect(unknown.stderr).toMatch(/^zax: --to: no contact named "dave" \(see "zax contacts list"\), and not a public key/);
+    } finally {
+      await relay.close();
+    }
+  });
+});
+
+describe('watch', () => {
+  let relay: Relay;
+  let alice: string;
+  let bob: string;
+  let bobKey: string;
+  let aliceKey: string;
+  beforeAll(async () => {
+    relay = await Relay.start({ redisUrl: inject('redisUrl') });
+    alice = join(home, 'w-alice.json');
+    bob = join(home, 'w-bob.json');
+    aliceKey = keyOfOut((await zax(['keygen', '--out', alice])).stdout);
+    bobKey = keyOfOut((await zax(['keygen', '--out', bob])).stdout);
+    expect((await zax(['contacts', 'add', 'alice', aliceKey, '--id', bob])).code).toBe(0);
+  });
+  afterAll(async () => {
+    await relay?.stop();
+  });
+
+  const send = async (text: string): Promise<void> => {
+    const r = await zax(['send', '--relay', relay.url, '--id', alice, '--to', bobKey, text]);
+    expect(r.code).toBe(0);
+  };
+
+  it('prints each message once as it arrives (NDJSON), deletes with --delete, stops after --exit-after', async () => {
+    const w = zaxRunning(['watch', '--relay', relay.url, '--id', bob, '--json', '--interval', '0.2', '--delete', '--exit-after', '3']);
+    await send('one');
+    await w.until((out) => out.includes('"one"'));
+    await send('two');
+    await send('three');
+    const r = await w.exit;
+    expect(r).toMatchObject({ code: 0, stderr: '' });
+    const lines = r.stdout.trimEnd().split('\n').map((l) => JSON.parse(l) as { text: string; contact: string; sender: string; nonce: string });
+    expect(lines.map((m) => m.text)).toEqual(['one', 'two', 'three']);
+    expect(lines.every((m) => m.contact === 'alice' && m.sender === aliceKey)).toBe(true);
+    expect(new Set(lines.map((m) => m.nonce)).size).toBe(3);
+    expect(oneDoc(await zax(['inbox', '--relay', relay.url, '--id', bob, '--json']))).toEqual([]);
+  });
+
+  it('without --delete, a message is printed once over many polls; SIGINT stops it with exit 0', async () => {
+    await send('already there');
+    const w = zaxRunning(['watch', '--relay', relay.url, '--id', bob, '--interval', '0.1']);
+    await w.until((out) => out.includes('already there'));
+    await send('while watching');
+    await w.until((out) => out.includes('while watching'));
+    // Several more polls (0.1 s base, doubling while nothing is new) with both still in the mailbox.
+    await new Promise((res) => setTimeout(res, 1500));
+    w.child.kill('SIGINT');
+    const r = await w.exit;
+    expect(r).toMatchObject({ code: 0, stderr: '' });
+    expect(occurrences(r.stdout, '  already there\n')).toBe(1);
+    expect(occurrences(r.stdout, '  while watching\n')).toBe(1);
+    expect(r.stdout).toContain(`message  from alice (${aliceKey})\n`);
+    expect(r.stdout).not.toContain('messages'); // no inbox header: one block per message
+    expect((oneDoc(await zax(['inbox', '--relay', relay.url, '--id', bob, '--json'])) as unknown[]).length).toBe(2);
+    expect((await zax(['delete', '--relay', relay.url, '--id', bob, '--all'])).code).toBe(0);
+  });
+
+  it('SIGTERM stops it too, with exit 0', async () => {
+    const w = zaxRunning(['watch', '--relay', relay.url, '--id', bob, '--interval', '0.1', '--json']);
+    await send('before term');
+    await w.until((out) => out.includes('before term'));
+    w.child.kill('SIGTERM');
+    expect(await w.exit).toMatchObject({ code: 0, stderr: '' });
+    expect((await zax(['delete', '--relay', relay.url, '--id', bob, '--all'])).code).toBe(0);
+  });
+
+  it('relay down: a warning line per failed poll and the watch goes on; --max-polls ends it (exit 1: the last poll failed)', async () => {
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const r = await zax(['watch', '--relay', url, '--id', bob, '--interval', '0.1', '--max-polls', '3']);
+    expect(r).toMatchObject({ code: 1, stdout: '' });
+    const lines = r.stderr.trimEnd().split('\n');
+    expect(lines).toHaveLength(3);
+    for (const l of lines.slice(0, 2)) expect(l).toMatch(new RegExp(`^zax: warning: cannot reach ${url}/start_session: connection refused at 127\\.0\\.0\\.1:${port} .*; next try in [\\d.]+ s$`));
+    expect(lines[2]).toMatch(/^zax: error: cannot reach .*connection refused/);
+
+    const j = await zax(['watch', '--relay', url, '--id', bob, '--interval', '0.1', '--max-polls', '2', '--json']);
+    expect(j).toMatchObject({ code: 1, stdout: '' });
+    const events = j.stderr.trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, Record<string, unknown>>);
+    expect(events).toEqual([
+      { warning: { message: expect.stringContaining('connection refused'), kind: 'network', reason: 'connection-refused', retryInSec: expect.any(Number) } },
+      { error: { message: expect.stringContaining('connection refused'), kind: 'network', reason: 'connection-refused' } },
+    ]);
+  });
+
+  it('a relay that comes back: the watch goes on through the outage and prints what arrives', async () => {
+    const port = await freePort();
+    const w = zaxRunning(['watch', '--relay', `http://127.0.0.1:${port}`, '--id', bob, '--interval', '0.1', '--exit-after', '1', '--json']);
+    // Refused polls first (warnings), then the relay appears at that port (a TCP proxy to it).
+    await w.until((err) => occurrences(err, '"warning"') >= 2, 15_000, 'stderr');
+    const target = new URL(relay.url);
+    const sockets = new Set<Socket>();
+    const proxy = createNetServer((socket) => {
+      sockets.add(socket);
+      const upstream = netConnect(Number(target.port), target.hostname);
+      socket.pipe(upstream).pipe(socket);
+      socket.on('error', () => upstream.destroy());
+      upstream.on('error', () => socket.destroy());
+    });
+    await new Promise<void>((res) => proxy.listen(port, '127.0.0.1', res));
+    try {
+      await send('after the outage');
+      const r = await w.exit;
+      expect(r.code).toBe(0);
+      expect((JSON.parse(r.stdout) as { text: string }).text).toBe('after the outage');
+      const warnings = r.stderr.trimEnd().split('\n').map((l) => JSON.parse(l) as { warning?: { reason?: string } });
+      expect(warnings.length).toBeGreaterThan(0);
+      expect(warnings.every((x) => x.warning?.reason === 'connection-refused')).toBe(true);
+      expect((await zax(['delete', '--relay', relay.url, '--id', bob, '--all'])).code).toBe(0);
+    } finally {
+      await new Promise((res) => {
+        proxy.close(res);
+        // keep-alive connections of the finished watch
+        for (const c of sockets) c.destroy();
+      });
+    }
+  });
+
+  it("honours a relay's Retry-After", async () => {
+    const fake = await startFakeRelay();
+    try {
+      fake.failNext('/command', 'throttled', 1, 2);
+      const r = await zax(['watch', '--relay', fake.url, '--id', bob, '--interval', '0.1', '--max-polls', '2', '--json']);
+      expect(r).toMatchObject({ code: 0, stdout: '' });
+      expect(JSON.parse(r.stderr)).toEqual({
+        warning: { message: expect.stringMatching(/^relay answered 429/), kind: 'relay', status: 429, retryAfterSec: 2, retryInSec: 2 },
+      });
+    } finally {
+      await fake.close();
+    }
+  });
+
+  it("a misconfiguration at the first poll ends the watch (the relay's core port: 403)", async () => {
+    const r = await zax(['watch', '--relay', `http://127.0.0.1:${relay.core.port}`, '--id', bob, '--interval', '0.1']);
+    expect(r).toMatchObject({ code: 1, stdout: '' });
+    expect(r.stderr).toMatch(/^zax: error: relay answered 403 to \/start_session \(this looks like the relay's core port/);
+  });
+});
 
 describe('sanitizeForTerminal', () => {
   it('escapes control characters and bidi overrides, keeps newlines, tabs and Unicode', () => {
