@@ -239,7 +239,9 @@ Polls your mailbox and prints each new message once, as "zax inbox" does (decryp
 from your contacts and the --from senders). After a poll that brings something new the next one
 comes after SEC seconds; while polls bring nothing, or fail, the wait doubles up to 60 s (with
 some jitter, and never shorter than a relay's Retry-After). A failed poll prints a warning and
-the watch goes on. Ctrl-C (SIGINT) or SIGTERM stops it (exit 0).
+the watch goes on, except a misconfiguration at the first poll (an untrusted certificate, the
+wrong scheme or port, no relay at the URL), which is an error. Ctrl-C (SIGINT) or SIGTERM stops
+it (exit 0).
 
 Options:
 ${H.relay}
