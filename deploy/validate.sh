@@ -30,8 +30,11 @@
 #   scripts     bash -n / sh -n on the deploy scripts (redis-store.sh included)
 #   prometheus  promtool check config deploy/prometheus/prometheus.yml (its rule_files too) and
 #               promtool check rules deploy/prometheus/alerts.yml, when promtool is installed (Debian's
-#               `prometheus` package; .ci/run installs it); skipped with a note otherwise. That the
-#               dashboard and the rules name only exported metrics is test/repo/dashboard-metrics.test.ts.
+#               `prometheus` package; .ci/run installs it); skipped with a note otherwise
+#   grafana     tools/validate-grafana.mjs on deploy/grafana/zax-relay.json (the model: datasource
+#               variable used everywhere, unique ids, grid, queries), and every query parsed as PromQL
+#               by promtool (as recording rules). That the dashboard and the rules name only
+#               exported metrics is test/repo/dashboard-metrics.test.ts (against a live /metrics).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO="$PWD"
@@ -153,6 +156,21 @@ prometheus_check() {
   promtool check config deploy/prometheus/prometheus.yml && promtool check rules deploy/prometheus/alerts.yml
 }
 check prometheus prometheus_check
+
+# ---- Grafana -----------------------------------------------------------------------------------
+grafana_check() {
+  local rules
+  rules="$(mktemp --suffix .yml)"
+  node deploy/tools/validate-grafana.mjs "$rules" deploy/grafana/zax-relay.json || { rm -f "$rules"; return 1; }
+  if command -v promtool >/dev/null; then
+    # Every query parsed as PromQL: the queries as recording rules.
+    promtool check rules "$rules" || { rm -f "$rules"; return 1; }
+  else
+    say "grafana: promtool not found, the queries' PromQL not parsed"
+  fi
+  rm -f "$rules"
+}
+check grafana grafana_check
 
 if [ "${#FAILED[@]}" -gt 0 ]; then
   say "FAILED: ${FAILED[*]} ($((SECONDS - T0)) s)"
