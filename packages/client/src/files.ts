@@ -667,8 +667,8 @@ export async function downloadChunk(ctx: FileContext, uploadID: string, part: nu
   return plain;
 }
 
-/** Resolves a sink into a write function and its end/abort. */
-function sinkWriter(sink: FileSink): { write(c: Uint8Array): Promise<void>; close(): Promise<void>; abort(e: unknown): Promise<void> } {
+/** Resolves a sink into a write function and its end/abort (a WritableStream is locked to it). */
+export function sinkWriter(sink: FileSink): { write(c: Uint8Array): Promise<void>; close(): Promise<void>; abort(e: unknown): Promise<void> } {
   if (typeof sink === 'function') return { write: async (c) => sink(c), close: async () => undefined, abort: async () => undefined };
   const w = sink.getWriter();
   return {

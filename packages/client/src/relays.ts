@@ -5,12 +5,33 @@
  * the same k without talking. A message is sealed once (one nonce) and uploaded to each of its k
  * relays; the recipient reads its own k and keeps one copy per (sender hpk, nonce). With one relay
  * down, nothing is lost (another of the k holds it) and nothing is listed twice.
+ * Files go the same way: one upload per relay, all under the same file key and metadata nonce,
+ * fed from one reading of the source; a relay that fails is dropped and the others go on. The
+ * recipient sees one file message, downloads from one relay and falls back to another.
  * No Node modules: the browser bundle uses it too.
  */
 import { sha256 } from '@noble/hashes/sha2.js';
-import { b64, makeNonce, nowSec, systemClock, type Clock, type Crypto } from '@zax/protocol';
+import { b64, KEY_BYTES, makeNonce, nowSec, systemClock, type Clock, type Crypto } from '@zax/protocol';
 import { bestCrypto } from './crypto-backend.js';
-import { AllRelaysFailedError, UsageError, ZaxClientError, type RelayFailure } from './errors.js';
+import { AllRelaysFailedError, FileTransferError, UsageError, ZaxClientError, type RelayFailure } from './errors.js';
+import {
+  chunkCount,
+  downloadFile,
+  fileOf,
+  fileStatus,
+  sinkWriter,
+  sourceSize,
+  startFileUpload,
+  uploadChunks,
+  type ChunkTarget,
+  type FileMetadata,
+  type FileSource,
+  type FileStatus,
+  type FileUpload,
+  type ReceivedFile,
+  type ReceiveFileOptions,
+  type SendFileOptions,
+} from './files.js';
 import { hpkOf, parseKey, type Identity } from './identity.js';
 import { Mailbox, resolveRecipient, type Guest, type MailboxOptions, type ReceivedMessage, type Recipient } from './mailbox.js';
 import { sealText } from './message.js';
@@ -116,7 +137,70 @@ export interface MultiSendResult {
 export interface MultiReceivedMessage extends ReceivedMessage {
   /** The relays (of the k read) that returned this message, in `ownRelays` order. */
   readonly relays: readonly string[];
+  /**
+   * For a `file` message: its upload on each relay that listed it, in `relays` order. Each relay
+   * derives its own uploadID, so they differ; `uploadID` is the one of the copy kept.
+   */
+  readonly uploads?: readonly RelayUpload[];
 }
+
+/** One relay's upload of a file: the relay and the uploadID it gave. */
+export interface RelayUpload {
+  readonly url: string;
+  readonly uploadID: string;
+}
+
+/** A relay that failed a file upload; `uploadID` when it had started it (the partial upload may stay there). */
+export type FileRelayFailure = RelayFailure & { readonly uploadID?: string };
+
+/** Per-relay outcome of `sendFile`: the whole file stored (uploadID, storage token of the file message), or the error. */
+export type FileSendOutcome = { readonly url: string; readonly uploadID: string; readonly token: string } | FileRelayFailure;
+/** Per-relay outcome of `fileStatus`. */
+export type FileStatusOutcome = { readonly url: string; readonly uploadID: string; readonly status: FileStatus } | RelayFailure;
+/** Per-relay outcome of `deleteFile`: whether the relay had the file, or its error. */
+export type DeleteFileOutcome = { readonly url: string; readonly uploadID: string; readonly deleted: boolean } | RelayFailure;
+
+/** `sendFile` options: those of `Mailbox.sendFile` without resume (not supported across relays). */
+export type MultiSendFileOptions = Omit<SendFileOptions, 'resume' | 'sourceOffset' | 'onCheckpoint'>;
+
+export interface MultiSentFile {
+  /** b64(recipient hpk) */
+  readonly to: string;
+  /** b64 nonce of the file message: the same on every relay, so the recipient lists the file once. */
+  readonly nonce: string;
+  readonly name: string;
+  readonly size: number;
+  /** Plaintext bytes per chunk: the same on every relay, within each one's max_chunk_size. */
+  readonly chunkSize: number;
+  readonly chunks: number;
+  /** One outcome per chosen relay, in `relaysFor(to)` order; a success holds the whole file. */
+  readonly relays: readonly FileSendOutcome[];
+  /** The failed ones among `relays`. */
+  readonly failures: readonly FileRelayFailure[];
+  /** Every upload started, complete or not, in `relays` order: pass to `deleteFile` or `fileStatus`. */
+  readonly uploads: readonly RelayUpload[];
+}
+
+/** A received file, with the relay it came from and the relays tried before it. */
+export interface MultiReceivedFile extends ReceivedFile {
+  readonly url: string;
+  readonly uploadID: string;
+  /** Relays tried first that failed. */
+  readonly failures: readonly RelayFailure[];
+}
+
+export interface MultiFileStatusResult {
+  readonly relays: readonly FileStatusOutcome[];
+  readonly failures: readonly RelayFailure[];
+}
+
+export interface MultiDeleteFileResult {
+  readonly relays: readonly DeleteFileOutcome[];
+  readonly failures: readonly RelayFailure[];
+}
+
+/** A file on several relays: a received `file` message, a `sendFile` result, or its uploads (and metadata, to receive). */
+export type MultiFileRef = { readonly uploads?: readonly RelayUpload[] };
 
 export interface MultiReceiveResult {
   /** Each (sender hpk, nonce) once, with its earliest `time`; sorted by `time`. */
@@ -285,21 +369,25 @@ export class MultiMailbox {
     for (const r of options.from ?? []) resolveRecipient(r);
     const results = await this.onRelays(this.own, (mb) => mb.receive(options));
     throwIfAllFailed(results, `receive for ${this.hpk}`);
-    const byKey = new Map<string, { message: ReceivedMessage; relays: string[] }>();
+    const byKey = new Map<string, { message: ReceivedMessage; relays: string[]; uploads: RelayUpload[] }>();
     for (const r of results) {
       if (isRelayFailure(r)) continue;
       for (const m of r.value) {
         const key = `${m.from}\n${m.nonce}`;
-        const seen = byKey.get(key);
-        if (seen === undefined) byKey.set(key, { message: m, relays: [r.url] });
+        let seen = byKey.get(key);
+        if (seen === undefined) byKey.set(key, (seen = { message: m, relays: [r.url], uploads: [] }));
         else {
           seen.relays.push(r.url);
           if (m.time < seen.message.time) seen.message = m;
         }
+        // A file's copies differ by uploadID (each relay derives its own): keep them all.
+        if (m.uploadID !== undefined) seen.uploads.push({ url: r.url, uploadID: m.uploadID });
       }
     }
     // Array.prototype.sort is stable: equal times keep the first relay's order.
-    const messages = [...byKey.values()].map(({ message, relays }) => ({ ...message, relays })).sort((a, b) => a.time - b.time);
+    const messages = [...byKey.values()]
+      .map(({ message, relays, uploads }): MultiReceivedMessage => ({ ...message, relays, ...(uploads.length > 0 ? { uploads } : {}) }))
+      .sort((a, b) => a.time - b.time);
     return { messages, failures: relayFailures(results) };
   }
 
@@ -330,5 +418,237 @@ export class MultiMailbox {
     const results = await this.onRelays(this.own, (mb) => mb.count());
     throwIfAllFailed(results, `count for ${this.hpk}`);
     return { relays: results.map((r) => (isRelayFailure(r) ? r : { url: r.url, count: r.value })), failures: relayFailures(results) };
+  }
+
+  // ---------- files ----------
+
+  /**
+   * Sends a file to `to` (a public key) through its k relays: one upload per relay, all with the
+   * same file key and metadata nonce (so the recipient lists the file message once), driven
+   * together by `uploadChunks`, which reads the source once. The chunk size fits every relay (the
+   * smallest max_chunk_size). A relay that fails to start, or fails a chunk after the retries of
+   * `options.retry`, is dropped (its chunks in flight are stopped) and the others go on. Resolves
+   * when at least one relay stored the whole file (`failures` lists the others, with the uploadID of
+   * a partial upload); throws AllRelaysFailedError when none did. A source of the wrong size, a bad
+   * option or an abort throws as for `Mailbox.sendFile`. No resume: an interrupted send starts again.
+   */
+  async sendFile(to: Recipient, source: FileSource, options: MultiSendFileOptions = {}): Promise<MultiSentFile> {
+    const o = options as SendFileOptions;
+    if (o.resume !== undefined || o.onCheckpoint !== undefined || o.sourceOffset !== undefined) {
+      throw new UsageError('sendFile over several relays does not resume: resume, onCheckpoint and sourceOffset are not supported');
+    }
+    const { publicKey, hpk } = resolveRecipient(to);
+    if (publicKey === null) throw new UsageError('a file is always encrypted: pass the recipient public key, not an hpk');
+    const size = sourceSize(source, options.size);
+    if (options.chunkSize !== undefined && (!Number.isSafeInteger(options.chunkSize) || options.chunkSize < 1)) throw new UsageError('chunkSize must be a positive integer');
+    const ownName = (source as { name?: unknown }).name;
+    const name = options.name ?? (typeof ownName === 'string' && ownName !== '' ? ownName : 'file');
+    const signal = options.signal;
+    if (signal?.aborted) throw abortError(signal);
+    const urls = this.relaysFor(hpk);
+    const skey = this.random(KEY_BYTES);
+    const metadataNonce = makeNonce(nowSec(this.clock), this.random);
+    // One stop switch per relay, so a dropped relay's chunks in flight stop retrying; the caller's
+    // signal throws them all.
+    const stops = new Map(urls.map((url) => [url, new AbortController()]));
+    const onAbort = (): void => stops.forEach((c) => c.abort(signal?.reason));
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      const started = await this.onRelays(urls, (mb, url) =>
+        startFileUpload(
+          mb,
+          { publicKey, hpk },
+          { name, size, ...(options.metadata ? { metadata: options.metadata } : {}) },
+          { skey, metadataNonce, signal: stops.get(url)!.signal, ...(options.retry ? { retry: options.retry } : {}) },
+        ),
+      );
+      if (signal?.aborted) throw abortError(signal);
+      const targets: DroppableTarget[] = [];
+      const live = { count: 0 };
+      for (const r of started) if (!isRelayFailure(r)) targets.push(new DroppableTarget(r.url, r.value, stops.get(r.url)!, live, signal));
+      live.count = targets.length;
+      const outcomes = (): FileSendOutcome[] =>
+        started.map((r) => {
+          if (isRelayFailure(r)) return r;
+          const t = targets.find((x) => x.url === r.url)!;
+          return t.error !== null ? { url: r.url, error: t.error, uploadID: r.value.uploadID } : { url: r.url, uploadID: r.value.uploadID, token: r.value.token };
+        });
+      if (targets.length === 0) throw new AllRelaysFailedError(`sendFile to ${hpk}`, relayFailures(started));
+      const chunkSize = Math.min(options.chunkSize ?? Infinity, ...targets.map((t) => t.upload.maxPlainChunk));
+      try {
+        await uploadChunks(source, targets, {
+          size,
+          chunkSize,
+          ...(options.window !== undefined ? { window: options.window } : {}),
+          ...(signal ? { signal } : {}),
+          ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+        });
+      } catch (e) {
+        // The last relay dropped: that is every relay failing, not an error of the source.
+        if (live.count === 0 && !signal?.aborted) throw new AllRelaysFailedError(`sendFile to ${hpk}`, relayFailures(outcomes()));
+        throw e;
+      }
+      const relays = outcomes();
+      throwIfAllFailed(relays, `sendFile to ${hpk}`);
+      return {
+        to: hpk,
+        nonce: b64(metadataNonce),
+        name,
+        size,
+        chunkSize,
+        chunks: chunkCount(size, chunkSize),
+        relays,
+        failures: relays.filter((r): r is FileRelayFailure => isRelayFailure(r)),
+        uploads: targets.map((t) => ({ url: t.url, uploadID: t.upload.uploadID })),
+      };
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /**
+   * The status of a file on each relay that holds it (`file.uploads`: a received `file` message or
+   * a `sendFile` result). Throws AllRelaysFailedError only when every relay fails.
+   */
+  async fileStatus(file: MultiFileRef): Promise<MultiFileStatusResult> {
+    const ids = uploadsOf(file);
+    const results = await this.onRelays([...ids.keys()], (mb, url) => fileStatus(mb, ids.get(url)!));
+    throwIfAllFailed(results, 'fileStatus');
+    return { relays: results.map((r) => (isRelayFailure(r) ? r : { url: r.url, uploadID: ids.get(r.url)!, status: r.value })), failures: relayFailures(results) };
+  }
+
+  /**
+   * Downloads a file from one of the relays that hold it: `file` is a received `file` message (from
+   * a known guest) or `{uploads, metadata}`. The relays whose upload is COMPLETE are tried first; if
+   * a download fails (relay down, upload gone or incomplete, a chunk that does not open, …), the
+   * next relay is tried. Without a sink each try fills a fresh buffer; with a sink, the bytes it
+   * already has are downloaded again from the next relay but not delivered twice (and `onProgress`
+   * does not go back). A failure of the sink itself, an abort or a bad option is thrown at once.
+   * Throws AllRelaysFailedError, naming each relay's error, when no relay delivers the file.
+   */
+  async receiveFile(file: MultiReceivedMessage | (MultiFileRef & { metadata: FileMetadata }), options: ReceiveFileOptions = {}): Promise<MultiReceivedFile> {
+    const ids = uploadsOf(file);
+    const { metadata } = 'metadata' in file ? { metadata: file.metadata } : fileOf({ uploadID: [...ids.values()][0]!, ...file });
+    const { signal } = options;
+    // Rank by a quick status (no retries): COMPLETE, then in progress, then unreachable, then NOT_FOUND.
+    const statuses = await this.onRelays([...ids.keys()], (mb, url) => fileStatus(mb, ids.get(url)!, { retries: 0 }, signal));
+    const rank = (r: RelayResult<FileStatus>): number => (isRelayFailure(r) ? 2 : r.value.status === 'COMPLETE' ? 0 : r.value.status === 'NOT_FOUND' ? 3 : 1);
+    const order = statuses.map((r, i) => ({ url: r.url, rank: rank(r), i })).sort((a, b) => a.rank - b.rank || a.i - b.i);
+
+    const out = options.sink === undefined ? null : sinkWriter(options.sink);
+    let delivered = 0;
+    let reported = -1;
+    const sinkFailed: { error?: unknown; failed: boolean } = { failed: false };
+    const failures: RelayFailure[] = [];
+    const stop = async (e: unknown): Promise<never> => {
+      await out?.abort(e);
+      throw e;
+    };
+    for (const { url } of order) {
+      const uploadID = ids.get(url)!;
+      let skip = delivered;
+      const sink =
+        out === null
+          ? undefined
+          : async (chunk: Uint8Array): Promise<void> => {
+              if (skip >= chunk.length) {
+                skip -= chunk.length;
+                return;
+              }
+              const piece = skip > 0 ? chunk.subarray(skip) : chunk;
+              skip = 0;
+              try {
+                await out.write(piece);
+              } catch (e) {
+                sinkFailed.failed = true;
+                sinkFailed.error = e;
+                throw e;
+              }
+              delivered += piece.length;
+            };
+      const onProgress = options.onProgress;
+      try {
+        const got = await downloadFile(this.mailboxAt(url), uploadID, metadata, {
+          ...options,
+          ...(sink !== undefined ? { sink } : {}),
+          ...(onProgress !== undefined
+            ? {
+                onProgress: (p) => {
+                  if (p.bytes <= reported) return;
+                  reported = p.bytes;
+                  onProgress(p);
+                },
+              }
+            : {}),
+        });
+        await out?.close();
+        return { ...got, url, uploadID, failures };
+      } catch (e) {
+        if (sinkFailed.failed) return stop(sinkFailed.error);
+        if (signal?.aborted || e instanceof UsageError) return stop(e);
+        failures.push({ url, error: asError(e) });
+      }
+    }
+    return stop(new AllRelaysFailedError(`receiveFile ${metadata.name}`, failures));
+  }
+
+  /**
+   * Deletes a file (record and chunks, for both parties, §5.11) on every relay that holds it
+   * (`file.uploads`). The `file` message stays in the recipient's mailbox: `delete([nonce])` removes
+   * it. Throws AllRelaysFailedError only when every relay fails.
+   */
+  async deleteFile(file: MultiFileRef): Promise<MultiDeleteFileResult> {
+    const ids = uploadsOf(file);
+    const results = await this.onRelays([...ids.keys()], (mb, url) => mb.deleteFile(ids.get(url)!));
+    throwIfAllFailed(results, 'deleteFile');
+    return { relays: results.map((r) => (isRelayFailure(r) ? r : { url: r.url, uploadID: ids.get(r.url)!, deleted: r.value })), failures: relayFailures(results) };
+  }
+}
+
+/** `uploads` of a file reference, by normalised URL; UsageError when there are none. */
+function uploadsOf(file: MultiFileRef): Map<string, string> {
+  const list = (file as { uploads?: unknown } | null)?.uploads;
+  if (!Array.isArray(list) || list.length === 0) throw new UsageError('not a file on these relays: expected `uploads` ({ url, uploadID }[]), as a received file message or a sendFile result has');
+  const ids = new Map<string, string>();
+  for (const u of list as RelayUpload[]) {
+    if (typeof u?.uploadID !== 'string') throw new UsageError('uploads: each item needs a url and an uploadID');
+    const url = normalizeBaseUrl(u.url);
+    if (!ids.has(url)) ids.set(url, u.uploadID);
+  }
+  return ids;
+}
+
+function abortError(signal: AbortSignal): FileTransferError {
+  return new FileTransferError('aborted', 'file transfer aborted', { cause: signal.reason });
+}
+
+/**
+ * One relay's upload in a multi-relay send. A failed chunk (after its retries) drops the relay:
+ * its other chunks in flight are stopped, and later chunks skip it. The failure is kept, not
+ * thrown, so the other relays go on; only the last relay to drop throws, which stops the send.
+ */
+class DroppableTarget implements ChunkTarget {
+  error: Error | null = null;
+  constructor(
+    readonly url: string,
+    readonly upload: FileUpload,
+    private readonly stop: AbortController,
+    private readonly live: { count: number },
+    private readonly signal: AbortSignal | undefined,
+  ) {}
+
+  async uploadChunk(part: number, plaintext: Uint8Array, last: boolean): Promise<void> {
+    if (this.error !== null) return;
+    // Encrypts before the first await: the caller may reuse `plaintext` once this returns.
+    const sending = this.upload.uploadChunk(part, plaintext, last);
+    try {
+      await sending;
+    } catch (e) {
+      if (this.signal?.aborted) throw e;
+      if (this.error !== null) return; // already dropped: this is one of its stopped chunks
+      this.error = asError(e);
+      this.stop.abort(this.error);
+      if (--this.live.count === 0) throw e;
+    }
   }
 }
