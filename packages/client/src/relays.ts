@@ -567,6 +567,7 @@ export class MultiMailbox {
               delivered += piece.length;
             };
       const onProgress = options.onProgress;
+      let closing = false;
       try {
         const got = await downloadFile(this.mailboxAt(url), uploadID, metadata, {
           ...options,
@@ -581,9 +582,12 @@ export class MultiMailbox {
               }
             : {}),
         });
+        // A sink that fails to close is the caller's failure, not a relay's: no fallback.
+        closing = true;
         await out?.close();
         return { ...got, url, uploadID, failures };
       } catch (e) {
+        if (closing) throw e;
         if (sinkFailed.failed) return stop(sinkFailed.error);
         if (signal?.aborted || e instanceof UsageError) return stop(e);
         failures.push({ url, error: asError(e) });

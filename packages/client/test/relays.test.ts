@@ -1,14 +1,16 @@
 /**
  * Delivery through several relays: pickRelays (rendezvous hashing: the score formula, determinism,
  * spread, minimal disruption, errors) and MultiMailbox over three in-memory fake relays (one copy
- * per relay, de-duplication, a relay that fails, argument errors). Live relays: test/e2e/multi-relay.test.ts.
+ * per relay, de-duplication, a relay that fails, argument errors; files: one upload per relay, a
+ * failed relay dropped, none completing, download fallback). Live relays: test/e2e/multi-relay*.test.ts.
  */
 import { createHash } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { b64 } from '@zax/protocol';
 import {
   AllRelaysFailedError,
   distinctRelayUrls,
+  FileTransferError,
   generateIdentity,
   IdentityError,
   isRelayFailure,
@@ -16,6 +18,7 @@ import {
   pickRelays,
   RelayHttpError,
   UsageError,
+  type FileProgress,
 } from '../src/index.js';
 import { startFakeRelay, type FakeRelay } from './support/fake-relay.js';
 
@@ -208,5 +211,183 @@ describe('MultiMailbox over three fake relays', () => {
     await expect(m.delete('nonce' as unknown as string[])).rejects.toThrow(UsageError);
     expect(() => m.mailboxAt('https://elsewhere.example')).toThrow(/not in this mailbox's relay list/);
     expect(relays.map((r) => r.log.length)).toEqual(before);
+  });
+});
+
+describe('MultiMailbox files over three fake relays', () => {
+  // Different max_chunk_size per relay: a send must fit the smallest of the recipient's relays.
+  const MAX = [3016, 512000, 2016];
+  let relays: FakeRelay[];
+  beforeAll(async () => {
+    relays = await Promise.all(MAX.map((maxChunkSize) => startFakeRelay({ maxChunkSize })));
+  });
+  afterAll(async () => {
+    await Promise.all(relays.map((r) => r.close()));
+  });
+  const urls = (): string[] => relays.map((r) => r.url);
+  const relayAt = (url: string): FakeRelay => relays.find((r) => r.url === url)!;
+  const maxAt = (url: string): number => MAX[relays.findIndex((r) => r.url === url)]!;
+  const data = (n: number): Uint8Array => Uint8Array.from({ length: n }, (_, i) => (i * 31 + (i >> 8)) & 255);
+  const retry = { retries: 1, baseDelayMs: 1 };
+
+  function pair(): { a: MultiMailbox; b: MultiMailbox; bob: ReturnType<typeof generateIdentity>; first: string; second: string } {
+    const alice = generateIdentity();
+    const bob = generateIdentity();
+    const a = new MultiMailbox({ urls: urls(), identity: alice, guests: [bob.publicKey] });
+    const b = new MultiMailbox({ urls: [...urls()].reverse(), identity: bob, guests: [alice.publicKey] });
+    const [first, second] = b.ownRelays as [string, string];
+    return { a, b, bob, first, second };
+  }
+
+  afterEach(() => {
+    for (const r of relays) r.failCommand = null;
+  });
+
+  it('uploads the file once per chosen relay (same key and nonce, chunks fitting both); the recipient lists it once and receives it', async () => {
+    const { a, b, bob, first, second } = pair();
+    const file = data(20_000);
+    const progress: FileProgress[] = [];
+    const sent = await a.sendFile(bob.publicKey, file, { name: 'f.bin', onProgress: (p) => progress.push(p) });
+    const chunkSize = Math.min(maxAt(first), maxAt(second)) - 16;
+    expect(sent.chunkSize).toBe(chunkSize);
+    expect(sent.chunks).toBe(Math.ceil(20_000 / chunkSize));
+    expect(sent.failures).toEqual([]);
+    expect(sent.relays.map((r) => r.url)).toEqual([first, second]);
+    expect(progress.at(-1)).toEqual({ bytes: 20_000, totalBytes: 20_000, chunks: sent.chunks, totalChunks: sent.chunks });
+    const ids = sent.uploads.map((u) => u.uploadID);
+    expect(sent.uploads.map((u) => u.url)).toEqual([first, second]);
+    expect(ids[0]).not.toBe(ids[1]); // each relay derives its own
+    for (const u of sent.uploads) {
+      expect(relayAt(u.url).files.get(u.uploadID)!.status).toBe('COMPLETE');
+      expect(relayAt(u.url).mailboxes.get(b64(bob.hpk))!.map((m) => [m.nonce, m.kind])).toEqual([[sent.nonce, 'file']]);
+    }
+    const third = urls().find((u) => u !== first && u !== second)!;
+    expect(relayAt(third).files.size).toBe(0);
+
+    const got = await b.receive();
+    expect(got.messages).toHaveLength(1);
+    const m = got.messages[0]!;
+    expect([m.kind, m.nonce, m.relays, m.uploads, m.file?.name]).toEqual(['file', sent.nonce, [first, second], sent.uploads, 'f.bin']);
+    const r = await b.receiveFile(m);
+    expect(r.bytes).toEqual(file);
+    expect([r.url, r.uploadID, r.failures]).toEqual([first, ids[0], []]);
+
+    expect((await b.fileStatus(m)).relays.map((x) => ('status' in x ? x.status.status : x.error))).toEqual(['COMPLETE', 'COMPLETE']);
+    const del = await b.deleteFile(m);
+    expect(del.relays).toEqual(sent.uploads.map((u) => ({ ...u, deleted: true })));
+    expect((await a.deleteFile(sent)).relays.map((x) => ('deleted' in x ? x.deleted : x.error))).toEqual([false, false]);
+  });
+
+  it('drops a relay that fails a chunk, finishes through the other and reports the failure', async () => {
+    const { a, b, bob, first, second } = pair();
+    const file = data(30_000);
+    // Only part 3 fails there: later parts would pass, so none may reach it once it is dropped.
+    relayAt(first).failCommand = (c) => (c.cmd === 'uploadFileChunk' && c.part === 3 ? 'internal' : null);
+    const sent = await a.sendFile(bob.publicKey, file, { chunkSize: 1000, window: 2, retry });
+    expect(sent.chunks).toBe(30);
+    expect(sent.relays.map((r) => r.url)).toEqual([first, second]);
+    expect(sent.failures.map((f) => [f.url, f.uploadID])).toEqual([[first, sent.uploads[0]!.uploadID]]);
+    expect(sent.failures[0]!.error).toBeInstanceOf(RelayHttpError);
+    expect(isRelayFailure(sent.relays[0]!)).toBe(true);
+    expect(sent.relays[1]).toEqual({ url: second, uploadID: sent.uploads[1]!.uploadID, token: expect.any(String) });
+    // Dropped: with a window of 2, part 4 at most was in flight beside part 3 when it failed.
+    const partial = relayAt(first).files.get(sent.uploads[0]!.uploadID)!;
+    expect(partial.status).toBe('UPLOADING');
+    expect(partial.parts.has(3)).toBe(false);
+    expect(Math.max(...partial.parts.keys())).toBeLessThanOrEqual(4);
+
+    // Bob sees the file once (its message is on both relays) and gets it from the complete one.
+    const [m, ...rest] = (await b.receive()).messages;
+    expect(rest).toEqual([]);
+    expect(m!.uploads!.map((u) => u.url)).toEqual([first, second]);
+    const r = await b.receiveFile(m!);
+    expect(r.bytes).toEqual(file);
+    expect([r.url, r.failures]).toEqual([second, []]);
+  });
+
+  it('throws AllRelaysFailedError when no relay completes the file (a start failure, then a chunk failure)', async () => {
+    const { a, bob, first, second } = pair();
+    relayAt(first).failCommand = (c) => (c.cmd === 'startFileUpload' ? 'internal' : null);
+    relayAt(second).failCommand = (c) => (c.cmd === 'uploadFileChunk' && c.part === 5 ? 'invalid' : null);
+    const err = await a.sendFile(bob.publicKey, data(10_000), { chunkSize: 500, retry }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(AllRelaysFailedError);
+    const all = err as AllRelaysFailedError;
+    expect(all.failures.map((f) => f.url)).toEqual([first, second]);
+    expect(all.message).toContain(`sendFile to ${b64(bob.hpk)} failed on every relay (2): ${first}: relay answered 500`);
+    expect(all.message).toContain(`; ${second}: relay answered 400`);
+
+    // Both starts failing: the same error, no chunk sent.
+    relayAt(second).failCommand = (c) => (c.cmd === 'startFileUpload' ? 'invalid' : null);
+    await expect(a.sendFile(bob.publicKey, data(10_000), { chunkSize: 500, retry })).rejects.toThrow(AllRelaysFailedError);
+  });
+
+  it('receives from the next relay when a download fails mid-way: no byte delivered twice to a sink', async () => {
+    const { a, b, bob, first, second } = pair();
+    const file = data(12_345);
+    await a.sendFile(bob.publicKey, file, { chunkSize: 1000 });
+    const [m] = (await b.receive()).messages;
+    relayAt(first).failCommand = (c) => (c.cmd === 'downloadFileChunk' && c.part === 6 ? 'invalid' : null);
+
+    const pieces: Uint8Array[] = [];
+    const progress: number[] = [];
+    const r = await b.receiveFile(m!, { sink: (c) => void pieces.push(c.slice()), window: 2, retry, onProgress: (p) => progress.push(p.bytes) });
+    expect(r.bytes).toBeUndefined();
+    expect(Buffer.concat(pieces)).toEqual(Buffer.from(file));
+    expect(r.url).toBe(second);
+    expect(r.failures.map((f) => f.url)).toEqual([first]);
+    expect(progress).toEqual([...progress].sort((x, y) => x - y));
+    expect(new Set(progress).size).toBe(progress.length);
+    expect(progress.at(-1)).toBe(12_345);
+
+    // A WritableStream sink, and no sink at all.
+    const streamed: Uint8Array[] = [];
+    await b.receiveFile(m!, { sink: new WritableStream({ write: (c) => void streamed.push(c.slice()) }), retry });
+    expect(Buffer.concat(streamed)).toEqual(Buffer.from(file));
+    expect((await b.receiveFile(m!, { retry })).bytes).toEqual(file);
+
+    // Both fail: AllRelaysFailedError naming both, and the stream sink is aborted.
+    relayAt(second).failCommand = (c) => (c.cmd === 'downloadFileChunk' ? 'invalid' : null);
+    let aborted = false;
+    const err = await b.receiveFile(m!, { sink: new WritableStream({ abort: () => void (aborted = true) }), retry }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(AllRelaysFailedError);
+    expect((err as AllRelaysFailedError).failures.map((f) => f.url)).toEqual([first, second]);
+    expect(aborted).toBe(true);
+  });
+
+  it('tries the COMPLETE relay first, and does not fall back when the sink fails', async () => {
+    const { a, b, bob, first, second } = pair();
+    const sent = await a.sendFile(bob.publicKey, data(5000), { chunkSize: 1000 });
+    const [m] = (await b.receive()).messages;
+    relayAt(first).files.get(sent.uploads[0]!.uploadID)!.status = 'UPLOADING';
+    const r = await b.receiveFile(m!);
+    expect([r.url, r.failures]).toEqual([second, []]);
+
+    const before = relayAt(first).log.length + relayAt(second).log.length;
+    const boom = new Error('disk full');
+    await expect(
+      b.receiveFile(m!, {
+        sink: () => {
+          throw boom;
+        },
+      }),
+    ).rejects.toBe(boom);
+    // One status per relay, then the downloads of one relay only.
+    expect(relayAt(first).log.length - before).toBeLessThanOrEqual(2);
+  });
+
+  it('refuses bad arguments clearly', async () => {
+    const { a, b, bob } = pair();
+    await expect(a.sendFile({ hpk: bob.hpk }, data(10))).rejects.toThrow(/a file is always encrypted/);
+    await expect(a.sendFile(bob.publicKey, data(10), { resume: {} } as never)).rejects.toThrow(/does not resume/);
+    await expect(a.sendFile(bob.publicKey, data(10), { chunkSize: 0 })).rejects.toThrow(UsageError);
+    await expect(a.sendFile(bob.publicKey, (async function* () {})())).rejects.toThrow(/needs options.size/);
+    await expect(b.receiveFile({ uploads: [], metadata: { name: 'x', orig_size: 1, skey: b64(new Uint8Array(32)) } })).rejects.toThrow(/expected `uploads`/);
+    await expect(b.deleteFile({})).rejects.toThrow(UsageError);
+    await expect(b.receiveFile({ uploads: [{ url: 'https://elsewhere.example', uploadID: b64(new Uint8Array(32)) }], metadata: { name: 'x', orig_size: 1, skey: 'x' } })).rejects.toThrow(/not in this mailbox's relay list/);
+    // A source shorter than declared: the size error, not a relay failure.
+    const short = (async function* () {
+      yield data(100);
+    })();
+    await expect(a.sendFile(bob.publicKey, short, { size: 5000, chunkSize: 1000 })).rejects.toThrow(FileTransferError);
   });
 });

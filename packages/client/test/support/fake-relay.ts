@@ -1,5 +1,6 @@
 /**
- * A small in-memory Zax relay on node:http for the client's own tests (docs/PROTOCOL.md §4, §5.1–5.6).
+ * A small in-memory Zax relay on node:http for the client's own tests (docs/PROTOCOL.md §4, §5.1–5.6,
+ * and the file commands of §5.7–5.11 without quotas or lifetimes).
  * It is built from @zax/protocol's codec and validators and @zax/service's response writers,
  * follows the handshake and envelope checks in their order, and has hooks to expire sessions,
  * inject failures and delays, and read the request log. It is NOT the relay: live-relay tests
@@ -54,6 +55,16 @@ export interface FakeRelayOptions {
   difficulty?: number;
   tokenTtlSec?: number;
   sessionTtlSec?: number;
+  /** The max_chunk_size it announces and enforces. @default 512000 */
+  maxChunkSize?: number;
+}
+
+interface FakeFile {
+  from: string;
+  to: string;
+  size: number;
+  status: 'START' | 'UPLOADING' | 'COMPLETE';
+  parts: Map<number, { nonce: string; chunk: string; bytes: number }>;
 }
 
 export interface LoggedRequest {
@@ -73,6 +84,10 @@ export interface FakeRelay {
   delayMs: number;
   /** Raw mailbox contents by b64 hpk. */
   mailboxes: Map<string, Message[]>;
+  /** File records by uploadID. */
+  files: Map<string, FakeFile>;
+  /** Decides, per decrypted command, to answer it with an error instead (null: process it). */
+  failCommand: ((cmd: { cmd: string; part?: number }) => ErrorCode | null) | null;
   close(): Promise<void>;
 }
 
@@ -91,6 +106,9 @@ export async function startFakeRelay(options: FakeRelayOptions = {}): Promise<Fa
   const tokens = new Map<string, { hpk: string; nonce: string; expires: number }>();
   const failures = new Map<string, { code: ErrorCode; count: number; retry: number }>();
   const log: LoggedRequest[] = [];
+  const files = new Map<string, FakeFile>();
+  const fileSeed = b64(crypto.randomBytes(32));
+  const maxChunkSize = options.maxChunkSize ?? 512000;
 
   const checkNonce = (n: Uint8Array | null): void => {
     if (n === null || !isNonceFresh(n, now(), 60)) throw new RelayError('invalid', 'stale nonce');
@@ -174,9 +192,54 @@ export async function startFakeRelay(options: FakeRelayOptions = {}): Promise<Fa
     if (s === undefined || now() >= s.provedSec + sessionTtl) throw new RelayError('unauthorized');
     const plain = crypto.boxOpenAfter(ctext, nonce!, s.key);
     if (plain === null) throw new RelayError('unauthorized');
-    const req = validateCommand(parseJsonObject(plain), { maxMessageBytes: 262144, maxChunkSize: 512000, maxFileSize: 1073741823 }, lines[3] ?? null);
+    const req = validateCommand(parseJsonObject(plain), { maxMessageBytes: 262144, maxChunkSize, maxFileSize: 1073741823 }, lines[3] ?? null);
+    const injected = relay.failCommand?.({ cmd: req.cmd, ...('part' in req ? { part: req.part } : {}) }) ?? null;
+    if (injected !== null) throw new RelayError(injected, 'injected');
     const mine = mailbox(hpk);
+    const known = (id: string): FakeFile | undefined => {
+      const f = files.get(id);
+      return f !== undefined && (f.from === hpk || f.to === hpk) ? f : undefined;
+    };
     switch (req.cmd) {
+      case 'startFileUpload': {
+        const uploadID = b64(h2(decodeFixed(hpk, 32)!, decodeFixed(req.to, 32)!, decodeFixed(req.metadataNonce, 24)!, fileSeed));
+        const data = JSON.stringify({ ctext: req.metadataCtext, nonce: req.metadataNonce, uploadID });
+        const target = mailbox(req.to);
+        const msg: Message = { from: hpk, nonce: req.metadataNonce, data, time: clock.nowMs() / 1000, kind: 'file' };
+        const at = target.findIndex((m) => m.nonce === req.metadataNonce);
+        if (at >= 0) target[at] = msg;
+        else target.push(msg);
+        files.set(uploadID, { from: hpk, to: req.to, size: req.fileSize, status: 'START', parts: new Map() });
+        const token = b64(h2(req.to, req.metadataNonce));
+        tokens.set(token, { hpk: req.to, nonce: req.metadataNonce, expires: now() + TTL_SEC });
+        return box({ uploadID, max_chunk_size: maxChunkSize, storage_token: token }, s.key);
+      }
+      case 'uploadFileChunk': {
+        const f = known(req.uploadID);
+        if (f === undefined) return box({ status: 'NOT_FOUND' }, s.key);
+        if (req.part >= f.size) throw new RelayError('invalid');
+        f.parts.set(req.part, { nonce: req.nonce, chunk: req.chunk, bytes: req.chunkBytes });
+        f.status = req.lastChunk || f.status === 'COMPLETE' ? 'COMPLETE' : 'UPLOADING';
+        return box({ status: 'OK' }, s.key);
+      }
+      case 'fileStatus': {
+        const f = known(req.uploadID);
+        if (f === undefined) return box({ status: 'NOT_FOUND', file_size: 0, bytes_stored: 0, total_chunks: 0 }, s.key);
+        const stored = [...f.parts.values()].reduce((n, p) => n + p.bytes, 0);
+        return box({ status: f.status, file_size: f.size, bytes_stored: stored, total_chunks: f.parts.size === 0 ? 0 : Math.max(...f.parts.keys()) + 1 }, s.key);
+      }
+      case 'downloadFileChunk': {
+        const f = known(req.uploadID);
+        if (f === undefined) return box({ status: 'NOT_FOUND' }, s.key);
+        const p = f.parts.get(req.part);
+        if (p === undefined) throw new RelayError('invalid');
+        return [...box({ nonce: p.nonce }, s.key), p.chunk];
+      }
+      case 'deleteFile': {
+        const f = known(req.uploadID);
+        if (f !== undefined) files.delete(req.uploadID);
+        return box({ status: f === undefined ? 'NOT_FOUND' : 'OK' }, s.key);
+      }
       case 'count':
         return box(mine.length, s.key);
       case 'upload': {
@@ -222,6 +285,8 @@ export async function startFakeRelay(options: FakeRelayOptions = {}): Promise<Fa
     url: '',
     log,
     mailboxes,
+    files,
+    failCommand: null,
     delayMs: 0,
     dropSessions: () => sessions.clear(),
     failNext(path, code, count = 1, retry = 5) {
@@ -240,7 +305,7 @@ export async function startFakeRelay(options: FakeRelayOptions = {}): Promise<Fa
       sendError(res, API_PATHS.includes(path) ? 'methodNotAllowed' : 'notFound', 0);
       return;
     }
-    const body = (await readBody(req, 1 << 20)).toString('latin1');
+    const body = (await readBody(req, 2 * maxChunkSize + (1 << 20))).toString('latin1');
     if (relay.delayMs > 0) await new Promise((r) => setTimeout(r, relay.delayMs));
     if (res.destroyed) return;
     const failure = failures.get(path);
