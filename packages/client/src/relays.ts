@@ -463,6 +463,9 @@ export class MultiMailbox {
         ),
       );
       if (signal?.aborted) throw abortError(signal);
+      // A caller's mistake (e.g. an empty file) fails every start the same way: say it once.
+      const misuse = started.find((r) => isRelayFailure(r) && r.error instanceof UsageError);
+      if (misuse !== undefined && started.every(isRelayFailure)) throw (misuse as RelayFailure).error;
       const targets: DroppableTarget[] = [];
       const live = { count: 0 };
       for (const r of started) if (!isRelayFailure(r)) targets.push(new DroppableTarget(r.url, r.value, stops.get(r.url)!, live, signal));

@@ -375,11 +375,22 @@ describe('MultiMailbox files over three fake relays', () => {
     expect(relayAt(first).log.length - before).toBeLessThanOrEqual(2);
   });
 
+  it('stops on abort with FileTransferError aborted, not as a failure of the relays', async () => {
+    const { a, bob } = pair();
+    const ctl = new AbortController();
+    const err = await a
+      .sendFile(bob.publicKey, data(20_000), { chunkSize: 1000, signal: ctl.signal, onProgress: (p) => p.chunks === 3 && ctl.abort() })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(FileTransferError);
+    expect((err as FileTransferError).code).toBe('aborted');
+  });
+
   it('refuses bad arguments clearly', async () => {
     const { a, b, bob } = pair();
     await expect(a.sendFile({ hpk: bob.hpk }, data(10))).rejects.toThrow(/a file is always encrypted/);
     await expect(a.sendFile(bob.publicKey, data(10), { resume: {} } as never)).rejects.toThrow(/does not resume/);
     await expect(a.sendFile(bob.publicKey, data(10), { chunkSize: 0 })).rejects.toThrow(UsageError);
+    await expect(a.sendFile(bob.publicKey, new Uint8Array(0))).rejects.toThrow(/file size must be an integer ≥ 1/);
     await expect(a.sendFile(bob.publicKey, (async function* () {})())).rejects.toThrow(/needs options.size/);
     await expect(b.receiveFile({ uploads: [], metadata: { name: 'x', orig_size: 1, skey: b64(new Uint8Array(32)) } })).rejects.toThrow(/expected `uploads`/);
     await expect(b.deleteFile({})).rejects.toThrow(UsageError);
