@@ -9,21 +9,17 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateIdentity, Mailbox, MultiMailbox, RelayNetworkError, type FileProgress, type Identity } from '@zax/client';
-import { Relay } from '../support/relay.js';
-import { startRedisServer, type RedisServer } from '../support/redis-server.js';
+import { killRelay as kill, reviveRelay as revive, startIndependentRelays, type IndependentRelays } from '../support/independent-relays.js';
 
-let stores: RedisServer[] = [];
-let relays: Relay[] = [];
-let urls: string[] = [];
+let three: IndependentRelays;
+let urls: readonly string[] = [];
 
 beforeAll(async () => {
-  stores = await Promise.all([0, 1, 2].map(() => startRedisServer()));
-  relays = await Promise.all(stores.map((s) => Relay.start({ redisUrl: s.url })));
-  urls = relays.map((r) => r.url);
+  three = await startIndependentRelays(3);
+  urls = three.urls;
 });
 afterAll(async () => {
-  await Promise.all(relays.map((r) => r.stop()));
-  await Promise.all(stores.map((s) => s.stop()));
+  await three?.stop();
 });
 
 const SIZE = 600_000;
@@ -32,16 +28,8 @@ const PARTS = Math.ceil(SIZE / CHUNK);
 /** Short retries: a dead relay is given up on in well under a second. */
 const retry = { retries: 2, baseDelayMs: 50 };
 const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
-const relayAt = (url: string): Relay => relays.find((r) => r.url === url)!;
+const relayAt = (url: string) => three.at(url);
 
-async function kill(relay: Relay): Promise<void> {
-  await relay.gatekeeper.stop('SIGKILL');
-  await relay.core.stop('SIGKILL');
-}
-async function revive(relay: Relay): Promise<void> {
-  await relay.core.start();
-  await relay.gatekeeper.start();
-}
 
 function pair(): { alice: Identity; bob: Identity; a: MultiMailbox; b: MultiMailbox } {
   const alice = generateIdentity();

@@ -7,24 +7,20 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateIdentity, Mailbox, MultiMailbox, pickRelays, RelayNetworkError, type Identity } from '@zax/client';
-import { Relay } from '../support/relay.js';
-import { startRedisServer, type RedisServer } from '../support/redis-server.js';
+import { killRelay, reviveRelay, startIndependentRelays, type IndependentRelays } from '../support/independent-relays.js';
 
-let stores: RedisServer[] = [];
-let relays: Relay[] = [];
-let urls: string[] = [];
+let three: IndependentRelays;
+let urls: readonly string[] = [];
 
 beforeAll(async () => {
-  stores = await Promise.all([0, 1, 2].map(() => startRedisServer()));
-  relays = await Promise.all(stores.map((s) => Relay.start({ redisUrl: s.url })));
-  urls = relays.map((r) => r.url);
+  three = await startIndependentRelays(3);
+  urls = three.urls;
 });
 afterAll(async () => {
-  await Promise.all(relays.map((r) => r.stop()));
-  await Promise.all(stores.map((s) => s.stop()));
+  await three?.stop();
 });
 
-const relayAt = (url: string): Relay => relays.find((r) => r.url === url)!;
+const relayAt = (url: string) => three.at(url);
 /** Bob's mailbox on one relay alone, to see what that relay holds. */
 const countAt = (url: string, identity: Identity): Promise<number> => Mailbox.create({ url, identity }).count();
 
@@ -89,8 +85,7 @@ describe('MultiMailbox through three independent relays, k = 2', () => {
     expect((await b.receive()).messages.map((m) => m.text)).toEqual(texts(0, 5));
 
     // The first chosen relay dies: its gatekeeper and its core, killed.
-    await victim.gatekeeper.stop('SIGKILL');
-    await victim.core.stop('SIGKILL');
+    await killRelay(victim);
 
     // Alice goes on: each send succeeds through the survivor and reports the dead relay.
     for (const t of texts(5, 12)) {
@@ -114,8 +109,7 @@ describe('MultiMailbox through three independent relays, k = 2', () => {
     expect(downCount.relays).toEqual([{ url: victimUrl, error: expect.any(RelayNetworkError) }, { url: survivor, count: 13 }]);
 
     // The relay comes back (its store kept what it had): still each message once.
-    await victim.core.start();
-    await victim.gatekeeper.start();
+    await reviveRelay(victim);
     const after = await b.receive();
     expect(after.failures).toEqual([]);
     expect(after.messages.map((m) => m.text ?? m.data)).toEqual([...texts(0, 12), 'plain while down']);

@@ -189,15 +189,15 @@ export interface MultiReceivedFile extends ReceivedFile {
   readonly failures: readonly RelayFailure[];
 }
 
-export interface MultiFileStatusResult {
-  readonly relays: readonly FileStatusOutcome[];
+/** An operation's outcome on each relay it ran on, and the failures among them. */
+export interface PerRelay<Outcome> {
+  readonly relays: readonly Outcome[];
   readonly failures: readonly RelayFailure[];
 }
 
-export interface MultiDeleteFileResult {
-  readonly relays: readonly DeleteFileOutcome[];
-  readonly failures: readonly RelayFailure[];
-}
+export type MultiFileStatusResult = PerRelay<FileStatusOutcome>;
+
+export type MultiDeleteFileResult = PerRelay<DeleteFileOutcome>;
 
 /** A file on several relays: a received `file` message, a `sendFile` result, or its uploads (and metadata, to receive). */
 export type MultiFileRef = { readonly uploads?: readonly RelayUpload[] };
@@ -209,15 +209,9 @@ export interface MultiReceiveResult {
   readonly failures: readonly RelayFailure[];
 }
 
-export interface MultiDeleteResult {
-  readonly relays: readonly DeleteOutcome[];
-  readonly failures: readonly RelayFailure[];
-}
+export type MultiDeleteResult = PerRelay<DeleteOutcome>;
 
-export interface MultiCountResult {
-  readonly relays: readonly CountOutcome[];
-  readonly failures: readonly RelayFailure[];
-}
+export type MultiCountResult = PerRelay<CountOutcome>;
 
 // ---------- the mailbox over several relays ----------
 
