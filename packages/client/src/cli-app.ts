@@ -5,22 +5,28 @@
  * stderr. `runCli` takes its streams, environment and fetch as parameters, so tests run it in
  * process; `cli.ts` is the executable that calls it.
  */
-import { X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { createHash, X509Certificate } from 'node:crypto';
+import { createReadStream, readFileSync } from 'node:fs';
+import { lstat, readFile, realpath, stat } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import { rootCertificates } from 'node:tls';
 import { parseArgs } from 'node:util';
 import { b64, decodeFixed, NONCE_BYTES } from '@zax/protocol';
 import { contactHpk, contactNameProblem, ContactsError, CONTACT_NAME, contactsPathFor, loadContacts, saveContacts, type Contact } from './contacts-file.js';
-import { IdentityError, RelayHttpError, RelayNetworkError, RelayProtocolError, UsageError, ZaxClientError } from './errors.js';
+import { listUploadStates, pendingFile, removeUploadState, safeFileName, saveUploadState, uploadsDirFor, type PendingFile, type UploadState } from './cli-files.js';
+import { AllRelaysFailedError, FileTransferError, IdentityError, RelayHttpError, RelayNetworkError, RelayProtocolError, UsageError, ZaxClientError, type RelayFailure } from './errors.js';
+import type { FileMetadata, FileUploadCheckpoint, SentFile } from './files.js';
 import { generateIdentity, parseKey, type Identity } from './identity.js';
 import { defaultIdentityPath, isIdentityFileExposed, loadIdentityFile, saveIdentityFile } from './identity-file.js';
 import { Mailbox, type ReceivedMessage } from './mailbox.js';
+import { createProgress, formatBytes } from './progress.js';
 import { normalizeBaseUrl, type FetchLike } from './relay.js';
+import { isRelayFailure, MultiMailbox, type MultiReceivedMessage } from './relays.js';
 import { Backoff, watch } from './watch.js';
 
 export interface CliIo {
-  stdout: { write(s: string): unknown };
+  /** Text, and the bytes of `receive-file --out -`; `once('drain')` is awaited when `write` returns false. */
+  stdout: { write(s: string | Uint8Array): unknown; once?(event: 'drain', listener: () => void): unknown };
   /** `isTTY` and `columns` choose how progress is drawn (progress.ts). */
   stderr: { write(s: string): unknown; isTTY?: boolean; columns?: number };
   stdin: AsyncIterable<string | Uint8Array>;
@@ -37,6 +43,8 @@ export interface CliIo {
 export const EXIT_OK = 0;
 export const EXIT_ERROR = 1;
 export const EXIT_USAGE = 2;
+/** A transfer stopped by SIGINT/SIGTERM (128 + SIGINT's number, as shells report it). */
+export const EXIT_INTERRUPTED = 130;
 
 /** A usage error in the CLI: message, then a pointer to the subcommand's help; exit 2. */
 class CliUsage extends Error {
@@ -52,13 +60,19 @@ const ID_DEFAULT = '$ZAX_IDENTITY or ~/.config/zax/identity.json';
 
 const ENV_HELP = `Environment:
   ZAX_IDENTITY         identity file (default ~/.config/zax/identity.json)
-  ZAX_RELAY            relay URL when --relay is not given
+  ZAX_RELAY            relay URL when --relay is not given (several: comma-separated)
   ZAX_DEBUG            set to 1 to print stack traces of unexpected errors
   NODE_EXTRA_CA_CERTS  a PEM file of CA certificates to trust besides the system's (as --ca)`;
 
 const JSON_HELP = `With --json, every command prints one JSON document on standard output (watch: one JSON
 object per line), warnings are {"warning":{"message",…}} lines and errors one
-{"error":{"message","kind","status"?}} line on standard error, with the same exit codes.`;
+{"error":{"message","kind","status"?}} line on standard error, with the same exit codes; the
+progress of send-file and receive-file is {"progress":{…}} lines on standard error.`;
+
+const RELAYS_HELP = `Several relays: repeat --relay (or list them in ZAX_RELAY, comma-separated) and send, inbox,
+watch, delete and status go through k of them (--copies K, default 2), chosen from the
+recipient's address; sender and recipient must give the same list and K. A relay that fails is
+a warning; the command succeeds if one relay did. Files go through one relay for now.`;
 
 // ---------- options ----------
 
@@ -71,7 +85,8 @@ type OptionTable = Record<string, OptionSpec>;
 
 /** Options shared by commands, each defined once (and its help line with it). */
 const OPT = {
-  relay: { type: 'string', short: 'r' },
+  relay: { type: 'string', short: 'r', multiple: true },
+  copies: { type: 'string', short: 'k' },
   id: { type: 'string', short: 'i' },
   ca: { type: 'string' },
   json: { type: 'boolean' },
@@ -81,11 +96,15 @@ const OPT = {
   only: { type: 'boolean' },
 } as const satisfies OptionTable;
 
-/** The options of every command that talks to a relay. */
-const RELAY_OPTIONS = { relay: OPT.relay, id: OPT.id, ca: OPT.ca, json: OPT.json, help: OPT.help } as const satisfies OptionTable;
+/** The options of every command that talks to one relay. */
+const ONE_RELAY_OPTIONS = { relay: OPT.relay, id: OPT.id, ca: OPT.ca, json: OPT.json, help: OPT.help } as const satisfies OptionTable;
+/** The options of the commands that can go through several relays. */
+const RELAY_OPTIONS = { ...ONE_RELAY_OPTIONS, copies: OPT.copies } as const satisfies OptionTable;
 
 const H = {
-  relay: '  -r, --relay URL    relay base URL (default: $ZAX_RELAY)',
+  relay: '  -r, --relay URL    relay base URL (default: $ZAX_RELAY); repeat for several relays',
+  copies: '  -k, --copies K     with several relays: relays per message (default 2; the same K on both sides)',
+  oneRelay: '  -r, --relay URL    relay base URL (default: $ZAX_RELAY); one relay: files go through one for now',
   id: `  -i, --id FILE      identity file (default: ${ID_DEFAULT})`,
   ca: '      --ca FILE      trust the CA certificate in FILE (PEM) for an https:// relay, e.g. a self-signed one',
   help: '  -h, --help         show this help',
@@ -95,7 +114,11 @@ const H = {
 
 /** Everything any command's options can hold (parseArgs' values, by option name). */
 interface Values {
-  relay?: string;
+  relay?: string[];
+  copies?: string;
+  name?: string;
+  resume?: boolean;
+  'chunk-size'?: string;
   id?: string;
   out?: string;
   force?: boolean;
@@ -196,14 +219,17 @@ ${H.help}
 Encrypts MESSAGE to the recipient's public key (the glow.ts format, so glow.ts clients can read
 it) and uploads it. WHO is a contact name ("zax contacts") or a public key. With "-" the message
 is read from standard input (one trailing newline is dropped). Prints the storage token, for
-"zax status".
+"zax status". With several relays the message goes to K of them (one warning per relay that
+fails; exit 0 if one stored it).
 
 Options:
 ${H.relay}
+${H.copies}
   -t, --to WHO       recipient: a contact name, or a public key (44 characters of base64)
 ${H.id}
       --plain        send unencrypted (the relay and anyone with access to it can read it)
-      --json         print {"token","nonce","to","publicKey","contact"} (to: the recipient's hpk)
+      --json         print {"token","nonce","to","publicKey","contact"} (to: the recipient's hpk; with several
+                     relays also "relays": [{"url","token"} or {"url","error"}])
 ${H.ca}
 ${H.help}
 `,
@@ -216,14 +242,17 @@ ${H.help}
 
 Lists every message in your mailbox (nothing is deleted). Messages from your contacts and from
 the senders given with --from are decrypted, and contacts are shown by name; others are shown as
-stored, marked with their sender's hpk.
+stored, marked with their sender's hpk. With several relays, your K relays are read and each
+message is listed once.
 
 Options:
 ${H.relay}
+${H.copies}
 ${H.id}
 ${H.from}
 ${H.only}
       --json         print a JSON array of {nonce, time, from, kind, status, sender, contact, text, data}
+                     (file messages add uploadID; with several relays, "relays": the URLs that hold it)
 ${H.ca}
 ${H.help}
 `,
@@ -245,6 +274,7 @@ it (exit 0).
 
 Options:
 ${H.relay}
+${H.copies}
 ${H.id}
 ${H.from}
 ${H.only}
@@ -273,13 +303,15 @@ ${H.help}
        zax delete --relay URL [--id FILE] [--json] [--ca FILE] --all
 
 Deletes messages from your mailbox by their nonce (as "zax inbox" shows it), or all of them.
-Prints how many messages are left.
+Prints how many messages are left (with several relays: on each of your K relays).
 
 Options:
 ${H.relay}
+${H.copies}
 ${H.id}
   -a, --all          delete every message
-      --json         print {"deleted": [NONCE...] or "all", "left"}
+      --json         print {"deleted": [NONCE...] or "all", "left"} (several relays: "left" is the most
+                     left on one relay, and "relays": [{"url","left"} or {"url","error"}])
 ${H.ca}
 ${H.help}
 `,
@@ -292,16 +324,115 @@ ${H.help}
 
 Asks how long the message with this storage token (printed by "zax send") still lives on the
 relay. A message that was deleted by its recipient, expired, or never existed is "gone".
+With several relays every relay of the list is asked (the token does not say which K carry the
+message; they all give it the same token): it is live while one of them has it.
 
 Options:
 ${H.relay}
+${H.copies}
 ${H.id}
-      --json         print {"token","ttlSec"} (ttlSec -2 when gone)
+      --json         print {"token","ttlSec"} (ttlSec -2 when gone; several relays: the longest, and
+                     "relays": [{"url","ttlSec"} or {"url","error"}])
 ${H.ca}
 ${H.help}
 `,
     options: RELAY_OPTIONS,
     run: status,
+  },
+  'send-file': {
+    summary: 'send a file to a contact or public key, with progress; --resume continues one',
+    help: `Usage: zax send-file --relay URL --to WHO [--name NAME] [--chunk-size BYTES] [--id FILE] [--json]
+                     [--ca FILE] FILE
+       zax send-file --resume --relay URL --to WHO [--id FILE] [--json] [--ca FILE] FILE
+
+Encrypts FILE (read from disk as it goes) to the recipient's public key and uploads it in
+chunks (the glow.ts format, so glow.ts clients can receive it); the recipient gets a file message
+("zax files", "zax receive-file"). Progress goes to standard error: a bar on a terminal, a line
+every 10 % otherwise. Prints the uploadID, the nonce of the file message and its storage token.
+
+While it runs, a checkpoint (it holds the file key: keep it as secret as the identity file) is
+kept in uploads/ beside the identity file, mode 0600, and removed when the file is sent. If the
+upload is interrupted (Ctrl-C, a network failure), run the same command with --resume: it goes on
+from the last chunk the relay acknowledged, as long as FILE has not changed. Ctrl-C (SIGINT) or
+SIGTERM stops it cleanly and prints that command (exit 130).
+
+Options:
+${H.oneRelay}
+  -t, --to WHO       recipient: a contact name, or a public key (44 characters of base64)
+  -n, --name NAME    the file name the recipient sees (default: FILE's own name)
+      --chunk-size BYTES
+                     plaintext bytes per chunk (default and at most: the relay's limit)
+      --resume       continue the interrupted upload of FILE to WHO
+${H.id}
+      --json         print {"uploadID","nonce","token","to","publicKey","contact","name","size","chunks",
+                     "resumedFrom"}; progress as {"progress":{…}} lines on standard error
+${H.ca}
+${H.help}
+`,
+    options: {
+      ...ONE_RELAY_OPTIONS,
+      to: { type: 'string', short: 't' },
+      name: { type: 'string', short: 'n' },
+      'chunk-size': { type: 'string' },
+      resume: { type: 'boolean' },
+    },
+    run: sendFileCommand,
+  },
+  files: {
+    summary: 'list the files sent to you (name, size, sender, upload status)',
+    help: `Usage: zax files --relay URL [--id FILE] [--from WHO ...] [--json] [--ca FILE]
+
+Lists the file messages in your mailbox: name, size, sender, uploadID, nonce, and whether the
+upload is complete on the relay. The names and sizes of files from your contacts and the --from
+senders are readable; others are shown as from an unknown sender. Nothing is downloaded or
+deleted ("zax receive-file" does that).
+
+Options:
+${H.oneRelay}
+${H.id}
+${H.from}
+      --json         print a JSON array of {"uploadID","nonce","time","name","size","sender","contact",
+                     "from","status","bytesStored"} (name and size null when unreadable; status: START,
+                     UPLOADING, COMPLETE, NOT_FOUND, or null when the relay could not say)
+${H.ca}
+${H.help}
+`,
+    options: { ...ONE_RELAY_OPTIONS, from: OPT.from },
+    run: filesCommand,
+  },
+  'receive-file': {
+    summary: 'download a file sent to you, with progress',
+    help: `Usage: zax receive-file --relay URL [--out PATH|-] [--force] [--delete] [--from WHO ...]
+                        [--id FILE] [--json] [--ca FILE] UPLOAD_ID|NONCE
+
+Downloads the file of a file message ("zax files" lists them, by uploadID and nonce), decrypts
+it and writes it, by default under its name in the current directory. The name comes from the
+sender, so only its last part is used, without control characters or leading dots: it can never
+point outside the directory. The file is written to a temporary file beside it (mode 0600) and
+renamed at the end; an existing file is never replaced without --force. Progress goes to
+standard error. Ctrl-C (SIGINT) or SIGTERM stops it and removes the partial file (exit 130).
+
+Options:
+${H.oneRelay}
+  -o, --out PATH     where to write: a directory (the file keeps its name), a file name, or "-"
+                     for standard output
+  -f, --force        replace an existing file
+      --delete       after a complete download, delete the file and its message from the relay
+${H.from}
+${H.id}
+      --json         print {"uploadID","nonce","name","path","size","sha256","deleted"} (path null
+                     with --out -, which cannot go with --json); progress as {"progress":{…}} lines
+${H.ca}
+${H.help}
+`,
+    options: {
+      ...ONE_RELAY_OPTIONS,
+      out: { type: 'string', short: 'o' },
+      force: OPT.force,
+      delete: { type: 'boolean' },
+      from: OPT.from,
+    },
+    run: receiveFileCommand,
   },
   contacts: {
     summary: 'name the public keys of your correspondents (add, list, remove)',
@@ -331,18 +462,20 @@ Usage: zax <command> [options]
 
 Commands:
 ${Object.entries(COMMANDS)
-  .map(([name, c]) => `  ${name.padEnd(10)}${c.summary}`)
+  .map(([name, c]) => `  ${name.padEnd(14)}${c.summary}`)
   .join('\n')}
 
 Options:
   -h, --help      show help (also "zax <command> --help")
   -V, --version   show the version
 
+${RELAYS_HELP}
+
 ${ENV_HELP}
 
 ${JSON_HELP}
 
-Exit codes: 0 success, 1 error, 2 usage error.
+Exit codes: 0 success, 1 error, 2 usage error, 130 transfer interrupted (send-file, receive-file).
 `;
 
 const isCommand = (s: string): boolean => Object.prototype.hasOwnProperty.call(COMMANDS, s);
@@ -396,10 +529,23 @@ export interface ErrorReport {
   status?: number;
   reason?: string;
   retryAfterSec?: number;
+  /** An interrupted upload: the command that continues it. */
+  resume?: string;
+}
+
+/** A transfer stopped by SIGINT/SIGTERM: exit 130, kind `interrupted`. */
+class Interrupted extends ZaxClientError {
+  constructor(
+    message: string,
+    readonly resume?: string,
+  ) {
+    super(message);
+  }
 }
 
 function describeError(e: unknown, debug = false): ErrorReport {
   if (e instanceof CliUsage || e instanceof UsageError) return { message: e.message, kind: 'usage' };
+  if (e instanceof Interrupted) return { message: e.message, kind: 'interrupted', ...(e.resume !== undefined ? { resume: e.resume } : {}) };
   if (e instanceof RelayHttpError) {
     return { message: `${e.message}${hint(e)}`, kind: 'relay', status: e.status, ...(e.retryAfter !== null ? { retryAfterSec: e.retryAfter } : {}) };
   }
@@ -416,12 +562,14 @@ function describeError(e: unknown, debug = false): ErrorReport {
 function report(e: unknown, io: CliIo, command: string | null, json: boolean): number {
   const debug = io.env.ZAX_DEBUG !== undefined && io.env.ZAX_DEBUG !== '' && io.env.ZAX_DEBUG !== '0';
   const r = describeError(e, debug && !json);
-  const code = r.kind === 'usage' ? EXIT_USAGE : EXIT_ERROR;
+  const code = r.kind === 'usage' ? EXIT_USAGE : r.kind === 'interrupted' ? EXIT_INTERRUPTED : EXIT_ERROR;
   if (json) {
     io.stderr.write(`${JSON.stringify({ error: r })}\n`);
   } else if (r.kind === 'usage') {
     const cmd = e instanceof CliUsage ? e.command : command;
     io.stderr.write(`zax: ${r.message}\nRun "zax ${cmd === null ? '' : `${cmd} `}--help" for usage.\n`);
+  } else if (r.kind === 'interrupted') {
+    io.stderr.write(`zax: ${r.message}\n`);
   } else {
     io.stderr.write(`zax: ${r.kind === 'unexpected' ? 'unexpected error' : 'error'}: ${r.message}\n`);
   }
@@ -536,17 +684,42 @@ function resolvePeer(c: Context, contacts: readonly Contact[], value: string, fl
   return { publicKey, publicKeyB64, contact: contacts.find((k) => k.publicKey === publicKeyB64)?.name ?? null };
 }
 
-async function openMailbox(c: Context, relay: string, options: { guests?: Iterable<{ publicKey: string | Uint8Array; name?: string }>; signal?: AbortSignal } = {}): Promise<Mailbox> {
-  const identity = await loadIdentity(c);
+type GuestList = Iterable<{ publicKey: string | Uint8Array; name?: string }>;
+
+/** The fetch of this run: --ca's, or the io's; with `signal`, stopping cuts a request in flight short. */
+async function cliFetch(c: Context, signal?: AbortSignal): Promise<FetchLike | undefined> {
   const base = c.v.ca !== undefined ? await caFetch(c.v.ca) : c.io.fetch;
-  const signal = options.signal;
-  let fetch = base;
-  if (signal !== undefined) {
-    // Stopping cuts a request in flight short instead of waiting for its timeout.
-    const inner: FetchLike = base ?? ((url, init) => globalThis.fetch(url, init));
-    fetch = (url, init) => inner(url, { ...init, signal: init.signal ? AbortSignal.any([init.signal, signal]) : signal });
-  }
+  if (signal === undefined) return base;
+  const inner: FetchLike = base ?? ((url, init) => globalThis.fetch(url, init));
+  return (url, init) => inner(url, { ...init, signal: init.signal ? AbortSignal.any([init.signal, signal]) : signal });
+}
+
+async function openMailbox(c: Context, relay: string, options: { guests?: GuestList; signal?: AbortSignal } = {}): Promise<Mailbox> {
+  const identity = await loadIdentity(c);
+  const fetch = await cliFetch(c, options.signal);
   return Mailbox.create({ url: relay, identity, ...(fetch ? { fetch } : {}), ...(options.guests ? { guests: options.guests } : {}) });
+}
+
+async function openMulti(c: Context, r: Relays, options: { guests?: GuestList; signal?: AbortSignal } = {}): Promise<MultiMailbox> {
+  const identity = await loadIdentity(c);
+  const fetch = await cliFetch(c, options.signal);
+  return new MultiMailbox({ urls: r.urls, k: r.copies, identity, ...(fetch ? { fetch } : {}), ...(options.guests ? { guests: options.guests } : {}) });
+}
+
+/** One relay's error, as the CLI reports errors (its `message`, `kind`, `status`, …). */
+const relayError = (c: Context, e: Error): ErrorReport => describeError(explainNetworkError(e, c.v.ca));
+
+/** A warning per failed relay: `zax: warning: URL: …`, or `{"warning":{"message","url","kind",…}}`. */
+function warnFailures(c: Context, failures: readonly RelayFailure[], what: string): void {
+  for (const f of failures) {
+    const { message, ...rest } = relayError(c, f.error);
+    c.out.warn(`${what} failed on ${f.url}: ${message}`, { url: f.url, ...rest });
+  }
+}
+
+/** Per-relay outcomes for JSON: `{url, <field>: value}` or `{url, error: {message, kind, …}}`. */
+function relayOutcomes<T>(c: Context, results: readonly ({ url: string; value: T } | RelayFailure)[], field: string): Record<string, unknown>[] {
+  return results.map((r) => (isRelayFailure(r) ? { url: r.url, error: relayError(c, r.error) } : { url: r.url, [field]: r.value }));
 }
 
 // ---------- the commands ----------
@@ -577,30 +750,67 @@ async function send(c: Context): Promise<number> {
   if (v.to === undefined) throw usage(c, '--to WHO is required (a contact name or a public key)');
   const to = resolvePeer(c, await loadContacts(contactsPath(c)), v.to, '--to');
   if (positionals.length !== 1) throw usage(c, positionals.length === 0 ? 'MESSAGE is required ("-" reads standard input)' : 'give the message as one argument (quote it)');
-  const relay = relayUrl(c);
+  const r = relays(c);
   const text = positionals[0] === '-' ? dropTrailingNewline(await readAll(c.io.stdin)) : positionals[0]!;
   // glow.ts shows an empty decrypted text as its ciphertext, so an empty message is refused.
   if (text === '') throw usage(c, 'the message is empty');
-  const mailbox = await openMailbox(c, relay);
+  if (r.multi) {
+    const multi = await openMulti(c, r);
+    const sent = await multi.send(to.publicKey, text, { encrypt: v.plain !== true });
+    warnFailures(c, sent.failures, 'send');
+    const token = sent.relays.find((o): o is { url: string; token: string } => !isRelayFailure(o))!.token;
+    const outcomes = sent.relays.map((o) => (isRelayFailure(o) ? { url: o.url, error: relayError(c, o.error) } : { url: o.url, token: o.token }));
+    c.out.result(`${token}\n`, { token, nonce: sent.nonce, to: sent.to, publicKey: to.publicKeyB64, contact: to.contact, relays: outcomes });
+    return EXIT_OK;
+  }
+  const mailbox = await openMailbox(c, r.urls[0]!);
   const sent = await mailbox.send(to.publicKey, text, { encrypt: v.plain !== true });
   c.out.result(`${sent.token}\n`, { ...sent, publicKey: to.publicKeyB64, contact: to.contact });
   return EXIT_OK;
 }
 
-/** What inbox and watch read: the mailbox with every contact and --from sender as a guest, and the filter. */
-async function openReader(c: Context, signal?: AbortSignal): Promise<{ mailbox: Mailbox; receive: () => Promise<ReceivedMessage[]> }> {
-  noPositionals(c);
+/** What inbox, watch, files and receive-file read: every contact and --from sender as a guest. */
+interface Reader {
+  /** The single relay's mailbox; null with several relays. */
+  mailbox: Mailbox | null;
+  multi: MultiMailbox | null;
+  /** Messages (once each, across relays); relay failures are handed to `onFailures` (default: a warning each). */
+  receive: () => Promise<ReceivedMessage[]>;
+  /** Deletes messages on the relay(s), warning about relays that fail. */
+  remove: (nonces: readonly string[]) => Promise<void>;
+}
+
+async function openReader(
+  c: Context,
+  options: { signal?: AbortSignal; positionals?: boolean; oneRelay?: boolean; onFailures?: (failures: readonly RelayFailure[]) => void } = {},
+): Promise<Reader> {
+  if (options.positionals !== true) noPositionals(c);
   const contactList = await loadContacts(contactsPath(c));
   const from = (c.v.from ?? []).map((w) => resolvePeer(c, contactList, w, '--from'));
   if (c.v.only && from.length === 0) throw usage(c, '--only needs at least one --from WHO');
-  const relay = relayUrl(c);
+  const r: Relays = options.oneRelay ? { urls: [relayUrl(c)], copies: 1, multi: false } : relays(c);
   const guests = [
     ...contactList.map((k) => ({ publicKey: k.publicKey, name: k.name })),
     ...from.filter((p) => p.contact === null).map((p) => ({ publicKey: p.publicKey })),
   ];
-  const mailbox = await openMailbox(c, relay, { guests, ...(signal ? { signal } : {}) });
   const filter = c.v.only ? { from: from.map((p) => p.publicKey) } : {};
-  return { mailbox, receive: () => mailbox.receive(filter) };
+  const signal = options.signal ? { signal: options.signal } : {};
+  if (r.multi) {
+    const multi = await openMulti(c, r, { guests, ...signal });
+    const onFailures = options.onFailures ?? ((f: readonly RelayFailure[]) => warnFailures(c, f, 'reading the mailbox'));
+    return {
+      mailbox: null,
+      multi,
+      receive: async () => {
+        const got = await multi.receive(filter);
+        if (got.failures.length > 0) onFailures(got.failures);
+        return got.messages;
+      },
+      remove: async (nonces) => warnFailures(c, (await multi.delete(nonces)).failures, 'delete'),
+    };
+  }
+  const mailbox = await openMailbox(c, r.urls[0]!, { guests, ...signal });
+  return { mailbox, multi: null, receive: () => mailbox.receive(filter), remove: async (nonces) => void (await mailbox.delete(nonces)) };
 }
 
 async function inbox(c: Context): Promise<number> {
@@ -617,22 +827,333 @@ async function deleteCommand(c: Context): Promise<number> {
   for (const n of positionals) {
     if (decodeFixed(n, NONCE_BYTES) === null) throw usage(c, `not a message nonce (32 characters of base64): "${n}"`);
   }
-  const relay = relayUrl(c);
-  const mailbox = await openMailbox(c, relay);
+  const r = relays(c);
+  const deleted = v.all ? 'all' : positionals;
+  const plural = (n: number): string => `${n} message${n === 1 ? '' : 's'} left`;
+  if (r.multi) {
+    const multi = await openMulti(c, r);
+    const res = v.all ? await multi.deleteAll() : await multi.delete(positionals);
+    warnFailures(c, res.failures, 'delete');
+    const counts = res.relays.flatMap((o) => (isRelayFailure(o) ? [] : [o.remaining]));
+    const left = Math.max(...counts);
+    const text = res.relays.map((o) => (isRelayFailure(o) ? `${o.url}: failed\n` : `${o.url}: ${plural(o.remaining)}\n`)).join('');
+    const outcomes = res.relays.map((o) => (isRelayFailure(o) ? { url: o.url, error: relayError(c, o.error) } : { url: o.url, left: o.remaining }));
+    c.out.result(text, { deleted, left, relays: outcomes });
+    return EXIT_OK;
+  }
+  const mailbox = await openMailbox(c, r.urls[0]!);
   const left = v.all ? await mailbox.deleteAll() : await mailbox.delete(positionals);
-  c.out.result(`${left} message${left === 1 ? '' : 's'} left\n`, { deleted: v.all ? 'all' : positionals, left });
+  c.out.result(`${plural(left)}\n`, { deleted, left });
   return EXIT_OK;
 }
+
+const describeTtl = (ttl: number): string => (ttl >= 0 ? `live, expires in ${formatDuration(ttl)}` : 'gone (deleted by the recipient, expired, or unknown)');
 
 async function status(c: Context): Promise<number> {
   if (c.positionals.length !== 1) throw usage(c, 'give exactly one TOKEN');
   const token = c.positionals[0]!;
   if (decodeFixed(token, 32) === null) throw usage(c, `not a storage token (44 characters of base64): "${token}"`);
-  const relay = relayUrl(c);
-  const mailbox = await openMailbox(c, relay);
+  const r = relays(c);
+  if (r.multi) {
+    // The token does not say which K relays carry the message: ask every relay of the list.
+    const multi = await openMulti(c, r);
+    const results = await multi.onRelays(r.urls, (mb) => mb.messageStatus(token));
+    const failures = results.filter(isRelayFailure);
+    if (failures.length === results.length) throw new AllRelaysFailedError('status', failures);
+    warnFailures(c, failures, 'status');
+    const ttl = Math.max(...results.flatMap((o) => (isRelayFailure(o) ? [] : [o.value])));
+    const text = `${describeTtl(ttl)}\n${results.map((o) => `  ${o.url}: ${isRelayFailure(o) ? 'failed' : o.value >= 0 ? `live, ${o.value} s` : 'gone'}\n`).join('')}`;
+    c.out.result(text, { token, ttlSec: ttl, relays: relayOutcomes(c, results, 'ttlSec') });
+    return EXIT_OK;
+  }
+  const mailbox = await openMailbox(c, r.urls[0]!);
   const ttl = await mailbox.messageStatus(token);
-  c.out.result(ttl >= 0 ? `live, expires in ${formatDuration(ttl)}\n` : 'gone (deleted by the recipient, expired, or unknown)\n', { token, ttlSec: ttl });
+  c.out.result(`${describeTtl(ttl)}\n`, { token, ttlSec: ttl });
   return EXIT_OK;
+}
+
+// ---------- files ----------
+
+/** A whole number of bytes from an option, in [min, max]. */
+function bytesOption(c: Context, flag: string, value: string, min: number, max: number): number {
+  const n = /^\d{1,12}$/.test(value) ? Number(value) : NaN;
+  if (!(n >= min && n <= max)) throw usage(c, `${flag}: expected a whole number of bytes from ${min} to ${max}, got "${value}"`);
+  return n;
+}
+
+/** An argument quoted for a POSIX shell when it needs it. */
+const shellQuote = (s: string): string => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
+
+const errnoCode = (e: unknown): string => {
+  const code = (e as { code?: unknown }).code;
+  return typeof code === 'string' ? code : e instanceof Error ? e.message : String(e);
+};
+
+/** Writes bytes to the CLI's stdout, waiting for 'drain' when it says to. */
+async function writeStdout(c: Context, chunk: Uint8Array): Promise<void> {
+  const out = c.io.stdout;
+  if (out.write(chunk) === false && out.once !== undefined) await new Promise<void>((res) => out.once!('drain', res));
+}
+
+/** Stops on SIGINT/SIGTERM: the signal to pass on, and the disposal of the handler. */
+function interruptible(c: Context): { signal: AbortSignal; dispose: () => void } {
+  const stop = new AbortController();
+  const dispose = c.io.onInterrupt?.(() => stop.abort()) ?? (() => undefined);
+  return { signal: stop.signal, dispose };
+}
+
+async function sendFileCommand(c: Context): Promise<number> {
+  const { v } = c;
+  if (v.to === undefined) throw usage(c, '--to WHO is required (a contact name or a public key)');
+  const to = resolvePeer(c, await loadContacts(contactsPath(c)), v.to, '--to');
+  if (c.positionals.length !== 1) throw usage(c, c.positionals.length === 0 ? 'FILE is required' : 'give one FILE');
+  const relay = relayUrl(c);
+  if (v.resume && (v.name !== undefined || v['chunk-size'] !== undefined)) {
+    throw usage(c, '--resume keeps the name and chunk size the upload started with: leave out --name and --chunk-size');
+  }
+  if (v.name !== undefined && v.name.trim() === '') throw usage(c, '--name: the name is empty');
+  const chunkSize = v['chunk-size'] === undefined ? undefined : bytesOption(c, '--chunk-size', v['chunk-size'], 1, 64 * 1024 * 1024);
+  const given = c.positionals[0]!;
+  let file: string;
+  let size: number;
+  let mtimeMs: number;
+  try {
+    file = await realpath(resolve(given));
+    const st = await stat(file);
+    if (!st.isFile()) throw new ZaxClientError(`${given} is not a regular file`);
+    size = st.size;
+    mtimeMs = st.mtimeMs;
+  } catch (e) {
+    if (e instanceof ZaxClientError) throw e;
+    throw new ZaxClientError(`cannot read ${given} (${errnoCode(e)})`);
+  }
+
+  const { signal, dispose } = interruptible(c);
+  try {
+    const mailbox = await openMailbox(c, relay, { signal });
+    const dir = uploadsDirFor(identityPath(c));
+    const mine = (await listUploadStates(dir)).filter(({ state }) => state.file === file && state.recipient === to.publicKeyB64 && state.checkpoint.from === mailbox.hpk);
+    const who = to.contact ?? to.publicKeyB64;
+    let resume: UploadState | undefined;
+    let statePath: string | null = null;
+    if (v.resume) {
+      if (mine.length === 0) throw new ZaxClientError(`no interrupted upload of ${file} to ${who} to resume (checkpoints are kept in ${dir}): send it without --resume`);
+      const found = mine.find(({ state }) => state.relay === relay);
+      if (found === undefined) throw usage(c, `the interrupted upload of ${file} to ${who} went through ${mine[0]!.state.relay}: resume it with --relay ${mine[0]!.state.relay}`);
+      if (found.state.size !== size || found.state.mtimeMs !== mtimeMs) {
+        throw new ZaxClientError(`${file} has changed since its upload started (size or modification time): send it again without --resume`);
+      }
+      resume = found.state;
+      statePath = found.path;
+    } else if (mine.length > 0) {
+      c.out.warn(`an interrupted upload of this file to ${who} can be continued with --resume; this starts a new upload`);
+    }
+
+    const resumeCommand = [
+      'zax send-file --resume',
+      `--relay ${shellQuote(relay)}`,
+      `--to ${shellQuote(v.to)}`,
+      ...(v.id !== undefined ? [`--id ${shellQuote(v.id)}`] : []),
+      ...(v.ca !== undefined ? [`--ca ${shellQuote(v.ca)}`] : []),
+      shellQuote(given),
+    ].join(' ');
+    const startOffset = resume === undefined ? 0 : Math.min(size, resume.checkpoint.nextPart * resume.checkpoint.chunkSize);
+    let current: FileUploadCheckpoint | null = resume?.checkpoint ?? null;
+    let saveFailed = false;
+    const onCheckpoint = (cp: FileUploadCheckpoint): void => {
+      current = cp;
+      try {
+        statePath = saveUploadState(dir, { type: 'zax-upload', version: 1, file, size, mtimeMs, relay, recipient: to.publicKeyB64, checkpoint: cp });
+      } catch (e) {
+        if (!saveFailed) c.out.warn(`cannot write the upload checkpoint in ${dir} (${errnoCode(e)}): if interrupted, this upload cannot be resumed`);
+        saveFailed = true;
+      }
+    };
+    const progress = createProgress({ stream: c.io.stderr, direction: 'send', json: c.out.json });
+    const source = createReadStream(file, { start: startOffset, highWaterMark: 256 * 1024 });
+    let sent: SentFile;
+    try {
+      sent = await mailbox.sendFile(to.publicKey, source, {
+        size,
+        name: v.name ?? basenameOf(file),
+        ...(chunkSize !== undefined ? { chunkSize } : {}),
+        signal,
+        onProgress: (p) => progress.update(p),
+        onCheckpoint,
+        ...(resume !== undefined ? { resume: resume.checkpoint, sourceOffset: startOffset } : {}),
+      });
+    } catch (e) {
+      progress.fail();
+      source.destroy();
+      const cp = current as FileUploadCheckpoint | null;
+      const done = cp === null ? 0 : Math.min(size, cp.nextPart * cp.chunkSize);
+      if (signal.aborted) {
+        if (cp === null || statePath === null) throw new Interrupted('upload interrupted before it started: nothing to resume');
+        throw new Interrupted(`upload interrupted: ${formatBytes(done)} of ${formatBytes(size)} acknowledged by the relay. To continue it: ${resumeCommand}`, resumeCommand);
+      }
+      if (e instanceof FileTransferError && e.code === 'not-found' && statePath !== null) {
+        await removeUploadState(statePath);
+        throw new ZaxClientError(`${e.message}; its checkpoint is removed: send the file again without --resume`);
+      }
+      if (cp !== null && statePath !== null) {
+        c.out.warn(`the upload stopped after ${formatBytes(done)} of ${formatBytes(size)}; to continue it: ${resumeCommand}`, { resume: resumeCommand });
+      }
+      throw e;
+    }
+    progress.done();
+    // Delivered: this checkpoint, and those of earlier attempts at the same file for the same recipient, are done with.
+    for (const p of new Set([...(statePath !== null ? [statePath] : []), ...mine.map((m) => m.path)])) await removeUploadState(p);
+    c.out.result(`uploadID: ${sent.uploadID}\nnonce:    ${sent.nonce}\ntoken:    ${sent.token}\n`, {
+      uploadID: sent.uploadID,
+      nonce: sent.nonce,
+      token: sent.token,
+      to: sent.to,
+      publicKey: to.publicKeyB64,
+      contact: to.contact,
+      name: sent.name,
+      size: sent.size,
+      chunks: sent.chunks,
+      resumedFrom: startOffset,
+    });
+    return EXIT_OK;
+  } finally {
+    dispose();
+  }
+}
+
+const basenameOf = (path: string): string => path.split(/[/\\]/).pop() || 'file';
+
+/** Runs `f` over `items`, at most `limit` at a time, keeping the order. */
+async function mapLimit<T, R>(items: readonly T[], limit: number, f: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array<R>(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await f(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}
+
+function fileJson(m: ReceivedMessage, st: FileStatusLike | null): Record<string, unknown> {
+  return {
+    uploadID: m.uploadID ?? null,
+    nonce: m.nonce,
+    time: m.time,
+    name: m.file?.name ?? null,
+    size: m.file?.orig_size ?? null,
+    sender: m.sender === null ? null : m.sender.publicKeyB64,
+    contact: m.sender?.name ?? null,
+    from: m.from,
+    status: st?.status ?? null,
+    bytesStored: st?.bytes_stored ?? null,
+  };
+}
+
+interface FileStatusLike {
+  status: string;
+  bytes_stored: number;
+}
+
+function formatFiles(files: readonly ReceivedMessage[], statuses: readonly (FileStatusLike | null)[]): string {
+  if (files.length === 0) return 'no files\n';
+  const head = `${files.length} file${files.length === 1 ? '' : 's'}\n`;
+  return (
+    head +
+    files
+      .map((m, i) => {
+        const st = statuses[i];
+        const who = m.sender === null ? `from hpk ${m.from} (unknown sender)` : m.sender.name !== undefined ? `from ${m.sender.name} (${m.sender.publicKeyB64})` : `from ${m.sender.publicKeyB64}`;
+        const what = m.file !== undefined ? `${sanitizeForTerminal(m.file.name).replace(/\n/g, '\\n')}  ${formatBytes(m.file.orig_size)}` : '(name and size not readable)';
+        return `\n${what}  ${st?.status ?? 'status unknown'}  ${who}\n  uploadID ${m.uploadID ?? '?'}  nonce ${m.nonce}\n`;
+      })
+      .join('')
+  );
+}
+
+async function filesCommand(c: Context): Promise<number> {
+  const reader = await openReader(c, { oneRelay: true });
+  const files = (await reader.receive()).filter((m) => m.kind === 'file');
+  const mailbox = reader.mailbox!;
+  // One fileStatus per file, a few at a time; a failure leaves that status unknown.
+  const statuses = await mapLimit(files, 8, (m) => (m.uploadID === undefined ? Promise.resolve(null) : mailbox.fileStatus(m.uploadID).catch(() => null)));
+  c.out.result(formatFiles(files, statuses), files.map((m, i) => fileJson(m, statuses[i] ?? null)));
+  return EXIT_OK;
+}
+
+async function receiveFileCommand(c: Context): Promise<number> {
+  const { v } = c;
+  if (c.positionals.length !== 1) throw usage(c, 'give the UPLOAD_ID or the NONCE of one file ("zax files" lists them)');
+  const id = c.positionals[0]!;
+  if (v.out === '-' && c.out.json) throw usage(c, '--json cannot go with --out -: standard output holds the file');
+  if (v.out === '') throw usage(c, '--out: the path is empty');
+  const { signal, dispose } = interruptible(c);
+  try {
+    const reader = await openReader(c, { positionals: true, oneRelay: true, signal });
+    const mailbox = reader.mailbox!;
+    const m = (await reader.receive()).find((f) => f.kind === 'file' && (f.uploadID === id || f.nonce === id));
+    if (m === undefined) throw new ZaxClientError(`no file with uploadID or nonce "${id}" in your mailbox (see "zax files")`);
+    if (m.file === undefined || m.uploadID === undefined) {
+      throw new ZaxClientError(
+        m.sender === null
+          ? `the file is from an unknown sender (hpk ${m.from}): add them with "zax contacts add NAME PUBKEY", or give --from PUBKEY`
+          : `the file message from ${m.sender.name ?? m.sender.publicKeyB64} does not open (not file metadata for this key)`,
+      );
+    }
+    const metadata: FileMetadata = m.file;
+    const name = safeFileName(metadata.name);
+    let dest: string | null = null;
+    if (v.out !== '-') {
+      const out = resolve(v.out ?? '.');
+      const isDir = await stat(out).then((s) => s.isDirectory(), () => false);
+      dest = isDir ? join(out, name) : out;
+      const exists = await lstat(dest).then(() => true, () => false);
+      if (exists && v.force !== true) throw new ZaxClientError(`${dest} already exists: use --force to replace it, or --out another path`);
+    }
+    let pending: PendingFile | null = null;
+    if (dest !== null) {
+      try {
+        pending = await pendingFile(dest);
+      } catch (e) {
+        throw new ZaxClientError(`cannot write beside ${dest} (${errnoCode(e)})`);
+      }
+    }
+    const hash = createHash('sha256');
+    const progress = createProgress({ stream: c.io.stderr, direction: 'receive', json: c.out.json });
+    try {
+      await mailbox.receiveFile(m, {
+        sink: async (chunk) => {
+          hash.update(chunk);
+          if (pending !== null) await pending.write(chunk);
+          else await writeStdout(c, chunk);
+        },
+        signal,
+        onProgress: (p) => progress.update(p),
+      });
+      await pending?.commit(v.force === true);
+    } catch (e) {
+      progress.fail();
+      await pending?.discard();
+      if (signal.aborted) throw new Interrupted(`download interrupted${pending !== null ? '; the partial file is removed' : ''}`);
+      if (errnoCode(e) === 'EEXIST') throw new ZaxClientError(`${dest} appeared during the download: use --force to replace it, or --out another path`);
+      throw e;
+    }
+    progress.done();
+    let deleted = false;
+    if (v.delete) {
+      await mailbox.deleteFile(m.uploadID);
+      await mailbox.delete([m.nonce]);
+      deleted = true;
+    }
+    const doc = { uploadID: m.uploadID, nonce: m.nonce, name: metadata.name, path: dest, size: metadata.orig_size, sha256: hash.digest('hex'), deleted };
+    if (dest === null) c.out.note(`received ${formatBytes(metadata.orig_size)}${deleted ? ' (deleted from the relay)' : ''}\n`);
+    else c.out.result(`${dest}\n`, doc);
+    return EXIT_OK;
+  } finally {
+    dispose();
+  }
 }
 
 const contactJson = (k: Contact): Record<string, string> => ({ name: k.name, publicKey: k.publicKey, hpk: contactHpk(k) });
@@ -724,14 +1245,31 @@ async function watchCommand(c: Context): Promise<number> {
   const maxPolls = countOption(c, '--max-polls', c.v['max-polls']);
   const exitAfter = countOption(c, '--exit-after', c.v['exit-after']);
   const stop = new AbortController();
-  const { mailbox, receive } = await openReader(c, stop.signal);
+  // With several relays, a relay that fails is reported when it starts failing, not at every poll.
+  let failing = new Set<string>();
+  let failedBefore = new Set<string>();
+  const onFailures = (failures: readonly RelayFailure[]): void => {
+    warnFailures(c, failures.filter((f) => !failedBefore.has(f.url)), 'poll');
+    failing = new Set(failures.map((f) => f.url));
+  };
+  const reader = await openReader(c, { signal: stop.signal, onFailures });
+  const receive = async (): Promise<ReceivedMessage[]> => {
+    failedBefore = failing;
+    failing = new Set();
+    try {
+      return await reader.receive();
+    } catch (e) {
+      failing = failedBefore; // every relay failed: the watch's own warning says so
+      throw e;
+    }
+  };
   const dispose = c.io.onInterrupt?.(() => stop.abort()) ?? (() => undefined);
   let failedAtEnd = false;
   try {
     await watch<ReceivedMessage>({
       poll: receive,
       emit: (m) => c.out.result(formatMessage(m), toJson(m)),
-      ...(c.v.delete ? { remove: async (ms: ReceivedMessage[]) => void (await mailbox.delete(ms.map((m) => m.nonce))) } : {}),
+      ...(c.v.delete ? { remove: (ms: ReceivedMessage[]) => reader.remove(ms.map((m) => m.nonce)) } : {}),
       // A misconfiguration (wrong port, untrusted certificate, no relay at that URL) ends the watch
       // at its first poll; once a poll has succeeded, every failure is retried.
       isFatal: (e, { succeeded }) => succeeded === 0 && !isTransient(e),
@@ -794,15 +1332,52 @@ async function caFetch(file: string): Promise<FetchLike> {
   return (url, init) => fetch(url, { ...(init as Parameters<typeof fetch>[1]), dispatcher }) as unknown as Promise<Response>;
 }
 
-/** The relay URL (--relay, else $ZAX_RELAY), checked before the identity is read (a mistyped URL is a usage error). */
-function relayUrl(c: Context): string {
-  const url = c.v.relay ?? (c.io.env.ZAX_RELAY || undefined);
-  if (url === undefined) throw usage(c, '--relay URL is required (or set ZAX_RELAY)');
-  try {
-    return normalizeBaseUrl(url);
-  } catch (e) {
-    throw usage(c, e instanceof Error ? e.message : String(e));
+/**
+ * The relay URLs (every --relay, else the comma-separated $ZAX_RELAY), normalised and without
+ * repeats, checked before the identity is read (a mistyped URL is a usage error).
+ */
+function relayUrls(c: Context): string[] {
+  const given = c.v.relay !== undefined && c.v.relay.length > 0 ? c.v.relay : c.io.env.ZAX_RELAY ? [c.io.env.ZAX_RELAY] : [];
+  const raw = given.flatMap((u) => u.split(',')).map((u) => u.trim()).filter((u) => u !== '');
+  if (raw.length === 0) throw usage(c, '--relay URL is required (or set ZAX_RELAY)');
+  const urls: string[] = [];
+  for (const u of raw) {
+    let url: string;
+    try {
+      url = normalizeBaseUrl(u);
+    } catch (e) {
+      throw usage(c, e instanceof Error ? e.message : String(e));
+    }
+    if (!urls.includes(url)) urls.push(url);
   }
+  return urls;
+}
+
+/** The one relay of a command that goes through one (the file commands, for now). */
+function relayUrl(c: Context): string {
+  const urls = relayUrls(c);
+  if (urls.length > 1) {
+    throw usage(c, `files go through one relay for now: give one --relay (got ${urls.length}); send, inbox, watch, delete and status take several`);
+  }
+  return urls[0]!;
+}
+
+/** The relays and K of a command that can use several: `multi` when more than one URL is given. */
+interface Relays {
+  urls: string[];
+  copies: number;
+  multi: boolean;
+}
+
+function relays(c: Context): Relays {
+  const urls = relayUrls(c);
+  let copies = Math.min(2, urls.length);
+  if (c.v.copies !== undefined) {
+    const k = /^\d{1,3}$/.test(c.v.copies) ? Number(c.v.copies) : NaN;
+    if (!(k >= 1 && k <= urls.length)) throw usage(c, `--copies: expected a whole number from 1 to the number of relays (${urls.length}), got "${c.v.copies}"`);
+    copies = k;
+  }
+  return { urls, copies, multi: urls.length > 1 };
 }
 
 async function loadIdentity(c: Context): Promise<Identity> {
@@ -855,6 +1430,7 @@ function toJson(m: ReceivedMessage): Record<string, unknown> {
     text: m.text,
     data: m.data,
     ...(m.uploadID !== undefined ? { uploadID: m.uploadID } : {}),
+    ...('relays' in m ? { relays: (m as MultiReceivedMessage).relays } : {}),
   };
 }
 
