@@ -617,7 +617,7 @@ function parse(command: string, args: readonly string[]) {
     if (def === undefined) throw new CliUsage(unknownOption(command, t.rawName), command);
     if (def.type === 'string' && t.value === undefined) throw new CliUsage(`${t.rawName} needs a value`, command);
     // As strict mode does: "--out --force" is a forgotten value, not a file named "--force".
-    if (def.type === 'string' && t.inlineValue === false && t.value?.startsWith('-')) {
+    if (def.type === 'string' && t.inlineValue === false && t.value?.startsWith('-') && t.value !== '-') {
       throw new CliUsage(`${t.rawName} needs a value (one that starts with "-" is written --${t.name}=${t.value})`, command);
     }
     if (def.type === 'boolean' && t.inlineValue === true) throw new CliUsage(`${t.rawName} takes no value`, command);

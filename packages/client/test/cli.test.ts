@@ -59,7 +59,7 @@ afterAll(async () => {
   await rm(home, { recursive: true, force: true });
 });
 
-const COMMANDS = ['keygen', 'id', 'send', 'inbox', 'watch', 'delete', 'status', 'contacts'];
+const COMMANDS = ['keygen', 'id', 'send', 'inbox', 'watch', 'delete', 'status', 'send-file', 'files', 'receive-file', 'contacts'];
 
 describe('help', () => {
   it('zax --help lists every command and the exit codes', async () => {
