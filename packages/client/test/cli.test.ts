@@ -68,7 +68,7 @@ describe('help', () => {
     expect(r.stdout).toMatch(/^zax: /);
     expect(r.stdout).toContain('Usage: zax <command> [options]');
     for (const c of COMMANDS) expect(r.stdout).toMatch(new RegExp(`^  ${c} `, 'm'));
-    expect(r.stdout).toContain('Exit codes: 0 success, 1 error, 2 usage error.');
+    expect(r.stdout).toContain('Exit codes: 0 success, 1 error, 2 usage error, 130 transfer interrupted (send-file, receive-file).');
     expect(r.stderr).toBe('');
   });
 
