@@ -19,7 +19,7 @@ import type { FileMetadata, FileUploadCheckpoint, SentFile } from './files.js';
 import { generateIdentity, parseKey, type Identity } from './identity.js';
 import { defaultIdentityPath, isIdentityFileExposed, loadIdentityFile, saveIdentityFile } from './identity-file.js';
 import { Mailbox, type ReceivedMessage } from './mailbox.js';
-import { createProgress, formatBytes } from './progress.js';
+import { createProgress, formatBytes, type TransferProgress } from './progress.js';
 import { normalizeBaseUrl, type FetchLike } from './relay.js';
 import { isRelayFailure, MultiMailbox, type MultiReceivedMessage } from './relays.js';
 import { Backoff, watch } from './watch.js';
@@ -69,10 +69,11 @@ object per line), warnings are {"warning":{"message",…}} lines and errors one
 {"error":{"message","kind","status"?}} line on standard error, with the same exit codes; the
 progress of send-file and receive-file is {"progress":{…}} lines on standard error.`;
 
-const RELAYS_HELP = `Several relays: repeat --relay (or list them in ZAX_RELAY, comma-separated) and send, inbox,
-watch, delete and status go through k of them (--copies K, default 2), chosen from the
+const RELAYS_HELP = `Several relays: repeat --relay (or list them in ZAX_RELAY, comma-separated) and the commands
+go through k of them (--copies K, default 2), chosen from the
 recipient's address; sender and recipient must give the same list and K. A relay that fails is
-a warning; the command succeeds if one relay did. Files go through one relay for now.`;
+a warning; the command succeeds if one relay did. send-file, files and receive-file too (an
+upload through several relays cannot be resumed).`;
 
 // ---------- options ----------
 
@@ -104,7 +105,6 @@ const RELAY_OPTIONS = { ...ONE_RELAY_OPTIONS, copies: OPT.copies } as const sati
 const H = {
   relay: '  -r, --relay URL    relay base URL (default: $ZAX_RELAY); repeat for several relays',
   copies: '  -k, --copies K     with several relays: relays per message (default 2; the same K on both sides)',
-  oneRelay: '  -r, --relay URL    relay base URL (default: $ZAX_RELAY); one relay: files go through one for now',
   id: `  -i, --id FILE      identity file (default: ${ID_DEFAULT})`,
   ca: '      --ca FILE      trust the CA certificate in FILE (PEM) for an https:// relay, e.g. a self-signed one',
   help: '  -h, --help         show this help',
@@ -354,10 +354,12 @@ While it runs, a checkpoint (it holds the file key: keep it as secret as the ide
 kept in uploads/ beside the identity file, mode 0600, and removed when the file is sent. If the
 upload is interrupted (Ctrl-C, a network failure), run the same command with --resume: it goes on
 from the last chunk the relay acknowledged, as long as FILE has not changed. Ctrl-C (SIGINT) or
-SIGTERM stops it cleanly and prints that command (exit 130).
+SIGTERM stops it cleanly and prints that command (exit 130). With several relays the file goes to
+K of them, read from disk once; a relay that fails is a warning; such an upload is not resumed.
 
 Options:
-${H.oneRelay}
+${H.relay}
+${H.copies}
   -t, --to WHO       recipient: a contact name, or a public key (44 characters of base64)
   -n, --name NAME    the file name the recipient sees (default: FILE's own name)
       --chunk-size BYTES
@@ -365,12 +367,13 @@ ${H.oneRelay}
       --resume       continue the interrupted upload of FILE to WHO
 ${H.id}
       --json         print {"uploadID","nonce","token","to","publicKey","contact","name","size","chunks",
-                     "resumedFrom"}; progress as {"progress":{…}} lines on standard error
+                     "resumedFrom"} (several relays: also "relays", each {"url","uploadID","token"} or
+                     {"url","error"}); progress as {"progress":{…}} lines on standard error
 ${H.ca}
 ${H.help}
 `,
     options: {
-      ...ONE_RELAY_OPTIONS,
+      ...RELAY_OPTIONS,
       to: { type: 'string', short: 't' },
       name: { type: 'string', short: 'n' },
       'chunk-size': { type: 'string' },
@@ -388,7 +391,8 @@ senders are readable; others are shown as from an unknown sender. Nothing is dow
 deleted ("zax receive-file" does that).
 
 Options:
-${H.oneRelay}
+${H.relay}
+${H.copies}
 ${H.id}
 ${H.from}
       --json         print a JSON array of {"uploadID","nonce","time","name","size","sender","contact",
@@ -397,7 +401,7 @@ ${H.from}
 ${H.ca}
 ${H.help}
 `,
-    options: { ...ONE_RELAY_OPTIONS, from: OPT.from },
+    options: { ...RELAY_OPTIONS, from: OPT.from },
     run: filesCommand,
   },
   'receive-file': {
@@ -411,9 +415,11 @@ sender, so only its last part is used, without control characters or leading dot
 point outside the directory. The file is written to a temporary file beside it (mode 0600) and
 renamed at the end; an existing file is never replaced without --force. Progress goes to
 standard error. Ctrl-C (SIGINT) or SIGTERM stops it and removes the partial file (exit 130).
+With several relays, it comes from one that holds it (the next one if a download fails).
 
 Options:
-${H.oneRelay}
+${H.relay}
+${H.copies}
   -o, --out PATH     where to write: a directory (the file keeps its name), a file name, or "-"
                      for standard output
   -f, --force        replace an existing file
@@ -426,7 +432,7 @@ ${H.ca}
 ${H.help}
 `,
     options: {
-      ...ONE_RELAY_OPTIONS,
+      ...RELAY_OPTIONS,
       out: { type: 'string', short: 'o' },
       force: OPT.force,
       delete: { type: 'boolean' },
@@ -782,13 +788,13 @@ interface Reader {
 
 async function openReader(
   c: Context,
-  options: { signal?: AbortSignal; positionals?: boolean; oneRelay?: boolean; onFailures?: (failures: readonly RelayFailure[]) => void } = {},
+  options: { signal?: AbortSignal; positionals?: boolean; onFailures?: (failures: readonly RelayFailure[]) => void } = {},
 ): Promise<Reader> {
   if (options.positionals !== true) noPositionals(c);
   const contactList = await loadContacts(contactsPath(c));
   const from = (c.v.from ?? []).map((w) => resolvePeer(c, contactList, w, '--from'));
   if (c.v.only && from.length === 0) throw usage(c, '--only needs at least one --from WHO');
-  const r: Relays = options.oneRelay ? { urls: [relayUrl(c)], copies: 1, multi: false } : relays(c);
+  const r = relays(c);
   const guests = [
     ...contactList.map((k) => ({ publicKey: k.publicKey, name: k.name })),
     ...from.filter((p) => p.contact === null).map((p) => ({ publicKey: p.publicKey })),
@@ -907,7 +913,9 @@ async function sendFileCommand(c: Context): Promise<number> {
   if (v.to === undefined) throw usage(c, '--to WHO is required (a contact name or a public key)');
   const to = resolvePeer(c, await loadContacts(contactsPath(c)), v.to, '--to');
   if (c.positionals.length !== 1) throw usage(c, c.positionals.length === 0 ? 'FILE is required' : 'give one FILE');
-  const relay = relayUrl(c);
+  const r = relays(c);
+  if (r.multi && v.resume) throw usage(c, '--resume works with one relay: an upload through several relays is not resumed (send the file again)');
+  const relay = r.urls[0]!;
   if (v.resume && (v.name !== undefined || v['chunk-size'] !== undefined)) {
     throw usage(c, '--resume keeps the name and chunk size the upload started with: leave out --name and --chunk-size');
   }
@@ -930,6 +938,7 @@ async function sendFileCommand(c: Context): Promise<number> {
 
   const { signal, dispose } = interruptible(c);
   try {
+    if (r.multi) return await sendFileMulti(c, r, to, { file, size, name: v.name ?? basenameOf(file), chunkSize, signal });
     const mailbox = await openMailbox(c, relay, { signal });
     const dir = uploadsDirFor(identityPath(c));
     const mine = (await listUploadStates(dir)).filter(({ state }) => state.file === file && state.recipient === to.publicKeyB64 && state.checkpoint.from === mailbox.hpk);
@@ -1021,6 +1030,49 @@ async function sendFileCommand(c: Context): Promise<number> {
   }
 }
 
+/** send-file through several relays (MultiMailbox.sendFile): no checkpoint, an interrupted send starts again. */
+async function sendFileMulti(c: Context, r: Relays, to: Peer, f: { file: string; size: number; name: string; chunkSize: number | undefined; signal: AbortSignal }): Promise<number> {
+  const multi = await openMulti(c, r, { signal: f.signal });
+  const progress = createProgress({ stream: c.io.stderr, direction: 'send', json: c.out.json });
+  const source = createReadStream(f.file, { highWaterMark: 256 * 1024 });
+  let sent;
+  try {
+    sent = await multi.sendFile(to.publicKey, source, {
+      size: f.size,
+      name: f.name,
+      ...(f.chunkSize !== undefined ? { chunkSize: f.chunkSize } : {}),
+      signal: f.signal,
+      onProgress: (p) => progress.update(p),
+    });
+  } catch (e) {
+    progress.fail();
+    source.destroy();
+    if (f.signal.aborted) throw new Interrupted('upload interrupted (uploads through several relays are not resumed: send the file again)');
+    throw e;
+  }
+  progress.done();
+  warnFailures(c, sent.failures, 'sendFile');
+  const ok = sent.relays.filter((o): o is { url: string; uploadID: string; token: string } => !isRelayFailure(o));
+  const first = ok[0]!;
+  const outcomes = sent.relays.map((o) =>
+    isRelayFailure(o) ? { url: o.url, error: relayError(c, o.error), ...(o.uploadID !== undefined ? { uploadID: o.uploadID } : {}) } : { url: o.url, uploadID: o.uploadID, token: o.token },
+  );
+  c.out.result(`${ok.map((o) => `uploadID: ${o.uploadID}  (${o.url})\n`).join('')}nonce:    ${sent.nonce}\ntoken:    ${first.token}\n`, {
+    uploadID: first.uploadID,
+    nonce: sent.nonce,
+    token: first.token,
+    to: sent.to,
+    publicKey: to.publicKeyB64,
+    contact: to.contact,
+    name: sent.name,
+    size: sent.size,
+    chunks: sent.chunks,
+    resumedFrom: 0,
+    relays: outcomes,
+  });
+  return EXIT_OK;
+}
+
 const basenameOf = (path: string): string => path.split(/[/\\]/).pop() || 'file';
 
 /** Runs `f` over `items`, at most `limit` at a time, keeping the order. */
@@ -1049,6 +1101,7 @@ function fileJson(m: ReceivedMessage, st: FileStatusLike | null): Record<string,
     from: m.from,
     status: st?.status ?? null,
     bytesStored: st?.bytes_stored ?? null,
+    ...('uploads' in m ? { uploads: (m as MultiReceivedMessage).uploads } : {}),
   };
 }
 
@@ -1074,11 +1127,22 @@ function formatFiles(files: readonly ReceivedMessage[], statuses: readonly (File
 }
 
 async function filesCommand(c: Context): Promise<number> {
-  const reader = await openReader(c, { oneRelay: true });
+  const reader = await openReader(c);
   const files = (await reader.receive()).filter((m) => m.kind === 'file');
-  const mailbox = reader.mailbox!;
-  // One fileStatus per file, a few at a time; a failure leaves that status unknown.
-  const statuses = await mapLimit(files, 8, (m) => (m.uploadID === undefined ? Promise.resolve(null) : mailbox.fileStatus(m.uploadID).catch(() => null)));
+  const { mailbox, multi } = reader;
+  // One fileStatus per file (with several relays: per relay that holds it, the best one), a few at
+  // a time; a failure leaves that status unknown.
+  const statusOf = async (m: ReceivedMessage): Promise<FileStatusLike | null> => {
+    if (multi !== null) {
+      const uploads = (m as MultiReceivedMessage).uploads;
+      if (uploads === undefined) return null;
+      const res = await multi.fileStatus({ uploads }).catch(() => null);
+      const got = (res?.relays ?? []).flatMap((o) => (isRelayFailure(o) ? [] : [o.status]));
+      return got.find((st) => st.status === 'COMPLETE') ?? got[0] ?? null;
+    }
+    return m.uploadID === undefined ? null : mailbox!.fileStatus(m.uploadID).catch(() => null);
+  };
+  const statuses = await mapLimit(files, 8, statusOf);
   c.out.result(formatFiles(files, statuses), files.map((m, i) => fileJson(m, statuses[i] ?? null)));
   return EXIT_OK;
 }
@@ -1091,9 +1155,11 @@ async function receiveFileCommand(c: Context): Promise<number> {
   if (v.out === '') throw usage(c, '--out: the path is empty');
   const { signal, dispose } = interruptible(c);
   try {
-    const reader = await openReader(c, { positionals: true, oneRelay: true, signal });
-    const mailbox = reader.mailbox!;
-    const m = (await reader.receive()).find((f) => f.kind === 'file' && (f.uploadID === id || f.nonce === id));
+    const reader = await openReader(c, { positionals: true, signal });
+    const { mailbox, multi } = reader;
+    const m = (await reader.receive()).find(
+      (f) => f.kind === 'file' && (f.uploadID === id || f.nonce === id || ((f as MultiReceivedMessage).uploads ?? []).some((u) => u.uploadID === id)),
+    );
     if (m === undefined) throw new ZaxClientError(`no file with uploadID or nonce "${id}" in your mailbox (see "zax files")`);
     if (m.file === undefined || m.uploadID === undefined) {
       throw new ZaxClientError(
@@ -1123,15 +1189,22 @@ async function receiveFileCommand(c: Context): Promise<number> {
     const hash = createHash('sha256');
     const progress = createProgress({ stream: c.io.stderr, direction: 'receive', json: c.out.json });
     try {
-      await mailbox.receiveFile(m, {
-        sink: async (chunk) => {
+      const options = {
+        sink: async (chunk: Uint8Array): Promise<void> => {
           hash.update(chunk);
           if (pending !== null) await pending.write(chunk);
           else await writeStdout(c, chunk);
         },
         signal,
-        onProgress: (p) => progress.update(p),
-      });
+        onProgress: (p: TransferProgress) => progress.update(p),
+      };
+      if (multi !== null) {
+        // One relay delivers it; the ones tried before it failed.
+        const got = await multi.receiveFile(m as MultiReceivedMessage, options);
+        warnFailures(c, got.failures, 'download');
+      } else {
+        await mailbox!.receiveFile(m, options);
+      }
       await pending?.commit(v.force === true);
     } catch (e) {
       progress.fail();
@@ -1143,8 +1216,9 @@ async function receiveFileCommand(c: Context): Promise<number> {
     progress.done();
     let deleted = false;
     if (v.delete) {
-      await mailbox.deleteFile(m.uploadID);
-      await mailbox.delete([m.nonce]);
+      if (multi !== null) warnFailures(c, (await multi.deleteFile(m as MultiReceivedMessage)).failures, 'deleteFile');
+      else await mailbox!.deleteFile(m.uploadID);
+      await reader.remove([m.nonce]);
       deleted = true;
     }
     const doc = { uploadID: m.uploadID, nonce: m.nonce, name: metadata.name, path: dest, size: metadata.orig_size, sha256: hash.digest('hex'), deleted };
@@ -1351,15 +1425,6 @@ function relayUrls(c: Context): string[] {
     if (!urls.includes(url)) urls.push(url);
   }
   return urls;
-}
-
-/** The one relay of a command that goes through one (the file commands, for now). */
-function relayUrl(c: Context): string {
-  const urls = relayUrls(c);
-  if (urls.length > 1) {
-    throw usage(c, `files go through one relay for now: give one --relay (got ${urls.length}); send, inbox, watch, delete and status take several`);
-  }
-  return urls[0]!;
 }
 
 /** The relays and K of a command that can use several: `multi` when more than one URL is given. */

@@ -4,8 +4,8 @@
  * standard error (a redrawn line on a terminal — a fake TTY in process, and a real one under
  * `script` —, plain lines otherwise, NDJSON with --json), the JSON documents, safe local names,
  * no overwriting without --force, an upload interrupted through the io's interrupt hook and
- * continued with --resume, and send/inbox/status/delete through 3 (and 4, one of them down)
- * independent relays with --copies 2.
+ * continued with --resume, and send/inbox/status/delete/send-file/files/receive-file through 3
+ * (and 4, one of them down) independent relays with --copies 2.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -323,12 +323,10 @@ describe('send-file, files, receive-file through one relay', () => {
     await clearBob();
   });
 
-  it('usage errors: several relays, --resume with --name, --json with --out -, a missing file', async () => {
-    const several = await zax(['send-file', '--relay', relay.url, '--relay', 'http://127.0.0.1:9', '--to', 'bob', '--id', alice, 'x']);
+  it('usage errors: --resume with several relays or with --name, --json with --out -, a missing file', async () => {
+    const several = await zax(['send-file', '--resume', '--relay', relay.url, '--relay', 'http://127.0.0.1:9', '--to', 'bob', '--id', alice, 'x']);
     expect(several.code).toBe(2);
-    expect(several.stderr).toMatch(/^zax: files go through one relay for now: give one --relay \(got 2\)/);
-    const env = await zax(['files', '--id', bob], { ZAX_RELAY: `${relay.url},http://127.0.0.1:9` });
-    expect(env.code).toBe(2);
+    expect(several.stderr).toMatch(/^zax: --resume works with one relay: an upload through several relays is not resumed/);
     expect((await zax(['send-file', ...asAlice(), '--to', 'bob', '--resume', '--name', 'n', 'x'])).stderr).toMatch(/--resume keeps the name/);
     expect((await zax(['receive-file', ...asBob(), '--out', '-', '--json', 'x'])).stderr).toMatch(/"kind":"usage"/);
     expect((await zax(['send-file', ...asAlice(), '--to', 'bob', '--chunk-size', '0', 'x'])).code).toBe(2);
@@ -414,6 +412,25 @@ describe('several relays: --relay A --relay B --relay C --copies 2', () => {
     expect(st.ttlSec).toBeGreaterThan(0);
     expect(st.relays.filter((r) => r.ttlSec > 0).map((r) => r.url).sort()).toEqual([...bob.chosen].sort());
 
+    // A file through the same 2 relays: listed once, with both uploads; received from one.
+    const work = await mkdtemp(join(home, 'm-work-'));
+    const bytes = randomBytes(200_000);
+    writeFileSync(join(work, 'multi.bin'), bytes);
+    const sf = await zax(['send-file', ...relayArgs, '--id', alice, '--to', bob.key, '--chunk-size', '65536', '--json', join(work, 'multi.bin')]);
+    expect(sf.code).toBe(0);
+    const sfDoc = doc<SentDoc & { relays: { url: string; uploadID: string; token: string }[] }>(sf);
+    expect(sfDoc.relays.map((o) => o.url)).toEqual(bob.chosen);
+    expect(sfDoc.relays.every((o) => typeof o.uploadID === 'string' && o.token === sfDoc.token)).toBe(true);
+    const listed = doc<(FileDoc & { uploads: { url: string; uploadID: string }[] })[]>(await zax(['files', ...relayArgs, '--id', bob.path, '--json']));
+    expect(listed).toHaveLength(1);
+    expect(listed[0]).toMatchObject({ name: 'multi.bin', size: 200_000, contact: 'alice', status: 'COMPLETE', nonce: sfDoc.nonce });
+    expect(listed[0]!.uploads.map((u) => u.url).sort()).toEqual([...bob.chosen].sort());
+    const rf = await zax(['receive-file', ...relayArgs, '--id', bob.path, '--out', join(work, 'got.bin'), '--delete', '--json', sfDoc.nonce]);
+    expect(rf.code).toBe(0);
+    expect(doc<ReceivedDoc>(rf)).toMatchObject({ sha256: sha256(bytes), deleted: true });
+    expect(readFileSync(join(work, 'got.bin')).equals(bytes)).toBe(true);
+    expect(doc<FileDoc[]>(await zax(['files', ...relayArgs, '--id', bob.path, '--json']))).toEqual([]);
+
     const del = await zax(['delete', ...relayArgs, '--id', bob.path, '--json', s.nonce]);
     expect(doc<{ left: number; relays: { url: string; left: number }[] }>(del)).toEqual({ deleted: [s.nonce], left: 0, relays: bob.chosen.map((url) => ({ url, left: 0 })) });
     expect(doc<unknown[]>(await zax(['inbox', ...relayArgs, '--id', bob.path, '--json']))).toEqual([]);
@@ -431,6 +448,16 @@ describe('several relays: --relay A --relay B --relay C --copies 2', () => {
     expect(inbox.code).toBe(0);
     expect(jsonLines(inbox.stderr)).toEqual([{ warning: expect.objectContaining({ url: dead, kind: 'network', message: expect.stringContaining(`reading the mailbox failed on ${dead}`) }) }]);
     expect(doc<{ text: string }[]>(inbox).map((m) => m.text)).toEqual(['through one']);
+    // A file through the live one of the two; received from it.
+    const work = await mkdtemp(join(home, 'd-work-'));
+    const bytes = randomBytes(100_000);
+    writeFileSync(join(work, 'd.bin'), bytes);
+    const sf = await zax(['send-file', ...relayArgs, '--id', alice, '--to', bob.key, '--json', join(work, 'd.bin')]);
+    expect(sf.code).toBe(0);
+    expect(jsonLines(sf.stderr).filter((l) => l.warning !== undefined)).toEqual([{ warning: expect.objectContaining({ url: dead, message: expect.stringContaining(`sendFile failed on ${dead}`) }) }]);
+    const rf = await zax(['receive-file', ...relayArgs, '--id', bob.path, '--out', join(work, 'got.bin'), '--delete', '--json', doc<SentDoc>(sf).uploadID]);
+    expect(rf.code).toBe(0);
+    expect(doc<ReceivedDoc>(rf).sha256).toBe(sha256(bytes));
 
     const watch = await zax(['watch', ...relayArgs, '--id', bob.path, '--json', '--interval', '0.1', '--max-polls', '3']);
     expect(watch.code).toBe(0);
