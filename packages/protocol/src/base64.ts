@@ -113,3 +113,92 @@ export function b64(bytes: Uint8Array): string {
   if (nodeBuffer === undefined) return portableEncode(bytes);
   return nodeBuffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
 }
+
+// ---------- between byte arrays (large file chunks: no string, no copy) ----------
+
+/** ASCII code of each sextet, and the sextet of each ASCII code (−1: not in the alphabet). */
+const ASCII = new Uint8Array(64);
+for (let i = 0; i < 64; i++) ASCII[i] = ALPHABET.charCodeAt(i);
+const SEXTET_OF_BYTE = new Int16Array(256).fill(-1);
+for (let i = 0; i < 64; i++) SEXTET_OF_BYTE[ASCII[i]!] = i;
+const PAD = 0x3d; // '='
+
+/** The length of the padded base64 of `n` bytes. */
+export const base64Length = (n: number): number => 4 * Math.ceil(n / 3);
+
+/**
+ * Writes the canonical padded base64 of `bytes` as ASCII into `out` at `offset` (which must have
+ * `base64Length(bytes.length)` bytes of room) and returns the offset after it. The same text as
+ * `b64`, without building a string.
+ */
+export function encodeBase64Into(bytes: Uint8Array, out: Uint8Array, offset = 0): number {
+  const n = bytes.length;
+  const end = offset + base64Length(n);
+  if (!Number.isSafeInteger(offset) || offset < 0 || end > out.length) throw new RangeError(`base64 of ${n} bytes does not fit at ${offset} in ${out.length} bytes`);
+  let o = offset;
+  let i = 0;
+  for (const whole = n - (n % 3); i < whole; i += 3) {
+    const v = (bytes[i]! << 16) | (bytes[i + 1]! << 8) | bytes[i + 2]!;
+    out[o] = ASCII[v >>> 18]!;
+    out[o + 1] = ASCII[(v >>> 12) & 63]!;
+    out[o + 2] = ASCII[(v >>> 6) & 63]!;
+    out[o + 3] = ASCII[v & 63]!;
+    o += 4;
+  }
+  if (n - i === 1) {
+    const v = bytes[i]! << 16;
+    out[o] = ASCII[v >>> 18]!;
+    out[o + 1] = ASCII[(v >>> 12) & 63]!;
+    out[o + 2] = PAD;
+    out[o + 3] = PAD;
+  } else if (n - i === 2) {
+    const v = (bytes[i]! << 16) | (bytes[i + 1]! << 8);
+    out[o] = ASCII[v >>> 18]!;
+    out[o + 1] = ASCII[(v >>> 12) & 63]!;
+    out[o + 2] = ASCII[(v >>> 6) & 63]!;
+    out[o + 3] = PAD;
+  }
+  return end;
+}
+
+/**
+ * Decodes strict base64 given as ASCII bytes, under exactly the rules of `decodeStrict` (standard
+ * alphabet, mandatory padding only at the end, no whitespace, canonical trailing bits), or returns
+ * null. The result is written into `into` (a view on its start is returned) when it has room,
+ * else into a new array.
+ */
+export function decodeStrictBytes(ascii: Uint8Array, into?: Uint8Array): Uint8Array | null {
+  const len = ascii.length;
+  if (len % 4 !== 0) return null;
+  const pad = len === 0 ? 0 : ascii[len - 1] !== PAD ? 0 : ascii[len - 2] === PAD ? 2 : 1;
+  const size = (len / 4) * 3 - pad;
+  const out = into !== undefined && into.length >= size ? into.subarray(0, size) : new Uint8Array(size);
+  const whole = pad === 0 ? len : len - 4;
+  let o = 0;
+  for (let i = 0; i < whole; i += 4) {
+    const a = SEXTET_OF_BYTE[ascii[i]!]!;
+    const b = SEXTET_OF_BYTE[ascii[i + 1]!]!;
+    const c = SEXTET_OF_BYTE[ascii[i + 2]!]!;
+    const d = SEXTET_OF_BYTE[ascii[i + 3]!]!;
+    // One test for all four: any −1 makes the OR negative.
+    if ((a | b | c | d) < 0) return null;
+    out[o] = (a << 2) | (b >>> 4);
+    out[o + 1] = ((b & 15) << 4) | (c >>> 2);
+    out[o + 2] = ((c & 3) << 6) | d;
+    o += 3;
+  }
+  if (pad > 0) {
+    const a = SEXTET_OF_BYTE[ascii[whole]!]!;
+    const b = SEXTET_OF_BYTE[ascii[whole + 1]!]!;
+    if ((a | b) < 0) return null;
+    out[o] = (a << 2) | (b >>> 4);
+    if (pad === 2) {
+      if ((b & 15) !== 0) return null;
+    } else {
+      const c = SEXTET_OF_BYTE[ascii[whole + 2]!]!;
+      if (c < 0 || (c & 3) !== 0) return null;
+      out[o + 1] = ((b & 15) << 4) | (c >>> 2);
+    }
+  }
+  return out;
+}
