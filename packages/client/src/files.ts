@@ -26,12 +26,15 @@
  *
  * Memory stays bounded by the chunks in flight: a send holds one plaintext assembly buffer plus the
  * encoded ciphertext of at most `window` chunks per target; a receive at most `window` chunks.
+ * Over a transport with `commandBytes` (a RelaySession) no chunk becomes a string: the ciphertext
+ * is base64-encoded into request buffers reused chunk after chunk, and answers are decoded from
+ * bytes into a reused buffer, so a transfer leaves little garbage for the collector.
  * No Node modules: browsers use this too.
  */
-import { b64, decodeFixed, decodeStrict, KEY_BYTES, makeNonce, NONCE_BYTES, nowSec, type Clock, type Crypto } from '@zax/protocol';
+import { b64, base64Length, decodeFixed, decodeStrict, decodeStrictBytes, encodeBase64Into, KEY_BYTES, makeNonce, NONCE_BYTES, nowSec, type Clock, type Crypto } from '@zax/protocol';
 import { FileTransferError, RelayHttpError, RelayNetworkError, RelayProtocolError, UsageError } from './errors.js';
 import { sealText } from './message.js';
-import { expectLines, type CommandJson, type CommandResponse } from './relay.js';
+import { expectLines, type CommandJson } from './relay.js';
 import type { CommandTransport, Recipient } from './mailbox.js';
 
 // ---------- types ----------
@@ -253,7 +256,13 @@ export async function withRetry<T>(attempt: () => Promise<T>, retry: RetryOption
   }
 }
 
-function openStatus(res: CommandResponse, what: string): Record<string, unknown> {
+/** What `openStatus` needs of an answer (a CommandResponse or a CommandBytesResponse). */
+interface OpenableAnswer {
+  readonly lines: readonly unknown[];
+  open(): unknown;
+}
+
+function openStatus(res: OpenableAnswer, what: string): Record<string, unknown> {
   const v = expectLines(res.lines, 2, what) && res.open();
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new RelayProtocolError(`${what}: answer is not a JSON object`);
   return v as Record<string, unknown>;
@@ -335,6 +344,9 @@ export class FileUpload implements ChunkTarget {
     private readonly options: Pick<FileUploadOptions, 'retry' | 'signal'>,
   ) {}
 
+  /** Line-4 buffers (base64 of a whole chunk) of finished requests, for the next chunks. */
+  private readonly idle: Uint8Array[] = [];
+
   /** Largest plaintext chunk. */
   get maxPlainChunk(): number {
     return this.maxChunkSize - BOX_OVERHEAD;
@@ -349,18 +361,36 @@ export class FileUpload implements ChunkTarget {
     const { crypto, clock, random } = this.ctx;
     if (plaintext.length > this.maxPlainChunk) return Promise.reject(new UsageError(`chunk of ${plaintext.length} bytes is above the relay's limit of ${this.maxPlainChunk}`));
     const nonce = makeNonce(nowSec(clock), random);
-    const line4 = b64(crypto.boxAfter(plaintext, nonce, this.skey));
+    const ctext = crypto.boxAfter(plaintext, nonce, this.skey);
     // Sent again as is on a retry: the same part under the same nonce replaces itself.
     const json: CommandJson = { cmd: 'uploadFileChunk', uploadID: this.uploadID, part, last_chunk: last, nonce: b64(nonce) };
+    const relay = this.ctx.relay;
+    if (relay.commandBytes === undefined) {
+      const line4 = b64(ctext);
+      return this.send(() => relay.command(json, line4));
+    }
+    const commandBytes = relay.commandBytes.bind(relay);
+    const buffer = this.takeBuffer(base64Length(ctext.length));
+    const line4 = buffer.subarray(0, encodeBase64Into(ctext, buffer));
+    return this.send(() => commandBytes(json, line4)).finally(() => this.idle.push(buffer));
+  }
+
+  private send(attempt: () => Promise<OpenableAnswer>): Promise<void> {
     return withRetry(
       async () => {
-        const o = openStatus(await this.ctx.relay.command(json, line4), 'uploadFileChunk');
+        const o = openStatus(await attempt(), 'uploadFileChunk');
         if (o.status === 'NOT_FOUND') throw new FileTransferError('not-found', `upload ${this.uploadID} is not on the relay (deleted or expired)`);
         if (o.status !== 'OK') throw new RelayProtocolError('uploadFileChunk: answer is not {"status":"OK"}');
       },
       this.options.retry,
       this.options.signal,
     );
+  }
+
+  /** An idle line-4 buffer of at least `length` bytes, else a new one for the largest chunk. */
+  private takeBuffer(length: number): Uint8Array {
+    const b = this.idle.pop();
+    return b !== undefined && b.length >= length ? b : new Uint8Array(Math.max(length, base64Length(this.maxChunkSize)));
   }
 
   /** The checkpoint of this upload with every part below `nextPart` acknowledged. */
@@ -648,9 +678,35 @@ export async function uploadChunks(source: FileSource, targets: readonly ChunkTa
 
 // ---------- receiving ----------
 
-/** Downloads part `part` and opens it with `skey` (§5.10). */
-export async function downloadChunk(ctx: FileContext, uploadID: string, part: number, skey: Uint8Array, retry?: RetryOptions, signal?: AbortSignal): Promise<Uint8Array> {
-  const res = await withRetry(() => ctx.relay.command({ cmd: 'downloadFileChunk', uploadID, part }), retry, signal);
+/** A buffer reused to decode chunk ciphertext into; it holds one only while that chunk is opened. */
+export interface ChunkScratch {
+  bytes: Uint8Array;
+}
+
+/**
+ * Downloads part `part` and opens it with `skey` (§5.10). With `scratch` (over a transport with
+ * `commandBytes`) the ciphertext is decoded into `scratch.bytes`, grown when too small.
+ */
+export async function downloadChunk(ctx: FileContext, uploadID: string, part: number, skey: Uint8Array, retry?: RetryOptions, signal?: AbortSignal, scratch?: ChunkScratch): Promise<Uint8Array> {
+  const json: CommandJson = { cmd: 'downloadFileChunk', uploadID, part };
+  const relay = ctx.relay;
+  let res: OpenableAnswer;
+  let decodeChunk: () => Uint8Array | null;
+  if (relay.commandBytes === undefined) {
+    const r = await withRetry(() => relay.command(json), retry, signal);
+    res = r;
+    decodeChunk = () => decodeStrict(r.lines[2]!);
+  } else {
+    const commandBytes = relay.commandBytes.bind(relay);
+    const r = await withRetry(() => commandBytes(json), retry, signal);
+    res = r;
+    decodeChunk = () => {
+      const line = r.lines[2]!;
+      const need = (line.length >>> 2) * 3;
+      if (scratch !== undefined && scratch.bytes.length < need) scratch.bytes = new Uint8Array(need);
+      return decodeStrictBytes(line, scratch?.bytes);
+    };
+  }
   if (res.lines.length === 2) {
     const o = openStatus(res, 'downloadFileChunk');
     if (o.status === 'NOT_FOUND') throw new FileTransferError('not-found', `upload ${uploadID} is not on the relay (deleted or expired)`);
@@ -660,7 +716,8 @@ export async function downloadChunk(ctx: FileContext, uploadID: string, part: nu
   const head = res.open() as { nonce?: unknown } | null;
   const nonce = typeof head === 'object' && head !== null && typeof head.nonce === 'string' ? decodeFixed(head.nonce, NONCE_BYTES) : null;
   if (nonce === null) throw new RelayProtocolError('downloadFileChunk: answer lacks the chunk nonce');
-  const ctext = decodeStrict(res.lines[2]!);
+  // Decoded and opened with no await between: a scratch buffer shared by concurrent downloads is safe.
+  const ctext = decodeChunk();
   if (ctext === null) throw new RelayProtocolError('downloadFileChunk: chunk line is not base64');
   const plain = ctx.crypto.boxOpenAfter(ctext, nonce, skey);
   if (plain === null) throw new FileTransferError('corrupt', `part ${part} of upload ${uploadID} does not open under the file key`);
@@ -707,8 +764,9 @@ export async function downloadFile(ctx: FileContext, uploadID: string, metadata:
   const ahead: Promise<Uint8Array>[] = [];
   let requested = 0;
   let received = 0;
+  const scratch: ChunkScratch = { bytes: new Uint8Array(0) };
   const fetchNext = (): void => {
-    const p = downloadChunk(ctx, uploadID, requested++, skey, retry, signal);
+    const p = downloadChunk(ctx, uploadID, requested++, skey, retry, signal, scratch);
     p.catch(() => undefined); // handled when its turn comes
     ahead.push(p);
   };

@@ -40,12 +40,17 @@ import {
   type SentFile,
 } from './files.js';
 import { openText, parseFileData, sealText, type EncryptedPayload } from './message.js';
-import { expectLines, parseDecimalLine, RelaySession, type CommandJson, type CommandResponse, type RelaySessionOptions } from './relay.js';
+import { expectLines, parseDecimalLine, RelaySession, type CommandBytesResponse, type CommandJson, type CommandResponse, type RelaySessionOptions } from './relay.js';
 
 /** What the Mailbox needs of a relay session (a RelaySession, or a fake in tests). */
 export interface CommandTransport {
   readonly identity: Identity;
   command(json: CommandJson, line4?: string): Promise<CommandResponse>;
+  /**
+   * Optional (RelaySession has it): a command with line 4 as base64 ASCII bytes and the answer as
+   * bytes. File transfer uses it when present, so a chunk never becomes a string.
+   */
+  commandBytes?(json: CommandJson, line4?: Uint8Array): Promise<CommandBytesResponse>;
 }
 
 /** A correspondent. */

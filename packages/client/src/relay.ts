@@ -3,6 +3,8 @@
  * `/verify_session` → `/prove`, then encrypted `/command`s under the precomputed session key.
  * The session renews itself: before the relay would expire it, and once after a 401 (the relay lost
  * or replaced it), like glow.ts does. It holds no timers, so a process using it can exit at any time.
+ * Large commands (file chunks) can go as bytes: line 4 as base64 ASCII in a Uint8Array, the request
+ * body built as bytes and the answer read as bytes, so no string of the size of a chunk is made.
  */
 import {
   b64,
@@ -65,6 +67,14 @@ export interface CommandJson {
   [field: string]: unknown;
 }
 
+/** The relay's answer to one `/command` sent with `commandBytes`: the body is never made a string. */
+export interface CommandBytesResponse {
+  /** The response lines (CRLF-split), as views on the response body. */
+  readonly lines: readonly Uint8Array[];
+  /** Opens lines 1–2 like `CommandResponse.open`. */
+  open(): unknown;
+}
+
 /** The relay's answer to one `/command`. */
 export interface CommandResponse {
   /** The response lines (CRLF-split). */
@@ -88,6 +98,10 @@ class TokenAgedOut extends ZaxClientError {}
 
 const HEADERS = { 'content-type': 'text/plain', accept: 'text/plain' } as const;
 const utf8Strict = new TextDecoder('utf-8', { fatal: true });
+/** Decodes like `Response.text()` (U+FFFD for bad UTF-8), for the short lines of a byte answer. */
+const utf8Lenient = new TextDecoder();
+const CR = 0x0d;
+const LF = 0x0a;
 
 // ---------- pure constructions (docs/PROTOCOL.md §4.3, §4.4) ----------
 
@@ -120,6 +134,33 @@ export function buildCommandLines(crypto: Crypto, hpk: Uint8Array, nonce: Uint8A
   return lines;
 }
 
+/**
+ * The `/command` body as bytes: lines 1–3 as `buildCommandLines` makes them, CRLF, then `line4`
+ * (base64 ASCII, copied into the body).
+ */
+export function buildCommandBody(crypto: Crypto, hpk: Uint8Array, nonce: Uint8Array, sessionKey: Uint8Array, json: CommandJson, line4: Uint8Array): Uint8Array {
+  const head = new TextEncoder().encode(joinLines(buildCommandLines(crypto, hpk, nonce, sessionKey, json)) + '\r\n');
+  const body = new Uint8Array(head.length + line4.length);
+  body.set(head);
+  body.set(line4, head.length);
+  return body;
+}
+
+/** `splitLines` on bytes: the lines of a body as views on it (one trailing CRLF or LF dropped). */
+export function splitLineBytes(body: Uint8Array): Uint8Array[] {
+  let end = body.length;
+  if (end > 0 && body[end - 1] === LF) end -= end > 1 && body[end - 2] === CR ? 2 : 1;
+  if (end === 0) return [];
+  const lines: Uint8Array[] = [];
+  let start = 0;
+  for (let i = body.indexOf(LF, start); i !== -1 && i < end; i = body.indexOf(LF, start)) {
+    lines.push(body.subarray(start, i > start && body[i - 1] === CR ? i - 1 : i));
+    start = i + 1;
+  }
+  lines.push(body.subarray(start, end));
+  return lines;
+}
+
 /** Opens an encrypted response (nonce line, box line) and parses the JSON inside. */
 export function openResponse(crypto: Crypto, sessionKey: Uint8Array, lines: readonly string[], what = 'command'): unknown {
   const nonce = lines[0] === undefined ? null : decodeFixed(lines[0], NONCE_BYTES);
@@ -142,7 +183,7 @@ export function parseDecimalLine(line: string | undefined, what: string): number
   return n;
 }
 
-export function expectLines<T extends readonly string[]>(lines: T, count: number, what: string): T {
+export function expectLines<T extends readonly unknown[]>(lines: T, count: number, what: string): T {
   if (lines.length !== count) throw new RelayProtocolError(`${what}: expected ${count} response line${count === 1 ? '' : 's'}, got ${lines.length}`);
   return lines;
 }
@@ -248,18 +289,36 @@ export class RelaySession {
 
   /**
    * Sends one command. On a 401 the session is dropped, a new handshake runs, and the command is
-   * sent once more with a fresh nonce; any other failure is thrown as is.
+   * sent once more with a fresh nonce; any other failure is thrown as is. `line4` may be given as
+   * base64 ASCII bytes: the body is then sent as bytes.
    */
-  async command(json: CommandJson, line4?: string): Promise<CommandResponse> {
+  async command(json: CommandJson, line4?: string | Uint8Array): Promise<CommandResponse> {
+    return this.withSession((s) => this.sendCommand(s, json, line4));
+  }
+
+  /**
+   * `command` for large commands and answers (file chunks): line 4 as base64 ASCII bytes, the
+   * answer read as bytes and split into byte lines, so no string of its size is made.
+   */
+  async commandBytes(json: CommandJson, line4?: Uint8Array): Promise<CommandBytesResponse> {
+    return this.withSession(async (session) => {
+      const lines = splitLineBytes(await this.exchange('command', this.commandBody(session, json, line4), readBytes));
+      const crypto = this.crypto;
+      return { lines, open: () => openResponse(crypto, session.key, lines.slice(0, 2).map((l) => utf8Lenient.decode(l)), json.cmd) };
+    });
+  }
+
+  /** Runs `send` in a session; after a 401 once more in a new one. */
+  private async withSession<T>(send: (s: LiveSession) => Promise<T>): Promise<T> {
     const first = await this.ensureSession();
     try {
-      return await this.sendCommand(first, json, line4);
+      return await send(first);
     } catch (e) {
       if (!(e instanceof RelayHttpError) || e.status !== 401) throw e;
       // Only drop the session that failed: a concurrent command may already have renewed it.
       if (this.session === first) this.session = null;
       const second = await this.ensureSession();
-      return await this.sendCommand(second, json, line4);
+      return await send(second);
     }
   }
 
@@ -283,9 +342,15 @@ export class RelaySession {
     return this.connecting;
   }
 
-  private async sendCommand(session: LiveSession, json: CommandJson, line4: string | undefined): Promise<CommandResponse> {
+  /** A fresh nonce each time: a resent command is a new request. */
+  private commandBody(session: LiveSession, json: CommandJson, line4: string | Uint8Array | undefined): string | Uint8Array {
     const nonce = makeNonce(nowSec(this.clock), this.random);
-    const lines = await this.post('command', buildCommandLines(this.crypto, this.identity.hpk, nonce, session.key, json, line4));
+    if (line4 instanceof Uint8Array) return buildCommandBody(this.crypto, this.identity.hpk, nonce, session.key, json, line4);
+    return joinLines(buildCommandLines(this.crypto, this.identity.hpk, nonce, session.key, json, line4));
+  }
+
+  private async sendCommand(session: LiveSession, json: CommandJson, line4: string | Uint8Array | undefined): Promise<CommandResponse> {
+    const lines = splitLines(await this.exchange('command', this.commandBody(session, json, line4), readText));
     const crypto = this.crypto;
     return { lines, open: () => openResponse(crypto, session.key, lines, json.cmd) };
   }
@@ -358,23 +423,32 @@ export class RelaySession {
 
   /** One POST; returns the response lines, or throws a RelayHttpError / RelayNetworkError (diagnose.ts). */
   private async post(path: string, lines: readonly string[]): Promise<string[]> {
+    return splitLines(await this.exchange(path, joinLines(lines), readText));
+  }
+
+  /** One POST of `body`; returns the answer as `read` reads it, or throws like `post`. */
+  private async exchange<T extends string | Uint8Array>(path: string, body: string | Uint8Array, read: (res: Response) => Promise<T>): Promise<T> {
     const url = `${this.url}/${path}`;
     const signal = AbortSignal.timeout(this.timeoutMs);
     let res: Response;
-    let text: string;
+    let answer: T;
     try {
-      res = await this.fetchFn(url, { method: 'POST', headers: HEADERS, body: joinLines(lines), signal });
-      text = await res.text();
+      res = await this.fetchFn(url, { method: 'POST', headers: HEADERS, body, signal });
+      answer = await read(res);
     } catch (e) {
       if (e instanceof ZaxClientError) throw e;
       if (signal.aborted) throw new RelayTimeoutError(`no answer from ${url} within ${this.timeoutMs} ms`, { cause: e, url });
       throw await diagnoseNetworkFailure(e, url, this.url, this.timeoutMs);
     }
     if (!res.ok) {
+      const text = typeof answer === 'string' ? answer : utf8Lenient.decode(answer);
       const tlsPort = plainRequestToTlsPort(url, this.url, res.status, text);
       if (tlsPort !== null) throw tlsPort;
       throw new RelayHttpError(res.status, res.headers.get('x-error-details'), parseRetryAfter(res.headers.get('retry-after'), this.clock.nowMs()), path);
     }
-    return splitLines(text);
+    return answer;
   }
 }
+
+const readText = (res: Response): Promise<string> => res.text();
+const readBytes = async (res: Response): Promise<Uint8Array> => new Uint8Array(await res.arrayBuffer());
