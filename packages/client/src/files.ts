@@ -678,14 +678,19 @@ export async function uploadChunks(source: FileSource, targets: readonly ChunkTa
 
 // ---------- receiving ----------
 
-/** A buffer reused to decode chunk ciphertext into; it holds one only while that chunk is opened. */
+/**
+ * Buffers reused by the downloads of one file (over a transport with `commandBytes`): `bytes` to
+ * decode a chunk's ciphertext into, held only while it is opened, and `answers`, idle buffers to
+ * read answers into, one taken per request and given back once its chunk is opened.
+ */
 export interface ChunkScratch {
   bytes: Uint8Array;
+  answers?: Uint8Array[];
 }
 
 /**
  * Downloads part `part` and opens it with `skey` (§5.10). With `scratch` (over a transport with
- * `commandBytes`) the ciphertext is decoded into `scratch.bytes`, grown when too small.
+ * `commandBytes`) the answer and the ciphertext go into its reused buffers.
  */
 export async function downloadChunk(ctx: FileContext, uploadID: string, part: number, skey: Uint8Array, retry?: RetryOptions, signal?: AbortSignal, scratch?: ChunkScratch): Promise<Uint8Array> {
   const json: CommandJson = { cmd: 'downloadFileChunk', uploadID, part };
@@ -698,13 +703,20 @@ export async function downloadChunk(ctx: FileContext, uploadID: string, part: nu
     decodeChunk = () => decodeStrict(r.lines[2]!);
   } else {
     const commandBytes = relay.commandBytes.bind(relay);
-    const r = await withRetry(() => commandBytes(json), retry, signal);
+    const into = scratch?.answers?.pop();
+    const r = await withRetry(() => commandBytes(json, undefined, into), retry, signal).catch((e: unknown) => {
+      if (into !== undefined) scratch!.answers!.push(into);
+      throw e;
+    });
     res = r;
     decodeChunk = () => {
       const line = r.lines[2]!;
       const need = (line.length >>> 2) * 3;
       if (scratch !== undefined && scratch.bytes.length < need) scratch.bytes = new Uint8Array(need);
-      return decodeStrictBytes(line, scratch?.bytes);
+      const ctext = decodeStrictBytes(line, scratch?.bytes);
+      // The answer is done with: its buffer (`into`, or the larger one it was read into) goes back.
+      scratch?.answers?.push(new Uint8Array(r.body.buffer, 0, r.body.buffer.byteLength));
+      return ctext;
     };
   }
   if (res.lines.length === 2) {
@@ -764,7 +776,7 @@ export async function downloadFile(ctx: FileContext, uploadID: string, metadata:
   const ahead: Promise<Uint8Array>[] = [];
   let requested = 0;
   let received = 0;
-  const scratch: ChunkScratch = { bytes: new Uint8Array(0) };
+  const scratch: ChunkScratch = { bytes: new Uint8Array(0), answers: [] };
   const fetchNext = (): void => {
     const p = downloadChunk(ctx, uploadID, requested++, skey, retry, signal, scratch);
     p.catch(() => undefined); // handled when its turn comes

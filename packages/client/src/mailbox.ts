@@ -48,9 +48,10 @@ export interface CommandTransport {
   command(json: CommandJson, line4?: string): Promise<CommandResponse>;
   /**
    * Optional (RelaySession has it): a command with line 4 as base64 ASCII bytes and the answer as
-   * bytes. File transfer uses it when present, so a chunk never becomes a string.
+   * bytes, read into `into` when it fits. File transfer uses it when present, so a chunk never
+   * becomes a string.
    */
-  commandBytes?(json: CommandJson, line4?: Uint8Array): Promise<CommandBytesResponse>;
+  commandBytes?(json: CommandJson, line4?: Uint8Array, into?: Uint8Array): Promise<CommandBytesResponse>;
 }
 
 /** A correspondent. */

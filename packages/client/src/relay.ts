@@ -69,7 +69,9 @@ export interface CommandJson {
 
 /** The relay's answer to one `/command` sent with `commandBytes`: the body is never made a string. */
 export interface CommandBytesResponse {
-  /** The response lines (CRLF-split), as views on the response body. */
+  /** The whole answer (a view on `into` when it fitted there). */
+  readonly body: Uint8Array;
+  /** The response lines (CRLF-split), as views on `body`. */
   readonly lines: readonly Uint8Array[];
   /** Opens lines 1–2 like `CommandResponse.open`. */
   open(): unknown;
@@ -298,13 +300,16 @@ export class RelaySession {
 
   /**
    * `command` for large commands and answers (file chunks): line 4 as base64 ASCII bytes, the
-   * answer read as bytes and split into byte lines, so no string of its size is made.
+   * answer read as bytes and split into byte lines, so no string of its size is made. The answer
+   * is read into `into` when it fits (the caller reuses it once done with the answer), else into
+   * a new buffer.
    */
-  async commandBytes(json: CommandJson, line4?: Uint8Array): Promise<CommandBytesResponse> {
+  async commandBytes(json: CommandJson, line4?: Uint8Array, into?: Uint8Array): Promise<CommandBytesResponse> {
     return this.withSession(async (session) => {
-      const lines = splitLineBytes(await this.exchange('command', this.commandBody(session, json, line4), readBytes));
+      const body = await this.exchange('command', this.commandBody(session, json, line4), (res) => readBytes(res, into));
+      const lines = splitLineBytes(body);
       const crypto = this.crypto;
-      return { lines, open: () => openResponse(crypto, session.key, lines.slice(0, 2).map((l) => utf8Lenient.decode(l)), json.cmd) };
+      return { body, lines, open: () => openResponse(crypto, session.key, lines.slice(0, 2).map((l) => utf8Lenient.decode(l)), json.cmd) };
     });
   }
 
@@ -433,7 +438,7 @@ export class RelaySession {
     let res: Response;
     let answer: T;
     try {
-      res = await this.fetchFn(url, { method: 'POST', headers: HEADERS, body, signal });
+      res = await this.fetchFn(url, { method: 'POST', headers: HEADERS, body: body as RequestInit['body'], signal });
       answer = await read(res);
     } catch (e) {
       if (e instanceof ZaxClientError) throw e;
@@ -451,4 +456,24 @@ export class RelaySession {
 }
 
 const readText = (res: Response): Promise<string> => res.text();
-const readBytes = async (res: Response): Promise<Uint8Array> => new Uint8Array(await res.arrayBuffer());
+
+/** The answer's bytes, read piece by piece into `into` (grown into a new buffer when it does not fit). */
+async function readBytes(res: Response, into: Uint8Array = new Uint8Array(0)): Promise<Uint8Array> {
+  if (res.body === null) return into.subarray(0, 0);
+  const declared = Number(res.headers.get('content-length') ?? NaN);
+  let buf = Number.isSafeInteger(declared) && declared > into.length ? new Uint8Array(declared) : into;
+  let n = 0;
+  const reader = res.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    if (n + value.length > buf.length) {
+      const bigger = new Uint8Array(Math.max(2 * buf.length, n + value.length));
+      bigger.set(buf.subarray(0, n));
+      buf = bigger;
+    }
+    buf.set(value, n);
+    n += value.length;
+  }
+  return buf.subarray(0, n);
+}

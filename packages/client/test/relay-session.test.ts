@@ -4,7 +4,7 @@
  * handshakes, timeouts and the typed errors.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { b64, decodeFixed, type Clock } from '@zax/protocol';
+import { b64, decodeFixed, splitLines, type Clock } from '@zax/protocol';
 import {
   generateIdentity,
   Mailbox,
@@ -15,6 +15,7 @@ import {
   RelayProtocolError,
   RelaySession,
   RelayTimeoutError,
+  splitLineBytes,
   UsageError,
   ZaxClientError,
   type FetchLike,
@@ -104,6 +105,23 @@ describe('handshake', () => {
     const session = new RelaySession({ url: relay.url, identity: generateIdentity() });
     await session.command({ cmd: 'count' }, 'AAAA');
     expect(relay.log.at(-1)!.body.split('\r\n')[3]).toBe('AAAA');
+  });
+
+  it('sends line 4 given as bytes, and reads an answer as byte lines (commandBytes)', async () => {
+    const relay = await fakeRelay();
+    const session = new RelaySession({ url: relay.url, identity: generateIdentity() });
+    const ascii = new TextEncoder().encode('QUJD');
+    const text = await session.command({ cmd: 'count' }, ascii);
+    expect(relay.log.at(-1)!.body.split('\r\n')[3]).toBe('QUJD');
+    const into = new Uint8Array(4096);
+    const bytes = await session.commandBytes({ cmd: 'count' }, ascii, into);
+    expect(relay.log.at(-1)!.body.split('\r\n')[3]).toBe('QUJD');
+    expect(bytes.body.buffer).toBe(into.buffer);
+    expect(bytes.lines).toHaveLength(text.lines.length);
+    expect(bytes.open()).toEqual(text.open());
+    // Too small a buffer: the answer goes into a new one.
+    const small = await session.commandBytes({ cmd: 'count' }, undefined, new Uint8Array(3));
+    expect(small.open()).toEqual(text.open());
   });
 });
 
@@ -305,5 +323,15 @@ describe('helpers', () => {
     expect(parseRetryAfter('5')).toBe(5);
     expect(parseRetryAfter('Thu, 01 Jan 2030 00:00:10 GMT', Date.UTC(2030, 0, 1))).toBe(10);
     expect(parseRetryAfter('soon')).toBeNull();
+  });
+});
+
+describe('splitLineBytes', () => {
+  it('splits like splitLines', () => {
+    const enc = new TextEncoder();
+    const dec = new TextDecoder();
+    for (const body of ['', '\r\n', '\n', 'a', 'a\r\n', 'a\n', 'a\r', 'a\r\nb', 'a\nb\r\n', 'a\r\n\r\nb', '\n\n', '\r\n\r\n', 'a\rb\nc', 'x\r\ny\r\nz\n']) {
+      expect(splitLineBytes(enc.encode(body)).map((l) => dec.decode(l)), JSON.stringify(body)).toEqual(splitLines(body));
+    }
   });
 });

@@ -7,10 +7,14 @@
  * window (window × chunkSize), the baseline RSS (after a warm-up transfer and a GC), the peak, the
  * growth, whether the growth stays under twice the window, and the throughput. Not a test.
  *
- *   pnpm bench:file-memory [--size-mib 256] [--window 4] [--chunk-size BYTES] [--piece BYTES] [--json]
+ * `--warm-up-mib` sets the warm-up file (4 MiB by default): a larger one lets V8 grow its young
+ * generation to its working size before the baseline, which a long-running process has anyway.
+ *
+ *   pnpm bench:file-memory [--size-mib 256] [--window 4] [--chunk-size BYTES] [--piece BYTES] [--warm-up-mib 4] [--json]
  */
 import { createHash, randomFillSync } from 'node:crypto';
 import { parseArgs } from 'node:util';
+import { getHeapSpaceStatistics } from 'node:v8';
 import { generateIdentity, Mailbox, type FileProgress } from '@zax/client';
 import { LocalRelay } from './harness.js';
 
@@ -20,13 +24,15 @@ const { values: args } = parseArgs({
     window: { type: 'string', default: '4' },
     'chunk-size': { type: 'string' },
     piece: { type: 'string', default: '65536' },
+    'warm-up-mib': { type: 'string', default: '4' },
     json: { type: 'boolean', default: false },
   },
 });
 const SIZE = Math.round(Number(args['size-mib']) * 1024 * 1024);
 const WINDOW = Number(args.window);
 const PIECE = Number(args.piece);
-if (!(SIZE > 0) || !(WINDOW >= 1) || !(PIECE >= 1)) throw new Error('--size-mib, --window and --piece must be positive');
+const WARM = Math.round(Number(args['warm-up-mib']) * 1024 * 1024);
+if (!(SIZE > 0) || !(WINDOW >= 1) || !(PIECE >= 1) || !(WARM > 0)) throw new Error('--size-mib, --window, --piece and --warm-up-mib must be positive');
 const MiB = 1024 * 1024;
 const gc = (globalThis as { gc?: () => void }).gc;
 
@@ -36,15 +42,18 @@ class RssSampler {
   /** The largest V8 heap and ArrayBuffer bytes seen, to tell where a peak comes from. */
   maxHeap = 0;
   maxArrayBuffers = 0;
+  /** The largest V8 young generation (new space), which V8 grows under load. */
+  maxNewSpace = 0;
   private readonly timer = setInterval(() => this.sample(), 50);
   sample(): void {
     const m = process.memoryUsage();
     this.max = Math.max(this.max, m.rss);
     this.maxHeap = Math.max(this.maxHeap, m.heapTotal);
     this.maxArrayBuffers = Math.max(this.maxArrayBuffers, m.arrayBuffers);
+    this.maxNewSpace = Math.max(this.maxNewSpace, newSpaceSize());
   }
   reset(): void {
-    this.max = this.maxHeap = this.maxArrayBuffers = 0;
+    this.max = this.maxHeap = this.maxArrayBuffers = this.maxNewSpace = 0;
     this.sample();
   }
   peak(): number {
@@ -54,6 +63,10 @@ class RssSampler {
   stop(): void {
     clearInterval(this.timer);
   }
+}
+
+function newSpaceSize(): number {
+  return getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')?.space_size ?? 0;
 }
 
 /** `size` pseudo-random bytes in fresh `piece`-byte Buffers (like a file read stream), hashed as they go. */
@@ -86,6 +99,7 @@ interface Phase {
   /** Baseline and peak of the V8 heap (heapTotal) and of ArrayBuffer memory. */
   heap: [number, number];
   arrayBuffers: [number, number];
+  newSpace: [number, number];
 }
 
 async function main(): Promise<void> {
@@ -97,10 +111,10 @@ async function main(): Promise<void> {
     const alice = Mailbox.create({ url: relay.url, identity: a, timeoutMs: 30_000 });
     const bob = Mailbox.create({ url: relay.url, identity: b, guests: [a.publicKey], timeoutMs: 30_000 });
 
-    // Warm-up: sessions, code paths, connection pools (a 4 MiB file both ways).
+    // Warm-up: sessions, code paths, connection pools (a 4 MiB file both ways by default).
     const warm = generateIdentity();
     const warmBox = Mailbox.create({ url: relay.url, identity: warm, guests: [a.publicKey], timeoutMs: 30_000 });
-    const warmUp = await alice.sendFile(warm.publicKey, generated(4 * MiB, PIECE, createHash('sha256')), { size: 4 * MiB, window: WINDOW });
+    const warmUp = await alice.sendFile(warm.publicKey, generated(WARM, PIECE, createHash('sha256')), { size: WARM, window: WINDOW });
     const [warmMsg] = await warmBox.receive();
     await warmBox.receiveFile(warmMsg!, { sink: () => undefined, window: WINDOW });
     await warmBox.deleteFile(warmUp.uploadID);
@@ -109,13 +123,14 @@ async function main(): Promise<void> {
     const measure = async (phase: Phase['phase'], windowBytes: number, run: () => Promise<void>): Promise<void> => {
       const baselineRss = await settledRss();
       const base = process.memoryUsage();
+      const baseNewSpace = newSpaceSize();
       sampler.reset();
       const t0 = performance.now();
       await run();
       const seconds = (performance.now() - t0) / 1000;
       const peakRss = sampler.peak();
       const growth = peakRss - baselineRss;
-      phases.push({ phase, windowBytes, baselineRss, peakRss, growth, underTwiceWindow: growth < 2 * windowBytes, seconds, mbPerSec: SIZE / MiB / seconds, heap: [base.heapTotal, sampler.maxHeap], arrayBuffers: [base.arrayBuffers, sampler.maxArrayBuffers] });
+      phases.push({ phase, windowBytes, baselineRss, peakRss, growth, underTwiceWindow: growth < 2 * windowBytes, seconds, mbPerSec: SIZE / MiB / seconds, heap: [base.heapTotal, sampler.maxHeap], arrayBuffers: [base.arrayBuffers, sampler.maxArrayBuffers], newSpace: [baseNewSpace, sampler.maxNewSpace] });
     };
 
     const sentHash = createHash('sha256');
@@ -145,15 +160,15 @@ async function main(): Promise<void> {
     await bob.deleteFile(uploadID);
 
     if (args.json) {
-      console.log(JSON.stringify({ sizeBytes: SIZE, window: WINDOW, chunkSize, piece: PIECE, gcExposed: gc !== undefined, sha256Equal: same, phases }, null, 2));
+      console.log(JSON.stringify({ sizeBytes: SIZE, warmUpBytes: WARM, window: WINDOW, chunkSize, piece: PIECE, gcExposed: gc !== undefined, sha256Equal: same, phases }, null, 2));
     } else {
       const mb = (n: number): string => `${(n / MiB).toFixed(1)} MiB`;
-      console.log(`file ${mb(SIZE)}, window ${WINDOW} × chunk ${chunkSize} B, source pieces ${PIECE} B, GC ${gc ? 'exposed' : 'not exposed'}`);
+      console.log(`file ${mb(SIZE)}, window ${WINDOW} × chunk ${chunkSize} B, source pieces ${PIECE} B, warm-up ${mb(WARM)}, GC ${gc ? 'exposed' : 'not exposed'}`);
       console.log('phase    window      baseline RSS  peak RSS     growth      growth < 2×window  throughput');
       for (const p of phases) {
         console.log(
           `${p.phase.padEnd(8)} ${mb(p.windowBytes).padEnd(11)} ${mb(p.baselineRss).padEnd(13)} ${mb(p.peakRss).padEnd(12)} ${mb(p.growth).padEnd(11)} ${String(p.underTwiceWindow).padEnd(18)} ${p.mbPerSec.toFixed(1)} MiB/s` +
-            `   (V8 heap ${mb(p.heap[0])} → ${mb(p.heap[1])}, ArrayBuffers ${mb(p.arrayBuffers[0])} → ${mb(p.arrayBuffers[1])})`,
+            `   (V8 heap ${mb(p.heap[0])} → ${mb(p.heap[1])}, ArrayBuffers ${mb(p.arrayBuffers[0])} → ${mb(p.arrayBuffers[1])}, new space ${mb(p.newSpace[0])} → ${mb(p.newSpace[1])})`,
         );
       }
       console.log(`received SHA-256 ${same ? 'equals' : 'DIFFERS FROM'} the sent one`);
