@@ -12,7 +12,7 @@ import { copyFile, mkdir, rm } from 'node:fs/promises';
 import { builtinModules } from 'node:module';
 import { relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
+import { build, stop } from 'esbuild';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const DASHBOARD_SRC = `${ROOT}packages/gatekeeper/dashboard`;
@@ -24,8 +24,20 @@ export interface BuiltDashboard {
   readonly sizes: Readonly<Record<string, number>>;
 }
 
-/** Writes the page to `out`; throws with esbuild's messages when the bundle does not build. */
+/**
+ * Writes the page to `out`; throws with esbuild's messages when the bundle does not build. Stops
+ * esbuild's service process before it returns, so a caller that goes on running (`pnpm start`'s
+ * launcher) does not keep it as a child.
+ */
 export async function buildDashboard(out: string = DASHBOARD_OUT): Promise<BuiltDashboard> {
+  try {
+    return await bundle(out);
+  } finally {
+    await stop();
+  }
+}
+
+async function bundle(out: string): Promise<BuiltDashboard> {
   await rm(out, { recursive: true, force: true });
   await mkdir(out, { recursive: true });
   const common = { bundle: true, minify: true, target: 'es2020', logLevel: 'silent', legalComments: 'none', metafile: true } as const;
