@@ -1,9 +1,9 @@
 /**
- * The file side of the `zax` CLI, apart from its commands (in cli-app.ts): the safe local name of
- * a file someone else named, downloads written to a temporary file beside the destination and moved
- * into place at the end (never over an existing file unless asked), and the checkpoints of
- * interrupted uploads (`uploads/<uploadID>.json` beside the identity file, mode 0600: they hold
- * the file key).
+ * The file side of the `zax` CLI, apart from its commands (in cli-file-commands.ts): the safe
+ * local name of a file someone else named, downloads written to a temporary file beside the
+ * destination and moved into place at the end (never over an existing file unless asked), and the
+ * checkpoints of interrupted uploads (`uploads/<uploadID>.json` beside the identity file, mode
+ * 0600: they hold the file key).
  */
 import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
