@@ -35,7 +35,7 @@ import { b64, base64Length, decodeFixed, decodeStrict, decodeStrictBytes, encode
 import { FileTransferError, RelayHttpError, RelayNetworkError, RelayProtocolError, UsageError } from './errors.js';
 import { sealText } from './message.js';
 import { expectLines, type CommandJson } from './relay.js';
-import type { CommandTransport, Recipient } from './mailbox.js';
+import type { CommandTransport } from './mailbox.js';
 
 // ---------- types ----------
 
