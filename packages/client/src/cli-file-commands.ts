@@ -158,18 +158,7 @@ export async function sendFileCommand(c: Context): Promise<number> {
     progress.done();
     // Delivered: this checkpoint, and those of earlier attempts at the same file for the same recipient, are done with.
     for (const p of new Set([...(statePath !== null ? [statePath] : []), ...mine.map((m) => m.path)])) await removeUploadState(p);
-    c.out.result(`uploadID: ${sent.uploadID}\nnonce:    ${sent.nonce}\ntoken:    ${sent.token}\n`, {
-      uploadID: sent.uploadID,
-      nonce: sent.nonce,
-      token: sent.token,
-      to: sent.to,
-      publicKey: to.publicKeyB64,
-      contact: to.contact,
-      name: sent.name,
-      size: sent.size,
-      chunks: sent.chunks,
-      resumedFrom: startOffset,
-    });
+    c.out.result(`uploadID: ${sent.uploadID}\nnonce:    ${sent.nonce}\ntoken:    ${sent.token}\n`, sentFileJson(sent, to, { uploadID: sent.uploadID, token: sent.token, resumedFrom: startOffset }));
     return EXIT_OK;
   } finally {
     dispose();
@@ -203,7 +192,21 @@ async function sendFileMulti(c: Context, r: Relays, to: Peer, f: { file: string;
   const outcomes = sent.relays.map((o) =>
     isRelayFailure(o) ? { url: o.url, error: relayError(c, o.error), ...(o.uploadID !== undefined ? { uploadID: o.uploadID } : {}) } : { url: o.url, uploadID: o.uploadID, token: o.token },
   );
-  c.out.result(`${ok.map((o) => `uploadID: ${o.uploadID}  (${o.url})\n`).join('')}nonce:    ${sent.nonce}\ntoken:    ${first.token}\n`, {
+  c.out.result(
+    `${ok.map((o) => `uploadID: ${o.uploadID}  (${o.url})\n`).join('')}nonce:    ${sent.nonce}\ntoken:    ${first.token}\n`,
+    sentFileJson(sent, to, { uploadID: first.uploadID, token: first.token, resumedFrom: 0, relays: outcomes }),
+  );
+  return EXIT_OK;
+}
+
+/** The `send-file --json` document: the upload (the first relay's, with several) and the file. */
+function sentFileJson(
+  sent: { nonce: string; to: string; name: string; size: number; chunks: number },
+  to: Peer,
+  upload: { uploadID: string; token: string; resumedFrom: number; relays?: unknown },
+): Record<string, unknown> {
+  const { relays, ...first } = upload;
+  return {
     uploadID: first.uploadID,
     nonce: sent.nonce,
     token: first.token,
@@ -213,10 +216,9 @@ async function sendFileMulti(c: Context, r: Relays, to: Peer, f: { file: string;
     name: sent.name,
     size: sent.size,
     chunks: sent.chunks,
-    resumedFrom: 0,
-    relays: outcomes,
-  });
-  return EXIT_OK;
+    resumedFrom: first.resumedFrom,
+    ...(relays !== undefined ? { relays } : {}),
+  };
 }
 
 const basenameOf = (path: string): string => path.split(/[/\\]/).pop() || 'file';

@@ -13,7 +13,6 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { freePort, startRedisServer, type RedisServer } from '../../../test/support/redis-server.js';
 import { Relay } from '../../../test/support/relay.js';
@@ -21,27 +20,13 @@ import { runCli, type CliIo } from '../src/cli-app.js';
 import { safeFileName } from '../src/cli-files.js';
 import { generateIdentity, pickRelays } from '../src/index.js';
 import { saveIdentityFile } from '../src/identity-file.js';
+import { CLI, runCliProcess, type Run } from './support/run-cli.js';
 
-const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
 let home: string;
 
 function zax(args: string[], env: Record<string, string> = {}, cwd?: string): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH ?? '', HOME: home, ...env }, stdio: ['ignore', 'pipe', 'pipe'], ...(cwd ? { cwd } : {}) });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+  return runCliProcess(args, { home, env, ...(cwd !== undefined ? { cwd } : {}) });
 }
 
 /** runCli in this process: stderr as given (a fake TTY, or one that interrupts), stdout gathered. */

@@ -14,41 +14,22 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as netConnect, createServer as createNetServer, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { makeCa, type IssuedCert, type TestCa } from '../../../test/https/certs.js';
 import { freePort } from '../../../test/support/redis-server.js';
 import { Relay } from '../../../test/support/relay.js';
 import { sanitizeForTerminal } from '../src/cli-app.js';
 import { startFakeRelay, type FakeRelay } from './support/fake-relay.js';
+import { CLI, runCliProcess, type Run } from './support/run-cli.js';
 
-const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
 const KEY = 'nmcleV6x7lkltFJmByQa1ixuf5Fc/S4glJh4yu2mUj4=';
 const NONCE = 'AAAAAGVT8QDg4eLj5OXm5+jp6uvs7e7v';
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
 let home: string;
 
 /** Runs the CLI in a clean environment (HOME in a temp dir, no ZAX_* from the caller). */
 function zax(args: string[], options: { env?: Record<string, string>; input?: string } = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
-      env: { PATH: process.env.PATH ?? '', HOME: home, ...options.env },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(options.input ?? '');
-  });
+  return runCliProcess(args, { home, ...options, input: options.input ?? '' });
 }
 
 beforeAll(async () => {
