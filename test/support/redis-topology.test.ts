@@ -92,7 +92,11 @@ describe('redis topology launchers', () => {
       const ms = await writeUntilAccepted(() => client.set(victimKey, 'after'), killedAt);
       console.log(`cluster failover: a write to the killed primary's slot succeeded ${ms} ms after SIGKILL (node timeout 1500 ms)`);
 
-      expect(await cluster.primaryPortOfKey(victimKey)).toBe(replicaPort);
+      // A replica took the slot over: usually the victim's own, but on a loaded machine the cluster
+      // may have migrated another replica to it first, so any replica of the victim's will do.
+      const newOwner = await cluster.primaryPortOfKey(victimKey);
+      expect(newOwner).not.toBe(victim);
+      expect(before.filter((n) => n.role === 'replica').map((n) => n.port)).toContain(newOwner);
       expect(await client.get(victimKey)).toBe('after');
       for (const k of keys.slice(1)) expect(await client.get(k)).toBe(`v:${k}`);
 
@@ -101,7 +105,7 @@ describe('redis topology launchers', () => {
       await cluster.waitHealthy(20_000);
       console.log(`cluster: the killed node rejoined and the cluster was healthy ${Date.now() - restartAt} ms after its restart`);
       const after = await cluster.nodes();
-      expect(after.find((n) => n.port === victim)).toEqual({ port: victim, role: 'replica', primaryPort: replicaPort });
+      expect(after.find((n) => n.port === victim)).toEqual({ port: victim, role: 'replica', primaryPort: newOwner });
       expect(after.filter((n) => n.role === 'primary')).toHaveLength(3);
       for (const k of keys) await client.del(k); // one slot each
     } finally {
