@@ -24,11 +24,13 @@
  * - `downloadFile(mailbox, uploadID, metadata, options)` is the receiving side: `window` parts
  *   downloaded ahead, delivered in order to a sink (or gathered into one array).
  *
- * Memory stays bounded by the chunks in flight: a send holds one plaintext assembly buffer plus the
- * encoded ciphertext of at most `window` chunks per target; a receive at most `window` chunks.
- * Over a transport with `commandBytes` (a RelaySession) no chunk becomes a string: the ciphertext
- * is base64-encoded into request buffers reused chunk after chunk, and answers are decoded from
- * bytes into a reused buffer, so a transfer leaves little garbage for the collector.
+ * Memory stays bounded by the chunks in flight: a send holds one plaintext assembly buffer, one
+ * seal buffer and the encoded ciphertext of at most `window` chunks per target; a receive at most
+ * `window` chunks. Over a transport with `commandBytes` (a RelaySession) no chunk becomes a string:
+ * each chunk is sealed into the reused seal buffer (`Crypto.secretboxInto`, when the backend has
+ * it), base64-encoded into a request buffer reused chunk after chunk, with room before line 4 for
+ * the session to write lines 1–3 (so the body is not copied), and answers are decoded from bytes
+ * into a reused buffer, so a transfer leaves little garbage for the collector.
  * No Node modules: browsers use this too.
  */
 import { b64, base64Length, decodeFixed, decodeStrict, decodeStrictBytes, encodeBase64Into, KEY_BYTES, makeNonce, NONCE_BYTES, nowSec, type Clock, type Crypto } from '@zax/protocol';
@@ -42,6 +44,8 @@ import type { CommandTransport } from './mailbox.js';
 /**
  * What can be sent: bytes, a Blob (or File), a web ReadableStream, or any async iterable of byte
  * pieces (a Node `Readable` is one). Pieces may have any sizes; they are re-cut into chunks.
+ * A source may reuse its buffer once the next piece is asked for: a piece is copied or encrypted
+ * before that.
  */
 export type FileSource = Uint8Array | Blob | ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>;
 
@@ -192,6 +196,8 @@ export interface ChunkTarget {
 
 export const DEFAULT_WINDOW = 4;
 const BOX_OVERHEAD = 16;
+/** Room before line 4 in a chunk's request buffer for lines 1–3 (about 300 bytes for uploadFileChunk). */
+const HEAD_ROOM = 512;
 
 /** ⌈size / chunkSize⌉. */
 export function chunkCount(size: number, chunkSize: number): number {
@@ -344,8 +350,10 @@ export class FileUpload implements ChunkTarget {
     private readonly options: Pick<FileUploadOptions, 'retry' | 'signal'>,
   ) {}
 
-  /** Line-4 buffers (base64 of a whole chunk) of finished requests, for the next chunks. */
+  /** Request buffers (room for lines 1–3, then base64 of a whole chunk) of finished requests, for the next chunks. */
   private readonly idle: Uint8Array[] = [];
+  /** Where each chunk is sealed (largest chunk + 32: no backend allocates), until it is encoded. */
+  private sealed: Uint8Array | null = null;
 
   /** Largest plaintext chunk. */
   get maxPlainChunk(): number {
@@ -361,7 +369,8 @@ export class FileUpload implements ChunkTarget {
     const { crypto, clock, random } = this.ctx;
     if (plaintext.length > this.maxPlainChunk) return Promise.reject(new UsageError(`chunk of ${plaintext.length} bytes is above the relay's limit of ${this.maxPlainChunk}`));
     const nonce = makeNonce(nowSec(clock), random);
-    const ctext = crypto.boxAfter(plaintext, nonce, this.skey);
+    // Sealed into one reused buffer when the backend can: it is base64-encoded before this returns.
+    const ctext = crypto.secretboxInto !== undefined ? crypto.secretboxInto((this.sealed ??= new Uint8Array(this.maxChunkSize + BOX_OVERHEAD)), plaintext, nonce, this.skey) : crypto.boxAfter(plaintext, nonce, this.skey);
     // Sent again as is on a retry: the same part under the same nonce replaces itself.
     const json: CommandJson = { cmd: 'uploadFileChunk', uploadID: this.uploadID, part, last_chunk: last, nonce: b64(nonce) };
     const relay = this.ctx.relay;
@@ -370,8 +379,9 @@ export class FileUpload implements ChunkTarget {
       return this.send(() => relay.command(json, line4));
     }
     const commandBytes = relay.commandBytes.bind(relay);
-    const buffer = this.takeBuffer(base64Length(ctext.length));
-    const line4 = buffer.subarray(0, encodeBase64Into(ctext, buffer));
+    // Line 4 after HEAD_ROOM free bytes: the session writes lines 1–3 there (no body copy).
+    const buffer = this.takeBuffer(HEAD_ROOM + base64Length(ctext.length));
+    const line4 = { buffer: buffer.subarray(0, HEAD_ROOM + encodeBase64Into(ctext, buffer.subarray(HEAD_ROOM))), start: HEAD_ROOM };
     return this.send(() => commandBytes(json, line4)).finally(() => this.idle.push(buffer));
   }
 
@@ -387,10 +397,10 @@ export class FileUpload implements ChunkTarget {
     );
   }
 
-  /** An idle line-4 buffer of at least `length` bytes, else a new one for the largest chunk. */
+  /** An idle request buffer of at least `length` bytes, else a new one for the largest chunk. */
   private takeBuffer(length: number): Uint8Array {
     const b = this.idle.pop();
-    return b !== undefined && b.length >= length ? b : new Uint8Array(Math.max(length, base64Length(this.maxChunkSize)));
+    return b !== undefined && b.length >= length ? b : new Uint8Array(Math.max(length, HEAD_ROOM + base64Length(this.maxChunkSize)));
   }
 
   /** The checkpoint of this upload with every part below `nextPart` acknowledged. */
@@ -513,7 +523,8 @@ async function* pieces(source: FileSource): AsyncGenerator<Uint8Array, void, und
 /**
  * Yields `[part, bytes]` for the parts from `firstPart`, cut at multiples of `chunkSize` of a file
  * of `size` bytes whose first `offset` bytes the source does not have. A yielded buffer may be
- * reused for the next part: use it before asking for the next. Throws FileTransferError `size` if
+ * reused for the next part: use it before asking for the next. A source piece is used up (copied,
+ * or yielded and so used by the caller) before the next piece is read, so sources may reuse theirs. Throws FileTransferError `size` if
  * the source holds more or fewer bytes than `size − offset`; the last part is only yielded once
  * the source is known to end there.
  */

@@ -40,7 +40,7 @@ import {
   type SentFile,
 } from './files.js';
 import { openText, parseFileData, sealText, type EncryptedPayload } from './message.js';
-import { expectLines, parseDecimalLine, RelaySession, type CommandBytesResponse, type CommandJson, type CommandResponse, type RelaySessionOptions } from './relay.js';
+import { expectLines, parseDecimalLine, RelaySession, type CommandBytesResponse, type CommandJson, type CommandResponse, type Line4WithRoom, type RelaySessionOptions } from './relay.js';
 
 /** What the Mailbox needs of a relay session (a RelaySession, or a fake in tests). */
 export interface CommandTransport {
@@ -51,7 +51,7 @@ export interface CommandTransport {
    * bytes, read into `into` when it fits. File transfer uses it when present, so a chunk never
    * becomes a string.
    */
-  commandBytes?(json: CommandJson, line4?: Uint8Array, into?: Uint8Array): Promise<CommandBytesResponse>;
+  commandBytes?(json: CommandJson, line4?: Uint8Array | Line4WithRoom, into?: Uint8Array): Promise<CommandBytesResponse>;
 }
 
 /** A correspondent. */

@@ -4,7 +4,9 @@
  * The session renews itself: before the relay would expire it, and once after a 401 (the relay lost
  * or replaced it), like glow.ts does. It holds no timers, so a process using it can exit at any time.
  * Large commands (file chunks) can go as bytes: line 4 as base64 ASCII in a Uint8Array, the request
- * body built as bytes and the answer read as bytes, so no string of the size of a chunk is made.
+ * body built as bytes (around line 4 in the caller's buffer, given room) and the answer read as
+ * bytes, so no string of the size of a chunk is made. With the global fetch on Node a byte body is
+ * sent as a one-chunk stream with its Content-Length, which fetch does not copy.
  */
 import {
   b64,
@@ -77,6 +79,18 @@ export interface CommandBytesResponse {
   open(): unknown;
 }
 
+/**
+ * Line 4 (base64 ASCII) at the end of a buffer with free room before it: `buffer[start..]` is line 4,
+ * `buffer[..start)` is free. `commandBytes` writes lines 1–3 and their CRLFs right before `start`
+ * and sends the body from there, so line 4 is not copied (it is when the room is too small; about
+ * 300 bytes are needed for a file chunk command). The caller keeps the buffer until the command
+ * settles.
+ */
+export interface Line4WithRoom {
+  readonly buffer: Uint8Array;
+  readonly start: number;
+}
+
 /** The relay's answer to one `/command`. */
 export interface CommandResponse {
   /** The response lines (CRLF-split). */
@@ -100,6 +114,7 @@ class TokenAgedOut extends ZaxClientError {}
 
 const HEADERS = { 'content-type': 'text/plain', accept: 'text/plain' } as const;
 const utf8Strict = new TextDecoder('utf-8', { fatal: true });
+const utf8Encoder = new TextEncoder();
 /** Decodes like `Response.text()` (U+FFFD for bad UTF-8), for the short lines of a byte answer. */
 const utf8Lenient = new TextDecoder();
 const CR = 0x0d;
@@ -138,12 +153,22 @@ export function buildCommandLines(crypto: Crypto, hpk: Uint8Array, nonce: Uint8A
 
 /**
  * The `/command` body as bytes: lines 1–3 as `buildCommandLines` makes them, CRLF, then `line4`
- * (base64 ASCII, copied into the body).
+ * (base64 ASCII). Given as `Line4WithRoom` with room enough, the body is built around line 4 in
+ * its buffer (a view on it is returned); else line 4 is copied into a new body.
  */
-export function buildCommandBody(crypto: Crypto, hpk: Uint8Array, nonce: Uint8Array, sessionKey: Uint8Array, json: CommandJson, line4: Uint8Array): Uint8Array {
-  const head = new TextEncoder().encode(joinLines(buildCommandLines(crypto, hpk, nonce, sessionKey, json)) + '\r\n');
+export function buildCommandBody(crypto: Crypto, hpk: Uint8Array, nonce: Uint8Array, sessionKey: Uint8Array, json: CommandJson, line4: Uint8Array | Line4WithRoom): Uint8Array {
+  // All ASCII: as many bytes as characters.
+  const head = joinLines(buildCommandLines(crypto, hpk, nonce, sessionKey, json)) + '\r\n';
+  if (!(line4 instanceof Uint8Array)) {
+    if (head.length <= line4.start) {
+      const at = line4.start - head.length;
+      utf8Encoder.encodeInto(head, line4.buffer.subarray(at, line4.start));
+      return line4.buffer.subarray(at);
+    }
+    line4 = line4.buffer.subarray(line4.start);
+  }
   const body = new Uint8Array(head.length + line4.length);
-  body.set(head);
+  utf8Encoder.encodeInto(head, body);
   body.set(line4, head.length);
   return body;
 }
@@ -220,6 +245,8 @@ export class RelaySession {
   readonly identity: Identity;
   private readonly crypto: Crypto;
   private readonly fetchFn: FetchLike;
+  /** Byte bodies go as streams (the global fetch on Node: no copy of the body). */
+  private readonly streamBodies: boolean;
   private readonly clock: Clock;
   private readonly random: (n: number) => Uint8Array;
   private readonly timeoutMs: number;
@@ -240,6 +267,7 @@ export class RelaySession {
     const fetchFn = options.fetch ?? (globalThis.fetch?.bind(globalThis) as FetchLike | undefined);
     if (fetchFn === undefined) throw new UsageError('no fetch available: pass options.fetch');
     this.fetchFn = fetchFn;
+    this.streamBodies = options.fetch === undefined && STREAMS_REQUEST_BODIES;
     this.clock = options.clock ?? systemClock;
     const crypto = this.crypto;
     this.random = options.random ?? ((n) => crypto.randomBytes(n));
@@ -302,9 +330,9 @@ export class RelaySession {
    * `command` for large commands and answers (file chunks): line 4 as base64 ASCII bytes, the
    * answer read as bytes and split into byte lines, so no string of its size is made. The answer
    * is read into `into` when it fits (the caller reuses it once done with the answer), else into
-   * a new buffer.
+   * a new buffer. Line 4 given with room before it (`Line4WithRoom`) is sent without a copy.
    */
-  async commandBytes(json: CommandJson, line4?: Uint8Array, into?: Uint8Array): Promise<CommandBytesResponse> {
+  async commandBytes(json: CommandJson, line4?: Uint8Array | Line4WithRoom, into?: Uint8Array): Promise<CommandBytesResponse> {
     return this.withSession(async (session) => {
       const body = await this.exchange('command', this.commandBody(session, json, line4), (res) => readBytes(res, into));
       const lines = splitLineBytes(body);
@@ -348,9 +376,9 @@ export class RelaySession {
   }
 
   /** A fresh nonce each time: a resent command is a new request. */
-  private commandBody(session: LiveSession, json: CommandJson, line4: string | Uint8Array | undefined): string | Uint8Array {
+  private commandBody(session: LiveSession, json: CommandJson, line4: string | Uint8Array | Line4WithRoom | undefined): string | Uint8Array {
     const nonce = makeNonce(nowSec(this.clock), this.random);
-    if (line4 instanceof Uint8Array) return buildCommandBody(this.crypto, this.identity.hpk, nonce, session.key, json, line4);
+    if (line4 !== undefined && typeof line4 !== 'string') return buildCommandBody(this.crypto, this.identity.hpk, nonce, session.key, json, line4);
     return joinLines(buildCommandLines(this.crypto, this.identity.hpk, nonce, session.key, json, line4));
   }
 
@@ -438,7 +466,8 @@ export class RelaySession {
     let res: Response;
     let answer: T;
     try {
-      res = await this.fetchFn(url, { method: 'POST', headers: HEADERS, body: body as RequestInit['body'], signal });
+      const init: RequestInit = this.streamBodies && typeof body !== 'string' ? streamedBody(body) : { headers: HEADERS, body: body as RequestInit['body'] };
+      res = await this.fetchFn(url, { method: 'POST', ...init, signal });
       answer = await read(res);
     } catch (e) {
       if (e instanceof ZaxClientError) throw e;
@@ -456,6 +485,27 @@ export class RelaySession {
 }
 
 const readText = (res: Response): Promise<string> => res.text();
+
+/**
+ * Whether the global `fetch` sends a ReadableStream body over HTTP/1.1 (Node's undici does;
+ * browsers only over HTTP/2). A byte body goes as a stream there: the Fetch standard copies a
+ * Uint8Array body, a stream's chunks are written as they are.
+ */
+const STREAMS_REQUEST_BODIES = typeof (globalThis as { process?: { versions?: { node?: unknown } } }).process?.versions?.node === 'string';
+
+/**
+ * `body` as a one-chunk stream with its length declared (so not sent chunked). A default (not
+ * byte) stream: a byte stream's enqueue would detach the caller's buffer.
+ */
+function streamedBody(body: Uint8Array): RequestInit {
+  const stream = new ReadableStream<Uint8Array>({
+    start(controller) {
+      controller.enqueue(body);
+      controller.close();
+    },
+  });
+  return { body: stream, headers: { ...HEADERS, 'content-length': String(body.length) }, duplex: 'half' } as RequestInit;
+}
 
 /** The answer's bytes, read piece by piece into `into` (grown into a new buffer when it does not fit). */
 async function readBytes(res: Response, into: Uint8Array = new Uint8Array(0)): Promise<Uint8Array> {

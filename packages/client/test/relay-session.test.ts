@@ -123,6 +123,38 @@ describe('handshake', () => {
     const small = await session.commandBytes({ cmd: 'count' }, undefined, new Uint8Array(3));
     expect(small.open()).toEqual(text.open());
   });
+
+  it('builds the body around line 4 given with room before it, and copies when the room is short (Line4WithRoom)', async () => {
+    const relay = await fakeRelay();
+    const session = new RelaySession({ url: relay.url, identity: generateIdentity() });
+    const buffer = new Uint8Array(512 + 4).fill(0x21);
+    buffer.set(new TextEncoder().encode('QUJD'), 512);
+    const res = await session.commandBytes({ cmd: 'count' }, { buffer, start: 512 });
+    expect(res.open()).toBe(0);
+    const sent = relay.log.at(-1)!.body;
+    expect(sent.split('\r\n')).toHaveLength(4);
+    expect(sent.split('\r\n')[3]).toBe('QUJD');
+    // Lines 1–3 were written into the room, right before line 4.
+    expect(new TextDecoder().decode(buffer.subarray(512 - (sent.length - 4), 512))).toBe(sent.slice(0, -4));
+    expect(buffer[512 - (sent.length - 4) - 1]).toBe(0x21);
+    // Too little room: the same command, line 4 copied into a new body; the buffer is untouched.
+    const tight = new Uint8Array(10 + 4).fill(0x21);
+    tight.set(new TextEncoder().encode('QUJD'), 10);
+    expect((await session.commandBytes({ cmd: 'count' }, { buffer: tight, start: 10 })).open()).toBe(0);
+    expect(relay.log.at(-1)!.body.split('\r\n')[3]).toBe('QUJD');
+    expect(Array.from(tight.subarray(0, 10))).toEqual(new Array(10).fill(0x21));
+  });
+
+  it('sends a large byte body (a stream on Node) from the caller\'s buffer, again and again', async () => {
+    const relay = await fakeRelay();
+    const session = new RelaySession({ url: relay.url, identity: generateIdentity() });
+    const line4 = new TextEncoder().encode('QUJD'.repeat(50_000));
+    for (let i = 0; i < 3; i++) {
+      expect((await session.commandBytes({ cmd: 'count' }, line4)).open()).toBe(0);
+      expect(relay.log.at(-1)!.body.split('\r\n')[3]).toBe('QUJD'.repeat(50_000));
+    }
+    expect(line4.byteLength).toBe(200_000);
+  });
 });
 
 describe('re-handshake', () => {

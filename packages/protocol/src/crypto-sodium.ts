@@ -10,7 +10,7 @@
  * and `sodium()`. Nothing here, nor in the emitted declarations, names the module: it is used
  * through `SodiumApi`, the few functions this file calls.
  */
-import { hsalsa20, tweetnaclCrypto, type Crypto } from './crypto.js';
+import { checkSecretboxInto, hsalsa20, tweetnaclCrypto, type Crypto } from './crypto.js';
 
 type Bytes = Uint8Array;
 
@@ -80,6 +80,12 @@ function createSodiumCrypto(sodium: SodiumApi): Crypto {
       if (box.length < MAC || nonce.length !== NONCE || sharedKey.length !== KEY) return null;
       const out = new Uint8Array(box.length - MAC);
       return sodium.crypto_secretbox_open_easy(out, box, nonce, sharedKey) ? out : null;
+    },
+    secretboxInto(out, message, nonce, key) {
+      checkSecretboxInto(out, message, nonce, key);
+      const box = out.subarray(0, message.length + MAC);
+      sodium.crypto_secretbox_easy(box, message, nonce, key);
+      return box;
     },
   };
 }

@@ -24,6 +24,14 @@ export interface Crypto {
   /** crypto_box with a precomputed key (= crypto_secretbox under that key). */
   boxAfter(message: Uint8Array, nonce: Uint8Array, sharedKey: Uint8Array): Uint8Array;
   boxOpenAfter(box: Uint8Array, nonce: Uint8Array, sharedKey: Uint8Array): Uint8Array | null;
+  /**
+   * `boxAfter` into a caller's buffer (file chunks, sealed chunk after chunk into reused buffers):
+   * writes the same `message.length + 16` bytes to the start of `out` and returns them as a view
+   * on it. With `out.length ≥ message.length + 32` (NaCl's 32-byte zero padding) no backend
+   * allocates; with less, one may seal into a new array and copy. Throws on a short `out` or bad
+   * nonce/key sizes. Optional: callers fall back to `boxAfter`.
+   */
+  secretboxInto?(out: Uint8Array, message: Uint8Array, nonce: Uint8Array, key: Uint8Array): Uint8Array;
 }
 
 /** "expand 32-byte k", the Salsa20 constant HSalsa20 needs. */
@@ -53,7 +61,34 @@ export function randomBytes(n: number): Uint8Array {
 const lowlevel = (nacl as unknown as { lowlevel: unknown }).lowlevel as {
   crypto_scalarmult(q: Uint8Array, n: Uint8Array, p: Uint8Array): number;
   crypto_core_hsalsa20(out: Uint8Array, inp: Uint8Array, k: Uint8Array, c: Uint8Array): number;
+  crypto_secretbox(c: Uint8Array, m: Uint8Array, d: number, n: Uint8Array, k: Uint8Array): number;
 };
+
+/** The checks both backends make before sealing into `out`. */
+export function checkSecretboxInto(out: Uint8Array, message: Uint8Array, nonce: Uint8Array, key: Uint8Array): void {
+  if (nonce.length !== 24 || key.length !== 32) throw new Error('bad nonce or key size');
+  if (out.length < message.length + 16) throw new Error(`secretboxInto: out holds ${out.length} bytes, ${message.length + 16} needed`);
+}
+
+/**
+ * tweetnacl's `secretboxInto`. Its low-level crypto_secretbox works on buffers with 32 leading
+ * zero bytes (message) and gives the box after 16 leading zero bytes; it can work in place. So the
+ * padded message is laid out in `out` itself, sealed there, and the box moved to the start.
+ */
+function tweetnaclSecretboxInto(out: Uint8Array, message: Uint8Array, nonce: Uint8Array, key: Uint8Array): Uint8Array {
+  checkSecretboxInto(out, message, nonce, key);
+  const n = message.length + 16;
+  if (out.length < message.length + 32) {
+    out.set(nacl.secretbox(message, nonce, key));
+    return out.subarray(0, n);
+  }
+  const padded = out.subarray(0, message.length + 32);
+  padded.set(message, 32);
+  padded.fill(0, 0, 32);
+  lowlevel.crypto_secretbox(padded, padded, padded.length, nonce, key);
+  out.copyWithin(0, 16, padded.length);
+  return out.subarray(0, n);
+}
 
 /** HSalsa20 of a raw X25519 shared secret with a zero input block: the NaCl box key. */
 export function hsalsa20(shared: Uint8Array): Uint8Array {
@@ -105,6 +140,7 @@ export const tweetnaclCryptoWith = (random: (n: number) => Uint8Array): Crypto =
     if (!sizesOk(nonce, sharedKey) || box.length < 16) return null;
     return nacl.secretbox.open(box, nonce, sharedKey);
   },
+  secretboxInto: tweetnaclSecretboxInto,
 });
 
 /** The tweetnacl backend over the runtime's CSPRNG: the portable reference. */

@@ -65,6 +65,17 @@ for (const c of backends) {
         expect(Buffer.from(rsp).toString('base64')).toBe(count.response.ctext_b64);
         expect(Buffer.from(c.boxOpenAfter(unb64(count.request.ctext_b64), unb64(count.request.nonce_b64), relayKey)!).toString()).toBe('{"cmd":"count"}');
       });
+      it('secretboxInto seals the same bytes as boxAfter, into the caller\'s buffer', () => {
+        const key = c.before(unb64(count.session.r_sess_pk_b64), hex(count.session.a_sess_sk_hex))!;
+        const msg = Buffer.from(count.request.plaintext_json);
+        for (const extra of [16, 32]) {
+          const out = new Uint8Array(msg.length + extra);
+          const box = c.secretboxInto!(out, msg, unb64(count.request.nonce_b64), key);
+          expect(box.buffer).toBe(out.buffer);
+          expect(Buffer.from(box).toString('base64')).toBe(count.request.ctext_b64);
+        }
+        expect(() => c.secretboxInto!(new Uint8Array(msg.length + 15), msg, unb64(count.request.nonce_b64), key)).toThrow();
+      });
       it('treats a low-order public key (all-zero shared secret) as undecryptable', () => {
         const zero = new Uint8Array(32);
         expect(c.before(zero, rSess.secretKey)).toBeNull();

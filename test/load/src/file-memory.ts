@@ -9,8 +9,10 @@
  *
  * `--warm-up-mib` sets the warm-up file (4 MiB by default): a larger one lets V8 grow its young
  * generation to its working size before the baseline, which a long-running process has anyway.
+ * `--reuse-source` makes the generator fill one piece buffer again and again (as a reader into a
+ * fixed buffer does; the client copies a piece before it asks for the next) instead of fresh ones.
  *
- *   pnpm bench:file-memory [--size-mib 256] [--window 4] [--chunk-size BYTES] [--piece BYTES] [--warm-up-mib 4] [--json]
+ *   pnpm bench:file-memory [--size-mib 256] [--window 4] [--chunk-size BYTES] [--piece BYTES] [--warm-up-mib 4] [--reuse-source] [--json]
  */
 import { createHash, randomFillSync } from 'node:crypto';
 import { parseArgs } from 'node:util';
@@ -25,6 +27,7 @@ const { values: args } = parseArgs({
     'chunk-size': { type: 'string' },
     piece: { type: 'string', default: '65536' },
     'warm-up-mib': { type: 'string', default: '4' },
+    'reuse-source': { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
   },
 });
@@ -34,6 +37,7 @@ const PIECE = Number(args.piece);
 const WARM = Math.round(Number(args['warm-up-mib']) * 1024 * 1024);
 if (!(SIZE > 0) || !(WINDOW >= 1) || !(PIECE >= 1) || !(WARM > 0)) throw new Error('--size-mib, --window, --piece and --warm-up-mib must be positive');
 const MiB = 1024 * 1024;
+const REUSE = args['reuse-source'];
 const gc = (globalThis as { gc?: () => void }).gc;
 
 /** RSS sampled every 50 ms; `peak()` since the last `reset()`. */
@@ -69,10 +73,15 @@ function newSpaceSize(): number {
   return getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')?.space_size ?? 0;
 }
 
-/** `size` pseudo-random bytes in fresh `piece`-byte Buffers (like a file read stream), hashed as they go. */
+/**
+ * `size` pseudo-random bytes in `piece`-byte Buffers, hashed as they go: fresh ones (like a file
+ * read stream), or with `--reuse-source` one buffer filled again for every piece.
+ */
 async function* generated(size: number, piece: number, hash: ReturnType<typeof createHash>): AsyncGenerator<Uint8Array> {
+  const shared = REUSE ? Buffer.allocUnsafe(piece) : null;
   for (let at = 0; at < size; at += piece) {
-    const b = Buffer.allocUnsafe(Math.min(piece, size - at));
+    const n = Math.min(piece, size - at);
+    const b = shared !== null ? shared.subarray(0, n) : Buffer.allocUnsafe(n);
     randomFillSync(b);
     hash.update(b);
     yield b;
@@ -160,10 +169,10 @@ async function main(): Promise<void> {
     await bob.deleteFile(uploadID);
 
     if (args.json) {
-      console.log(JSON.stringify({ sizeBytes: SIZE, warmUpBytes: WARM, window: WINDOW, chunkSize, piece: PIECE, gcExposed: gc !== undefined, sha256Equal: same, phases }, null, 2));
+      console.log(JSON.stringify({ sizeBytes: SIZE, warmUpBytes: WARM, reuseSource: REUSE, window: WINDOW, chunkSize, piece: PIECE, gcExposed: gc !== undefined, sha256Equal: same, phases }, null, 2));
     } else {
       const mb = (n: number): string => `${(n / MiB).toFixed(1)} MiB`;
-      console.log(`file ${mb(SIZE)}, window ${WINDOW} × chunk ${chunkSize} B, source pieces ${PIECE} B, warm-up ${mb(WARM)}, GC ${gc ? 'exposed' : 'not exposed'}`);
+      console.log(`file ${mb(SIZE)}, window ${WINDOW} × chunk ${chunkSize} B, source pieces ${PIECE} B${REUSE ? ' (one reused buffer)' : ''}, warm-up ${mb(WARM)}, GC ${gc ? 'exposed' : 'not exposed'}`);
       console.log('phase    window      baseline RSS  peak RSS     growth      growth < 2×window  throughput');
       for (const p of phases) {
         console.log(
