@@ -382,7 +382,8 @@ export class FileUpload implements ChunkTarget {
     // Line 4 after HEAD_ROOM free bytes: the session writes lines 1–3 there (no body copy).
     const buffer = this.takeBuffer(HEAD_ROOM + base64Length(ctext.length));
     const line4 = { buffer: buffer.subarray(0, HEAD_ROOM + encodeBase64Into(ctext, buffer.subarray(HEAD_ROOM))), start: HEAD_ROOM };
-    return this.send(() => commandBytes(json, line4)).finally(() => this.idle.push(buffer));
+    // Reused only after a success: after a failure (a timeout, say) the transport might still hold it.
+    return this.send(() => commandBytes(json, line4)).then(() => void this.idle.push(buffer));
   }
 
   private send(attempt: () => Promise<OpenableAnswer>): Promise<void> {
