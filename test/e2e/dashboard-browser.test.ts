@@ -23,6 +23,7 @@ import { dropPrefix, freshPrefix } from '../support/prefix.js';
 import { freePort } from '../support/redis-server.js';
 import { CORE_MAIN, Relay, ServiceProcess } from '../support/relay.js';
 import { storeEnv } from '../support/store.js';
+import { testTopology } from '../support/store-server.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const INSTALL_CHROMIUM = 'apt-get update && apt-get install -y chromium';
@@ -114,7 +115,8 @@ function expectPassed(run: Run): void {
   expect(run.problems).toEqual([]);
 }
 
-describe.skipIf(!HAVE_CHROMIUM && !IN_CI)('the self-test page in headless Chromium', () => {
+// The page does not depend on the store's topology: a topology run (pnpm test:topologies) skips it.
+describe.skipIf((!HAVE_CHROMIUM && !IN_CI) || testTopology() !== 'single')('the self-test page in headless Chromium', () => {
   beforeAll(async () => {
     if (!HAVE_CHROMIUM) throw new Error(`Chromium is missing at ${CHROMIUM} and CI=true requires this suite: ${INSTALL_CHROMIUM}`);
     browser = await chromium.launch({
