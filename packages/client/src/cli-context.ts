@@ -15,8 +15,8 @@ import { ZaxClientError, type RelayFailure } from './errors.js';
 import { parseKey, type Identity } from './identity.js';
 import { defaultIdentityPath, isIdentityFileExposed, loadIdentityFile } from './identity-file.js';
 import { Mailbox, type ReceivedMessage } from './mailbox.js';
-import { normalizeBaseUrl, type FetchLike } from './relay.js';
-import { isRelayFailure, MultiMailbox } from './relays.js';
+import type { FetchLike } from './relay.js';
+import { distinctRelayUrls, isRelayFailure, MultiMailbox } from './relays.js';
 
 export interface CliIo {
   /** Text, and the bytes of `receive-file --out -`; `once('drain')` is awaited when `write` returns false. */
@@ -170,17 +170,11 @@ function relayUrls(c: Context): string[] {
   const given = c.v.relay !== undefined && c.v.relay.length > 0 ? c.v.relay : c.io.env.ZAX_RELAY ? [c.io.env.ZAX_RELAY] : [];
   const raw = given.flatMap((u) => u.split(',')).map((u) => u.trim()).filter((u) => u !== '');
   if (raw.length === 0) throw usage(c, '--relay URL is required (or set ZAX_RELAY)');
-  const urls: string[] = [];
-  for (const u of raw) {
-    let url: string;
-    try {
-      url = normalizeBaseUrl(u);
-    } catch (e) {
-      throw usage(c, e instanceof Error ? e.message : String(e));
-    }
-    if (!urls.includes(url)) urls.push(url);
+  try {
+    return distinctRelayUrls(raw);
+  } catch (e) {
+    throw usage(c, e instanceof Error ? e.message : String(e));
   }
-  return urls;
 }
 
 /** The relays and K of a command that can use several: `multi` when more than one URL is given. */
