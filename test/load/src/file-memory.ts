@@ -28,6 +28,7 @@ const { values: args } = parseArgs({
     piece: { type: 'string', default: '65536' },
     'warm-up-mib': { type: 'string', default: '4' },
     'reuse-source': { type: 'boolean', default: false },
+    'collect-every': { type: 'string', default: '0' },
     json: { type: 'boolean', default: false },
   },
 });
@@ -38,6 +39,8 @@ const WARM = Math.round(Number(args['warm-up-mib']) * 1024 * 1024);
 if (!(SIZE > 0) || !(WINDOW >= 1) || !(PIECE >= 1) || !(WARM > 0)) throw new Error('--size-mib, --window, --piece and --warm-up-mib must be positive');
 const MiB = 1024 * 1024;
 const REUSE = args['reuse-source'];
+const COLLECT_EVERY = Number(args['collect-every']);
+if (!(COLLECT_EVERY >= 0)) throw new Error('--collect-every must be 0 or more');
 const gc = (globalThis as { gc?: () => void }).gc;
 
 /** RSS sampled every 50 ms; `peak()` since the last `reset()`. */
@@ -129,6 +132,10 @@ async function main(): Promise<void> {
     await warmBox.deleteFile(warmUp.uploadID);
 
     const phases: Phase[] = [];
+    /** With --collect-every N: a full GC after every N chunks, so garbage never waits for V8. */
+    const collect = (p: FileProgress): void => {
+      if (COLLECT_EVERY > 0 && p.chunks % COLLECT_EVERY === 0) gc?.();
+    };
     const measure = async (phase: Phase['phase'], windowBytes: number, run: () => Promise<void>): Promise<void> => {
       const baselineRss = await settledRss();
       const base = process.memoryUsage();
@@ -151,7 +158,10 @@ async function main(): Promise<void> {
         size: SIZE,
         window: WINDOW,
         ...(args['chunk-size'] !== undefined ? { chunkSize: Number(args['chunk-size']) } : {}),
-        onProgress: (p) => (lastProgress = p),
+        onProgress: (p) => {
+          lastProgress = p;
+          collect(p);
+        },
         onCheckpoint: (cp) => (chunkSize = cp.chunkSize),
       });
       uploadID = sent.uploadID;
@@ -163,7 +173,7 @@ async function main(): Promise<void> {
     const [msg] = await bob.receive();
     const recvHash = createHash('sha256');
     await measure('receive', WINDOW * chunkSize, async () => {
-      await bob.receiveFile(msg!, { window: WINDOW, sink: (c) => void recvHash.update(c) });
+      await bob.receiveFile(msg!, { window: WINDOW, sink: (c) => void recvHash.update(c), onProgress: collect });
     });
     const same = recvHash.digest('hex') === sentHash.digest('hex');
     await bob.deleteFile(uploadID);
