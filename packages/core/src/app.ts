@@ -11,15 +11,18 @@
  *   a store failure 503 with Retry-After, anything else 500 I and a log line.
  *
  * `createApp` builds it from its dependencies without listening, so tests mount it on their own
- * server with a fake clock. It owns the replica's load meter (load.ts) and metrics (metrics.ts);
- * the request path only adds numbers to them.
+ * server with a fake clock. It owns the replica's load meter (load.ts) and metrics (metrics.ts),
+ * whose census gauges read the last census (census.ts) at scrape time; the request path only adds
+ * numbers to them.
  */
 import { INTERNAL_SECRET_HEADER, RelayError, type Clock, type Crypto, type LoadReport } from '@zax/protocol';
 import { readBody, routeTable, serve, type Durability, type Logger, type RouteTable } from '@zax/service';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { readCensus } from './census.js';
 import type { ResponseGate } from './commands/download-gate.js';
 import type { Config } from './config.js';
 import { createCore, type Core } from './context.js';
+import { createKeys } from './keys.js';
 import { loadReport, type LoadMeter, type LoadTiming } from './load.js';
 import { createMetrics, type CoreMetrics } from './metrics.js';
 import type { CoreRedis } from './redis.js';
@@ -66,6 +69,8 @@ export function createApp(deps: AppDeps): App {
   const { config, meter } = core;
   meter.start();
   metrics.localLoad(() => meter.local());
+  const keys = createKeys(config.redisPrefix);
+  metrics.censusSource(() => readCensus(core.redis, keys, metrics));
   const mainRoutes = routeTable<CoreRoute>([...API_ROUTES, ...(config.adminPort === null ? OPS_ROUTES : OPS_ROUTES.slice(0, 2))]);
   const adminRoutes = routeTable<CoreRoute>(OPS_ROUTES);
 

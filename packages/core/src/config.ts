@@ -84,6 +84,11 @@ export interface Config {
   /** @default 60 (`FILE_SWEEP_INTERVAL_SEC`): period of the job that removes expired files. */
   readonly fileSweepIntervalSec: number;
   /**
+   * @default 60 (`CENSUS_INTERVAL_SEC`, 1..86400): period of the census job that counts the
+   * mailboxes, messages and files stored for the gauges (src/census.ts).
+   */
+  readonly censusIntervalSec: number;
+  /**
    * @default 60 (`LOAD_PERIOD_SEC`, 1..3600): the period over which the load served on
    * `GET /internal/load` is counted (src/load.ts). Set it to the gatekeeper's
    * DIFFICULTY_PERIOD_MIN × 60 (or a divisor of it): both count in epoch-aligned periods.
@@ -227,6 +232,7 @@ const ENV_SHAPE = {
   FILE_SEED: z.preprocess(orDefault(undefined), z.string().regex(SEED_RE, SEED_RULE).optional()),
   FILE_SEED_FILE: optional,
   FILE_SWEEP_INTERVAL_SEC: int(60, 1, 86_400),
+  CENSUS_INTERVAL_SEC: int(60, 1, 86_400),
   LOAD_PERIOD_SEC: int(60, 1, 3600),
   CORE_ADMIN_PORT: z.preprocess(
     orDefault(undefined),
@@ -364,6 +370,7 @@ export function loadConfig(env: Env, opts: LoadOptions = {}): Config {
     storeHighWaterRatio: e.STORE_HIGH_WATER_RATIO,
     fileSeed: seed,
     fileSweepIntervalSec: e.FILE_SWEEP_INTERVAL_SEC,
+    censusIntervalSec: e.CENSUS_INTERVAL_SEC,
     loadPeriodSec: e.LOAD_PERIOD_SEC,
     adminPort: e.CORE_ADMIN_PORT ?? null,
     workers: e.CORE_WORKERS === 'auto' ? autoWorkers((opts.cpus ?? availableParallelism)()) : e.CORE_WORKERS,

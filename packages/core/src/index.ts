@@ -9,7 +9,8 @@ export { uploadId, storageId, storageName } from './file-ids.js';
 export { createFileSeed, type FileSeed } from './file-seed.js';
 export { createStoreGuard, parseMemoryInfo, type StoreGuard } from './store-guard.js';
 export { sweepFiles, type SweepOptions, type SweepResult } from './file-sweep.js';
-export { startJobs, JOBS_QUEUE, FILE_SWEEP_JOB, LOAD_AGGREGATE_JOB, type JobHealth, type Jobs, type JobsDeps } from './jobs.js';
+export { takeCensus, runCensus, readCensus, parseCensus, CENSUS_TTL_PERIODS, type Census, type CensusDeps, type CensusFigures, type CensusOptions } from './census.js';
+export { startJobs, JOBS_QUEUE, FILE_SWEEP_JOB, LOAD_AGGREGATE_JOB, CENSUS_JOB, type JobHealth, type Jobs, type JobsDeps } from './jobs.js';
 export { createMetrics, METRIC_PREFIX, type CoreMetrics, type MetricsOptions } from './metrics.js';
 export { ROUTE_LABELS, type RouteLabel } from './routes.js';
 export {

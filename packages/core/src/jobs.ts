@@ -6,8 +6,10 @@
  *
  * Jobs: `file-sweep` every `FILE_SWEEP_INTERVAL_SEC` (see file-sweep.ts); `load-aggregate` once
  * per load period, `settleMs` after each period ends (BullMQ aligns `every` + `offset` to the epoch),
- * which sums the finished period over every replica into the summary key (load.ts). The worker runs
- * two jobs at a time, so a long sweep never holds up the load summary. Outcomes are logged (counts
+ * which sums the finished period over every replica into the summary key (load.ts); `census` every
+ * `CENSUS_INTERVAL_SEC`, which counts the mailboxes, messages and files stored into the census key
+ * for the gauges (census.ts). The worker runs two jobs at a time, so a long sweep or census never
+ * holds up the load summary. Outcomes are logged (counts
  * and bytes only, never identifiers) and counted (`zax_core_jobs_total{job,outcome}`) from the
  * worker's events. BullMQ gets its own ioredis connection (no key prefix, `maxRetriesPerRequest:
  * null`, offline queue on), separate from the request path's fail-fast connection.
@@ -27,17 +29,23 @@
  * grace period). /readyz and the metrics show it (app.ts, metrics.ts).
  */
 import { Queue, Worker, type Job } from 'bullmq';
-import { createRedisClient, everyInterval, type Logger, type RedisTopology } from '@zax/service';
+import { createRedisClient, everyInterval, type Logger, type RedisClient, type RedisTopology } from '@zax/service';
 import type { Clock } from '@zax/protocol';
+import { runCensus, type Census, type CensusOptions } from './census.js';
 import { sweepFiles, type SweepOptions, type SweepResult } from './file-sweep.js';
+import type { Keys } from './keys.js';
 import { aggregatePeriod, lastSettledPeriod, type LoadTiming } from './load.js';
 import type { CoreMetrics } from './metrics.js';
 import type { FileStore } from './store/files.js';
 import type { LoadStore, PeriodLoad } from './store/load.js';
+import { NO_OBSERVER } from './store/observer.js';
 
 export const JOBS_QUEUE = 'maintenance';
 export const FILE_SWEEP_JOB = 'file-sweep';
 export const LOAD_AGGREGATE_JOB = 'load-aggregate';
+export const CENSUS_JOB = 'census';
+/** The job names, for the `job` label (anything else is `unknown`). */
+const JOB_NAMES: ReadonlySet<string> = new Set([FILE_SWEEP_JOB, LOAD_AGGREGATE_JOB, CENSUS_JOB]);
 /** The load job runs this long after `settleMs`, so BullMQ's timer never fires before it. */
 const LOAD_JOB_SLACK_MS = 20;
 
@@ -71,6 +79,11 @@ export interface JobsDeps {
   readonly sweep?: SweepOptions;
   /** The load job's store and periods (load.ts); without it, no load job is scheduled. */
   readonly load?: { readonly store: LoadStore; readonly timing: LoadTiming };
+  /**
+   * The census job (census.ts): the core's store connection (the request path's, any topology),
+   * the key layout and the period; without it, no census job is scheduled.
+   */
+  readonly census?: { readonly redis: RedisClient; readonly keys: Keys; readonly intervalSec: number; readonly options?: CensusOptions };
   /** Job results by name and outcome. */
   readonly metrics?: CoreMetrics;
   /**
@@ -92,7 +105,7 @@ export interface JobHealth {
   readonly stale: boolean;
 }
 
-type JobResult = (SweepResult & { ms: number }) | { load: PeriodLoad; written: boolean; ms: number };
+type JobResult = (SweepResult & { ms: number }) | { load: PeriodLoad; written: boolean; ms: number } | { census: Census; ms: number };
 
 export interface Jobs {
   /** Resolves once the schedule is in Redis (retried until Redis answers, or until close). */
@@ -156,6 +169,12 @@ export function startJobs(deps: JobsDeps): Jobs {
           const written = await store.writeSummary(load, timing.summaryTtlMs);
           return { load, written, ms: Math.round(performance.now() - started) };
         }
+        case CENSUS_JOB: {
+          if (deps.census === undefined) throw new Error('census job without a census store');
+          const { redis, keys, intervalSec, options } = deps.census;
+          const census = await runCensus({ redis, keys, files: deps.files, observer: deps.metrics ?? NO_OBSERVER }, nowMs, { ...options, intervalMs: intervalSec * 1000 });
+          return { census, ms: Math.round(performance.now() - started) };
+        }
         default:
           throw new Error(`unknown job ${job.name}`);
       }
@@ -173,12 +192,20 @@ export function startJobs(deps: JobsDeps): Jobs {
       );
       return;
     }
+    if ('census' in result) {
+      const { mailboxes, messages, files, complete } = result.census;
+      const fields = { job: job.name, mailboxes, messages, files, complete, ms: result.ms };
+      // An incomplete census (its SCAN bound reached) is worth a line: the gauges are lower bounds.
+      if (complete) log.debug(fields, 'job done');
+      else log.info(fields, 'job done; census incomplete (scan bound reached)');
+      return;
+    }
     const fields = { job: job.name, ...result };
     if (result.removed > 0 || (result.drift !== null && result.drift !== 0)) log.info(fields, 'job done');
     else log.debug(fields, 'job done');
   });
   worker.on('failed', (job: Job | undefined, err: Error) => {
-    const name = job?.name === FILE_SWEEP_JOB || job?.name === LOAD_AGGREGATE_JOB ? job.name : 'unknown';
+    const name = job !== undefined && JOB_NAMES.has(job.name) ? job.name : 'unknown';
     deps.metrics?.job(name, 'failed');
     log.warn({ job: name, err: err.message }, 'job failed');
   });
@@ -204,6 +231,7 @@ export function startJobs(deps: JobsDeps): Jobs {
     const t = deps.load.timing;
     schedules.push({ name: LOAD_AGGREGATE_JOB, repeat: { every: t.periodMs, offset: t.settleMs + LOAD_JOB_SLACK_MS } });
   }
+  if (deps.census !== undefined) schedules.push({ name: CENSUS_JOB, repeat: { every: deps.census.intervalSec * 1000 } });
   const upsert = (s: Schedule): Promise<unknown> => queue.upsertJobScheduler(s.name, s.repeat, { name: s.name, data: {}, opts: jobOpts });
   const scheduled = (async () => {
     for (const s of schedules) {

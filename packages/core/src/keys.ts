@@ -8,8 +8,9 @@
  * buckets'. A command nonce is recorded in its hpk's slot (a nonce replayed under another hpk
  * cannot open under that hpk's session key); storage tokens and `/prove` nonces are relay-wide, one
  * key each, written by single-key commands; BullMQ's keys start with `jobsPrefix` and share the tag
- * `{jobs}`; the load measurement's keys (per-period counters, replica figures, the summary) share
- * the tag `{load}`. No script or transaction touches keys of two slots.
+ * `{jobs}`, as does the census record (census.ts, one key written by one command); the load
+ * measurement's keys (per-period counters, replica figures, the summary) share the tag `{load}`.
+ * No script or transaction touches keys of two slots.
  */
 
 /** A mailbox's keys; the record format and the byte total are in `lua/include/mailbox.lua`. */
@@ -88,6 +89,10 @@ export interface Keys {
   /** STRING: the generated uploadID seed (created once, `SET NX`), when none is configured. */
   readonly fileSeed: string;
   mailbox(hpk: string): MailboxKeys;
+  /** SCAN `MATCH` pattern of every mailbox's `exp` key under this prefix (and no other), for the census. */
+  readonly mailboxExpMatch: string;
+  /** STRING (JSON), with a TTL: the last census (census.ts). */
+  readonly census: string;
   /** HASH key (shared key, b64), apk (a_sess_pk, b64), exp (ms). Same slot as the mailbox. */
   session(hpk: string): string;
   handshake(handshakeId: string): HandshakeKeys;
@@ -99,6 +104,9 @@ export interface Keys {
   storageToken(tokenB64: string): string;
   readonly load: LoadKeys;
 }
+
+/** `s` as a literal in a Redis glob pattern (`*`, `?`, `[`, `]` and `\\` escaped). */
+export const globLiteral = (s: string): string => s.replace(/[*?[\]\\]/g, '\\$&');
 
 export function createKeys(prefix: string): Keys {
   if (/[{}]/.test(prefix)) throw new Error('key prefix must not contain braces');
@@ -123,6 +131,10 @@ export function createKeys(prefix: string): Keys {
       // keys expire on their own TTL.
       return { msgs: `${base}m2`, order: `${base}o2`, exp: `${base}e2` };
     },
+    // An hpk is base64 (no glob character, no brace), so `*` between the braces matches exactly
+    // the hpks; a longer prefix that starts with this one never matches (`mb:{` must follow it).
+    mailboxExpMatch: `${globLiteral(prefix)}mb:{*}:e2`,
+    census: `${prefix}{jobs}:census`,
     session: (hpk) => `${prefix}mb:{${hpk}}:sess`,
     handshake(handshakeId) {
       const base = `${prefix}hs:{${handshakeId}}`;

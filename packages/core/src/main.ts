@@ -124,6 +124,7 @@ async function serve(config: Config, tls: TlsPair | null, log: Logger, link: Wor
     log,
     sweepIntervalSec: config.fileSweepIntervalSec,
     load: { store: app.loadStore, timing: app.loadTiming },
+    census: { redis, keys, intervalSec: config.censusIntervalSec },
     metrics,
   });
   jobHealth = () => jobs.health();

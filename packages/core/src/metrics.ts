@@ -10,11 +10,13 @@
  * answered with prom-client's `AggregatorRegistry.aggregate` of all of them, which sums by default.
  * The gauges that are not sums say how they combine (`aggregator`): this replica's utilisation and
  * p99 take the worst worker (`max`, like /internal/load), and the deployment's load figures, which
- * every worker then reads afresh at collection (`loadSource`), are the same in each (`max`).
+ * every worker then reads afresh at collection (`loadSource`), are the same in each (`max`), as are
+ * the census figures (`censusSource`: mailboxes, messages and files, read from the census record).
  */
 import { COMMAND_NAMES, type CommandName, type LoadReport } from '@zax/protocol';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { createRegistry, redisLatency } from '@zax/service';
+import type { Census } from './census.js';
 import { ROUTE_LABELS, type RouteLabel } from './routes.js';
 import type { FileChange, MessageChange, StoreObserver } from './store/observer.js';
 
@@ -78,9 +80,37 @@ export interface CoreMetrics extends StoreObserver {
   storeHighWater(ratio: number): void;
   /** Bytes of file chunks stored on the whole relay (the file buckets' totals), read at scrape time. */
   fileBytesSource(read: () => Promise<number>): void;
+  /**
+   * The last census (census.ts), read once per scrape for the `mailboxes`, `messages`, `files` and
+   * `census_*` gauges: null (none, or expired) sets them to 0; a failed read keeps the last figures.
+   */
+  censusSource(read: () => Promise<Census | null>): void;
 }
 
 const statusLabel = (status: number): string => String(status);
+
+/**
+ * One read per collection, shared by the gauges that show it: they are collected concurrently, and
+ * each one's `collect` awaits `refresh()`, which starts the read or joins the one under way. A
+ * failed read leaves the figures as they were (the scrape itself never fails).
+ */
+function sharedRead<T>(apply: (value: T) => void): { source(read: () => Promise<T>): void; refresh(): Promise<void> | undefined } {
+  let read: (() => Promise<T>) | null = null;
+  let running: Promise<void> | null = null;
+  return {
+    source(r) {
+      read = r;
+    },
+    refresh() {
+      if (read === null) return undefined;
+      return (running ??= read()
+        .then(apply, () => undefined)
+        .finally(() => {
+          running = null;
+        }));
+    },
+  };
+}
 
 export function createMetrics(opts: MetricsOptions = {}): CoreMetrics {
   const registry = createRegistry(METRIC_PREFIX, opts.collectDefault === true, opts.exposition === undefined ? new Registry() : new ExposedRegistry(opts.exposition));
@@ -197,19 +227,9 @@ export function createMetrics(opts: MetricsOptions = {}): CoreMetrics {
       this.set(readLocal().latencyP99Ms / 1000);
     },
   });
-  let readLoad: (() => Promise<LoadReport>) | null = null;
-  let refreshing: Promise<void> | null = null;
-  /** One read per collection, shared by every load gauge (they are collected concurrently). */
-  const refreshLoad = (): Promise<void> | undefined => {
-    if (readLoad === null) return undefined;
-    return (refreshing ??= readLoad()
-      .then(setLoad, () => undefined)
-      .finally(() => {
-        refreshing = null;
-      }));
-  };
+  const loadRead = sharedRead(setLoad);
   const gauge = (name: string, help: string): Gauge =>
-    new Gauge({ name: `${p}${name}`, help, registers, aggregator: 'max', collect: () => refreshLoad() });
+    new Gauge({ name: `${p}${name}`, help, registers, aggregator: 'max', collect: () => loadRead.refresh() });
   const load = {
     mints: gauge('load_mints', 'Session key pairs minted in the last load period, all replicas (as on /internal/load)'),
     commands: gauge('load_commands', '/prove and /command requests in the last load period, all replicas'),
@@ -242,6 +262,24 @@ export function createMetrics(opts: MetricsOptions = {}): CoreMetrics {
       }
     },
   });
+
+  const censusRead = sharedRead<Census | null>((c) => {
+    census.mailboxes.set(c?.mailboxes ?? 0);
+    census.messages.set(c?.messages ?? 0);
+    census.files.set(c?.files ?? 0);
+    census.at.set(c === null ? 0 : c.atMs / 1000);
+    census.complete.set(c?.complete === true ? 1 : 0);
+  });
+  const AGE = "by the census job every CENSUS_INTERVAL_SEC: at most one period plus the census's duration old (see census_timestamp_seconds); 0 when no census was written for three periods";
+  const censusGauge = (name: string, help: string): Gauge =>
+    new Gauge({ name: `${p}${name}`, help, registers, aggregator: 'max', collect: () => censusRead.refresh() });
+  const census = {
+    mailboxes: censusGauge('mailboxes', `Mailboxes holding at least one live message, whole relay, counted ${AGE}`),
+    messages: censusGauge('messages', `Live messages stored (file messages included), whole relay, counted ${AGE}`),
+    files: censusGauge('files', `Live files stored, whole relay, counted ${AGE}`),
+    at: censusGauge('census_timestamp_seconds', 'Unix time (service clock) the mailboxes, messages and files gauges were counted at by the census job; 0 = no census figures'),
+    complete: censusGauge('census_complete', '1 when the last census looked at every key; 0 when it stopped at its SCAN bound (its figures are then lower bounds) or there is none'),
+  };
 
   // Children resolved once: the hot path then only adds numbers.
   const routeIndex = new Map<RouteLabel, number>(ROUTE_LABELS.map((r, i) => [r, i]));
@@ -288,13 +326,12 @@ export function createMetrics(opts: MetricsOptions = {}): CoreMetrics {
     },
     load: setLoad,
     replicationWait: (outcome, seconds) => replicationWaits.labels(outcome).observe(seconds),
-    loadSource(read) {
-      readLoad = read;
-    },
+    loadSource: (read) => loadRead.source(read),
     storeHighWater: (ratio) => highWater.set(ratio),
     fileBytesSource(read) {
       readFileBytes = read;
     },
+    censusSource: (read) => censusRead.source(read),
     // ---- StoreObserver ----
     redisCall: latency.observer.redisCall,
     messages(change, count, bytes) {

@@ -43,6 +43,7 @@ describe('loadConfig', () => {
       storeHighWaterRatio: 0.9,
       fileSeed: null,
       fileSweepIntervalSec: 60,
+      censusIntervalSec: 60,
     });
     expect(Object.isFrozen(c)).toBe(true);
     expect(loadConfig({ ...BASE, SESSION_TTL_SEC: '', CORE_PORT: '0' })).toMatchObject({ sessionTtlSec: 1200, port: 0 });
@@ -61,8 +62,9 @@ describe('loadConfig', () => {
       STORE_HIGH_WATER_RATIO: '0.75',
       FILE_SEED: 'bgi5UzAYLEjfHvWxFEbxUE3tVOElydt63Pv3Hs99avw',
       FILE_SWEEP_INTERVAL_SEC: '5',
+      CENSUS_INTERVAL_SEC: '7',
     });
-    expect(c).toMatchObject({ fileStoreEnabled: false, maxFileBytesTotal: 1000, storeHighWaterRatio: 0.75, fileSeed: 'bgi5UzAYLEjfHvWxFEbxUE3tVOElydt63Pv3Hs99avw', fileSweepIntervalSec: 5 });
+    expect(c).toMatchObject({ fileStoreEnabled: false, maxFileBytesTotal: 1000, storeHighWaterRatio: 0.75, fileSeed: 'bgi5UzAYLEjfHvWxFEbxUE3tVOElydt63Pv3Hs99avw', fileSweepIntervalSec: 5, censusIntervalSec: 7 });
     expect(loadConfig({ ...BASE, FILE_STORE_ENABLED: '1', STORE_HIGH_WATER_RATIO: '1' })).toMatchObject({ fileStoreEnabled: true, storeHighWaterRatio: 1 });
     expect(loadConfig({ ...BASE, FILE_STORE_ENABLED: 'true', STORE_HIGH_WATER_RATIO: '.5' })).toMatchObject({ fileStoreEnabled: true, storeHighWaterRatio: 0.5 });
     for (const [k, v] of [
@@ -76,6 +78,10 @@ describe('loadConfig', () => {
       ['FILE_SEED', 'tab\there'],
       ['FILE_SEED', 'é'],
       ['FILE_SWEEP_INTERVAL_SEC', '0'],
+      ['CENSUS_INTERVAL_SEC', '0'],
+      ['CENSUS_INTERVAL_SEC', '86401'],
+      ['CENSUS_INTERVAL_SEC', '1.5'],
+      ['CENSUS_INTERVAL_SEC', 'often'],
     ] as const) {
       expect(problems({ [k]: v }).join(), `${k}=${v}`).toContain(k);
     }

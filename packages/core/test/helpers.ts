@@ -1,5 +1,6 @@
 /**
- * Test helpers for the core: a real Redis under a fresh prefix, the app mounted on a real
+ * Test helpers for the core: a real Redis under a fresh prefix (the run's store in whichever
+ * topology it was started with, test/support/store.ts), the app mounted on a real
  * http.Server on port 0 with an injected clock, and a small client that mints handshakes, proves,
  * builds encrypted `/command` bodies and opens encrypted responses.
  *
@@ -32,6 +33,7 @@ import type { CoreMetrics } from '../src/metrics.js';
 import { connectRedis, type CoreRedis } from '../src/redis.js';
 import { createStores, type Stores } from '../src/store/index.js';
 import { dropPrefix, freshPrefix } from '../../../test/support/prefix.js';
+import { storeEnv, storeTopology } from '../../../test/support/store.js';
 
 export const SECRET = 'core-test-secret-0123456789';
 export const T0 = 1_700_000_000;
@@ -66,7 +68,7 @@ export class FakeClock implements Clock {
 }
 
 export function testConfig(prefix: string, env: Record<string, string> = {}, url = redisUrl()): Config {
-  return loadConfig({ REDIS_URL: url, INTERNAL_SECRET: SECRET, REDIS_PREFIX: prefix, LOG_LEVEL: 'silent', ...env });
+  return loadConfig({ ...storeEnv(url), INTERNAL_SECRET: SECRET, REDIS_PREFIX: prefix, LOG_LEVEL: 'silent', ...env });
 }
 
 /** Direct store access (no HTTP) under a fresh prefix. */
@@ -80,7 +82,7 @@ export interface StoreFixture {
 
 export async function openStores(tag = 'core', nonceCacheSec = 600): Promise<StoreFixture> {
   const prefix = freshPrefix(tag);
-  const redis = await connectRedis(redisUrl(), { commandTimeoutMs: 2000 });
+  const redis = await connectRedis(storeTopology(redisUrl()), { commandTimeoutMs: 2000 });
   const keys = createKeys(prefix);
   return {
     prefix,
@@ -134,7 +136,7 @@ export async function startCore(opts: CoreOptions = {}): Promise<Core> {
   const url = opts.redisUrl ?? redisUrl();
   const config = testConfig(prefix, opts.env, url);
   const ownRedis = opts.redis === undefined;
-  const redis = opts.redis ?? (await connectRedis(url, { commandTimeoutMs: config.redisCommandTimeoutMs }));
+  const redis = opts.redis ?? (await connectRedis(storeTopology(url), { commandTimeoutMs: config.redisCommandTimeoutMs }));
   const clock = opts.clock ?? new FakeClock();
   const app = createApp({ config, redis, clock, crypto: opts.crypto ?? CORE_CRYPTO, log: opts.log ?? createLogger('silent'), ...(opts.metrics !== undefined ? { metrics: opts.metrics } : {}), ...(opts.jobHealth !== undefined ? { jobHealth: opts.jobHealth } : {}) });
   const server: Server = createServer(app.handler);

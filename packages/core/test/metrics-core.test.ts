@@ -54,6 +54,11 @@ export const CORE_METRIC_NAMES = [
   'zax_core_load_period_end_seconds',
   'zax_core_redis_used_memory_bytes',
   'zax_core_redis_max_memory_bytes',
+  'zax_core_mailboxes',
+  'zax_core_messages',
+  'zax_core_files',
+  'zax_core_census_timestamp_seconds',
+  'zax_core_census_complete',
 ] as const;
 
 let cores: Core[] = [];

@@ -75,6 +75,8 @@ export interface FileStore {
   reconcile(limit: number): Promise<{ before: number; after: number } | null>;
   /** Bytes of every stored chunk on the relay. */
   totalBytes(): Promise<number>;
+  /** Files whose lifetime has not ended at `nowMs` (registry expiry later than it), relay-wide. */
+  liveCount(nowMs: number): Promise<number>;
 }
 
 const CHUNK_OUTCOMES: Readonly<Record<number, ChunkOutcome>> = { 1: 'stored', 0: 'notFound', [-1]: 'partOutOfRange', [-2]: 'overSize', [-3]: 'relayFull' };
@@ -292,6 +294,11 @@ export function createFileStore(redis: CoreRedis, keys: Keys, obs: StoreObserver
 
     async totalBytes() {
       return (await readTotals()).reduce((a, b) => a + b, 0);
+    },
+
+    async liveCount(nowMs) {
+      const counts = await storeCall('file count', () => Promise.all(BUCKETS.map((b) => redis.zcount(keys.fileRegistry(b).exp, `(${Math.floor(nowMs)}`, '+inf'))), obs);
+      return counts.reduce((a, b) => a + b, 0);
     },
   };
 }
