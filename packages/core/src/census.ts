@@ -18,7 +18,7 @@
  * written by one SET with a TTL of a few census periods: a census that stops running leaves no
  * figure behind for long, and the gauges then drop to 0 with their timestamp.
  */
-import { badReply, primaries, storeCall, type RedisClient } from '@zax/service';
+import { badReply, primaries, storeCall, StoreUnavailableError, type RedisClient } from '@zax/service';
 import type { Keys } from './keys.js';
 import type { FileStore } from './store/files.js';
 import { NO_OBSERVER, type StoreObserver } from './store/observer.js';
@@ -78,7 +78,10 @@ export async function takeCensus(deps: CensusDeps, nowMs: number, opts: CensusOp
   let complete = true;
   let mailboxes = 0;
   let messages = 0;
-  walk: for (const node of primaries(redis)) {
+  const nodes = primaries(redis);
+  // A cluster client that has not loaded its slot map yet knows no primary: that is no census.
+  if (nodes.length === 0) throw new StoreUnavailableError('census scan', new Error('no primary known'));
+  walk: for (const node of nodes) {
     let cursor = '0';
     do {
       if (scans >= maxScans) {

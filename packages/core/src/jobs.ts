@@ -9,10 +9,10 @@
  * which sums the finished period over every replica into the summary key (load.ts); `census` every
  * `CENSUS_INTERVAL_SEC`, which counts the mailboxes, messages and files stored into the census key
  * for the gauges (census.ts). The worker runs two jobs at a time, so a long sweep or census never
- * holds up the load summary. Outcomes are logged (counts
- * and bytes only, never identifiers) and counted (`zax_core_jobs_total{job,outcome}`) from the
- * worker's events. BullMQ gets its own ioredis connection (no key prefix, `maxRetriesPerRequest:
- * null`, offline queue on), separate from the request path's fail-fast connection.
+ * holds up the load summary. Outcomes are logged (counts and bytes only, never identifiers) and
+ * counted (`zax_core_jobs_total{job,outcome}`) from the worker's events. BullMQ gets its own
+ * ioredis connection (no key prefix, `maxRetriesPerRequest: null`, offline queue on), separate from
+ * the request path's fail-fast connection, which the census uses like any store operation.
  *
  * Schedules heal: a Redis that comes back empty (restart without persistence, failover to an empty
  * replica, a flush) has lost the schedulers, and nothing would run again. So every core process

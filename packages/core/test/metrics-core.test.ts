@@ -244,6 +244,7 @@ describe('CORE_ADMIN_PORT', () => {
         CORE_PORT: String(port),
         CORE_ADMIN_PORT: String(adminPort),
         LOAD_PERIOD_SEC: '1',
+        CENSUS_INTERVAL_SEC: '1',
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -259,17 +260,22 @@ describe('CORE_ADMIN_PORT', () => {
       expect((await fetch(`http://127.0.0.1:${adminPort}/readyz`)).status).toBe(200);
       expect((await fetch(`http://127.0.0.1:${port}/metrics`)).status).toBe(403);
       // the load job runs once per period (1 s here); the first period this replica has figures
-      // for is the one it started in
+      // for is the one it started in; the census runs every CENSUS_INTERVAL_SEC (1 s here) and its
+      // figures reach the gauges
       // (waited for as long as it takes: the test's own timeout is the bound)
       let text = '';
       for (;;) {
         text = (await scrape(`http://127.0.0.1:${adminPort}`)).text;
-        if (sample(text, 'zax_core_jobs_total', { job: 'load-aggregate', outcome: 'completed' }) > 0 && sample(text, 'zax_core_load_replicas') > 0) break;
+        const loaded = sample(text, 'zax_core_jobs_total', { job: 'load-aggregate', outcome: 'completed' }) > 0 && sample(text, 'zax_core_load_replicas') > 0;
+        if (loaded && sample(text, 'zax_core_census_timestamp_seconds') > 0) break;
         await new Promise((r) => setTimeout(r, 200));
       }
       for (const name of CORE_METRIC_NAMES) expect(text, name).toContain(name);
       expect(sample(text, 'zax_core_jobs_total', { job: 'load-aggregate', outcome: 'completed' })).toBeGreaterThan(0);
       expect(sample(text, 'zax_core_load_replicas')).toBe(1);
+      expect(sample(text, 'zax_core_jobs_total', { job: 'census', outcome: 'completed' })).toBeGreaterThan(0);
+      expect(sample(text, 'zax_core_census_complete')).toBe(1);
+      expect(sample(text, 'zax_core_mailboxes')).toBe(0); // a fresh prefix: nothing stored
     } finally {
       child.kill('SIGTERM');
       expect(await exit).toBe(0);
