@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { INTERNAL_SECRET_HEADER, type CommandName } from '@zax/protocol';
-import { freshPrefix } from '../../../test/support/prefix.js';
+import { dropPrefix, freshPrefix } from '../../../test/support/prefix.js';
 import { freePort } from '../../../test/support/redis-server.js';
 import { createMetrics } from '../src/metrics.js';
 import { deleteFile, putChunkOk, rnd, startFile } from './files-fixture.js';
@@ -54,6 +54,8 @@ export const CORE_METRIC_NAMES = [
   'zax_core_load_period_end_seconds',
   'zax_core_redis_used_memory_bytes',
   'zax_core_redis_max_memory_bytes',
+  'zax_core_store_high_water_ratio',
+  'zax_core_file_bytes_stored',
   'zax_core_mailboxes',
   'zax_core_messages',
   'zax_core_files',
@@ -235,12 +237,13 @@ describe('CORE_ADMIN_PORT', () => {
 
   it('the built process serves /livez, /readyz and /metrics (process metrics included) on CORE_ADMIN_PORT', async () => {
     const [port, adminPort] = [await freePort(), await freePort()];
+    const prefix = freshPrefix('admin');
     const child = spawn(process.execPath, [MAIN], {
       env: {
         PATH: process.env.PATH ?? '',
         REDIS_URL: redisUrl(),
         INTERNAL_SECRET: SECRET,
-        REDIS_PREFIX: freshPrefix('admin'),
+        REDIS_PREFIX: prefix,
         CORE_PORT: String(port),
         CORE_ADMIN_PORT: String(adminPort),
         LOAD_PERIOD_SEC: '1',
@@ -279,6 +282,7 @@ describe('CORE_ADMIN_PORT', () => {
     } finally {
       child.kill('SIGTERM');
       expect(await exit).toBe(0);
+      await dropPrefix(redisUrl(), prefix);
     }
   });
 });
