@@ -4,7 +4,7 @@
  * rows of `COMMANDS` in cli-app.ts.
  */
 import { b64, decodeFixed, NONCE_BYTES } from '@zax/protocol';
-import { contactHpk, contactNameProblem, ContactsError, loadContacts, saveContacts, type Contact } from './contacts-file.js';
+import { contactHpk, contactNameProblem, ContactsError, loadContacts, updateContacts, type Contact } from './contacts-file.js';
 import {
   contactsPath,
   identityPath,
@@ -191,16 +191,17 @@ export async function contacts(c: Context): Promise<number> {
       } catch (e) {
         throw usage(c, e instanceof Error ? e.message : String(e));
       }
-      const list = await loadContacts(path);
-      const old = list.find((k) => k.name === name);
-      if (old !== undefined && c.v.force !== true) {
-        throw new ContactsError(`a contact named "${name}" already exists (${old.publicKey}); use --force to replace it`);
-      }
       const added: Contact = { name, publicKey };
-      await saveContacts(path, [...list.filter((k) => k.name !== name), added]);
+      const { old, twin } = await updateContacts(path, (list) => {
+        const old = list.find((k) => k.name === name);
+        if (old !== undefined && c.v.force !== true) {
+          throw new ContactsError(`a contact named "${name}" already exists (${old.publicKey}); use --force to replace it`);
+        }
+        const twin = list.find((k) => k.publicKey === publicKey && k.name !== name);
+        return { contacts: [...list.filter((k) => k.name !== name), added], result: { old, twin } };
+      });
       const text = old === undefined ? `added ${name} (${publicKey})\n` : `replaced ${name} (was ${old.publicKey}, now ${publicKey})\n`;
       c.out.result(text, contactJson(added));
-      const twin = list.find((k) => k.publicKey === publicKey && k.name !== name);
       if (twin !== undefined) c.out.warn(`"${twin.name}" has the same public key; inbox shows one of the two names`);
       return EXIT_OK;
     }
@@ -216,10 +217,11 @@ export async function contacts(c: Context): Promise<number> {
       arity(1, 'NAME');
       const name = args[0]!;
       checkName(name);
-      const list = await loadContacts(path);
-      const gone = list.find((k) => k.name === name);
-      if (gone === undefined) throw usage(c, `no contact named "${name}" (see "zax contacts list")`);
-      await saveContacts(path, list.filter((k) => k.name !== name));
+      const gone = await updateContacts(path, (list) => {
+        const gone = list.find((k) => k.name === name);
+        if (gone === undefined) throw usage(c, `no contact named "${name}" (see "zax contacts list")`);
+        return { contacts: list.filter((k) => k.name !== name), result: gone };
+      });
       c.out.result(`removed ${name} (${gone.publicKey})\n`, contactJson(gone));
       return EXIT_OK;
     }

@@ -5,10 +5,12 @@
  * never rewrites the file that holds the secret key. JSON:
  * `{"type":"zax-contacts","version":1,"contacts":[{"name","publicKey"}, …]}` sorted by name; written
  * with mode 0600 (to a temporary file in the same directory, then renamed over the old one), in
- * a 0700 directory. A missing file is an empty list.
+ * a 0700 directory. A missing file is an empty list. Changes go through `updateContacts`, which
+ * holds a lock file (`<file>.lock`, created exclusively) from the read to the rename, so two
+ * `zax contacts add` at once both land instead of the later write dropping the other's contact.
  */
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { b64, decodeFixed } from '@zax/protocol';
 import { ZaxClientError } from './errors.js';
@@ -96,6 +98,48 @@ export async function saveContacts(path: string, contacts: readonly Contact[]): 
     await rm(tmp, { force: true }).catch(() => undefined);
     const code = (e as NodeJS.ErrnoException).code;
     throw new ContactsError(`cannot write contacts file ${path}: ${code ?? String(e)}`);
+  }
+}
+
+/** How long `updateContacts` waits for another writer's lock before giving up. */
+const LOCK_WAIT_MS = 10_000;
+/** A lock older than this was left by a process that died mid-update: it is taken over. */
+const LOCK_STALE_MS = 30_000;
+
+/**
+ * Reads the list, lets `change` compute the new one, and writes it, all under the file's lock; the
+ * result of `change` is returned. `change` may throw (nothing is written then).
+ */
+export async function updateContacts<T>(path: string, change: (list: Contact[]) => { contacts: readonly Contact[]; result: T }): Promise<T> {
+  const lock = `${path}.lock`;
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 }).catch(() => undefined);
+  await acquireLock(lock, path);
+  try {
+    const { contacts, result } = change(await loadContacts(path));
+    await saveContacts(path, contacts);
+    return result;
+  } finally {
+    await rm(lock, { force: true }).catch(() => undefined);
+  }
+}
+
+async function acquireLock(lock: string, path: string): Promise<void> {
+  const deadline = Date.now() + LOCK_WAIT_MS;
+  for (let delay = 5; ; delay = Math.min(2 * delay, 200)) {
+    try {
+      await writeFile(lock, `${process.pid}\n`, { mode: 0o600, flag: 'wx' });
+      return;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'EEXIST') throw new ContactsError(`cannot lock contacts file ${path}: ${code ?? String(e)}`);
+    }
+    const age = await stat(lock).then((st) => Date.now() - st.mtimeMs, () => 0);
+    if (age > LOCK_STALE_MS) {
+      await rm(lock, { force: true }).catch(() => undefined);
+      continue;
+    }
+    if (Date.now() >= deadline) throw new ContactsError(`contacts file ${path} is locked by another zax (remove ${lock} if none is running)`);
+    await new Promise((r) => setTimeout(r, delay));
   }
 }
 
