@@ -124,7 +124,7 @@ export async function sendFileCommand(c: Context): Promise<number> {
         saveFailed = true;
       }
     };
-    const progress = createProgress({ stream: c.io.stderr, direction: 'send', json: c.out.json });
+    const progress = createProgress({ stream: c.io.stderr, direction: 'send', json: c.out.json, startBytes: startOffset });
     const source = createReadStream(file, { start: startOffset, highWaterMark: 256 * 1024 });
     let sent: SentFile;
     try {

@@ -39,6 +39,8 @@ export interface ProgressOptions {
   plainEveryMs?: number;
   /** Plain and JSON output: a line at every step of this many percent. @default 10 */
   plainStepPercent?: number;
+  /** Bytes done before this run (a resumed transfer): rates count only what moves now. @default 0 */
+  startBytes?: number;
 }
 
 export interface ProgressRenderer {
@@ -64,11 +66,12 @@ export function createProgress(options: ProgressOptions): ProgressRenderer {
   const [active, finished] = direction === 'send' ? ['sending', 'sent'] : ['receiving', 'received'];
 
   const startMs = now();
-  const samples: { ms: number; bytes: number }[] = [{ ms: startMs, bytes: 0 }];
+  const startBytes = options.startBytes ?? 0;
+  const samples: { ms: number; bytes: number }[] = [{ ms: startMs, bytes: startBytes }];
   let last: TransferProgress = { bytes: 0, totalBytes: 0, chunks: 0, totalChunks: 0 };
   let lastDrawMs = -Infinity;
   let lastPlainMs = startMs;
-  let lastPlainBytes = 0;
+  let lastPlainBytes = startBytes;
   let lastStep = 0;
   let lineOpen = false;
   let ended = false;
@@ -82,7 +85,7 @@ export function createProgress(options: ProgressOptions): ProgressRenderer {
   };
 
   const event = (p: TransferProgress, ms: number, done: boolean): string => {
-    const r = done ? averageRate(p.bytes, ms - startMs) : rate(ms);
+    const r = done ? averageRate(p.bytes - startBytes, ms - startMs) : rate(ms);
     const eta = etaSec(p, r);
     return `${JSON.stringify({
       progress: {
@@ -118,8 +121,9 @@ export function createProgress(options: ProgressOptions): ProgressRenderer {
 
   const finalLine = (p: TransferProgress, ms: number): string => {
     const sec = (ms - startMs) / 1000;
-    const r = averageRate(p.bytes, ms - startMs);
-    return `${finished} ${formatBytes(p.bytes)} in ${formatSeconds(sec)}${r === null ? '' : ` (${formatBytes(r)}/s)`}`;
+    const r = averageRate(p.bytes - startBytes, ms - startMs);
+    const resumed = startBytes > 0 ? ` (${formatBytes(p.bytes - startBytes)} of it in this run)` : '';
+    return `${finished} ${formatBytes(p.bytes)}${resumed} in ${formatSeconds(sec)}${r === null ? '' : ` (${formatBytes(r)}/s)`}`;
   };
 
   return {

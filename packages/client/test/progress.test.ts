@@ -130,6 +130,27 @@ describe('not a terminal', () => {
   });
 });
 
+describe('a resumed transfer (startBytes)', () => {
+  it('rates and the final line count only the bytes moved in this run', () => {
+    const { writes, clock, stream } = setup();
+    const p = createProgress({ stream, direction: 'send', json: true, now: clock.now, startBytes: 60 * MiB });
+    for (let mib = 61; mib <= 100; mib++) {
+      clock.advance(100);
+      p.update(at(mib * MiB));
+    }
+    p.done();
+    const events = writes.map((w) => (JSON.parse(w) as { progress: { bytes: number; bytesPerSec: number } }).progress);
+    expect(events[0]).toMatchObject({ bytes: 61 * MiB, bytesPerSec: 10 * MiB });
+    expect(events.at(-1)).toMatchObject({ bytes: 100 * MiB, bytesPerSec: 10 * MiB, done: true });
+
+    const plain = setup();
+    const q = createProgress({ stream: plain.stream, direction: 'send', now: plain.clock.now, startBytes: 60 * MiB });
+    plain.clock.advance(4000);
+    q.done(at(100 * MiB));
+    expect(plain.writes.at(-1)).toBe('sent 100 MiB (40 MiB of it in this run) in 4.0 s (10 MiB/s)\n');
+  });
+});
+
 describe('--json', () => {
   it('NDJSON events at the plain lines’ moments, and a final one with done', () => {
     const { writes, clock, stream } = setup({ isTTY: true });
