@@ -21,6 +21,7 @@
 import { badReply, primaries, storeCall, StoreUnavailableError, type RedisClient } from '@zax/service';
 import type { Keys } from './keys.js';
 import type { FileStore } from './store/files.js';
+import { parseJsonObject } from './store/load.js';
 import { NO_OBSERVER, type StoreObserver } from './store/observer.js';
 
 /** The census record's format version. */
@@ -119,15 +120,8 @@ const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isS
 
 /** Parses a stored record; null for anything malformed or of another version. */
 export function parseCensus(text: string): Census | null {
-  let o: unknown;
-  try {
-    o = JSON.parse(text);
-  } catch {
-    return null;
-  }
-  if (typeof o !== 'object' || o === null) return null;
-  const r = o as Record<string, unknown>;
-  if (r.v !== CENSUS_VERSION || typeof r.complete !== 'boolean') return null;
+  const r = parseJsonObject(text);
+  if (r === null || r.v !== CENSUS_VERSION || typeof r.complete !== 'boolean') return null;
   const { mailboxes, messages, files, atMs, tookMs } = r;
   if (!isCount(mailboxes) || !isCount(messages) || !isCount(files) || !isCount(atMs) || !isCount(tookMs)) return null;
   return { mailboxes, messages, files, atMs, tookMs, complete: r.complete };

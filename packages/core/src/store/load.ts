@@ -60,6 +60,17 @@ export interface LoadStore {
 type FiguresTuple = [number, number, number, number];
 const tuple = (f: ReplicaFigures): FiguresTuple => [f.period, f.eventLoopUtilization, f.latencyP99Ms, f.requests];
 
+/** A stored JSON record as an object, or null when it is not JSON or not an object. */
+export function parseJsonObject(text: string): Record<string, unknown> | null {
+  let o: unknown;
+  try {
+    o = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  return typeof o === 'object' && o !== null && !Array.isArray(o) ? (o as Record<string, unknown>) : null;
+}
+
 const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v) && v >= 0;
 
 function figuresOf(v: unknown): ReplicaFigures | null {
@@ -69,14 +80,8 @@ function figuresOf(v: unknown): ReplicaFigures | null {
 
 /** Parses a record; null for anything malformed (a record is only ever a hint, never trusted blindly). */
 export function parseReplicaRecord(text: string): ReplicaRecord | null {
-  let o: unknown;
-  try {
-    o = JSON.parse(text);
-  } catch {
-    return null;
-  }
-  if (typeof o !== 'object' || o === null) return null;
-  const r = o as Record<string, unknown>;
+  const r = parseJsonObject(text);
+  if (r === null) return null;
   const current = figuresOf(r.cur);
   const last = r.last === null ? null : figuresOf(r.last);
   if (typeof r.id !== 'string' || !isNum(r.exp) || current === null || (r.last !== null && last === null)) return null;
