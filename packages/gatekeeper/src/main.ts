@@ -11,13 +11,11 @@
  */
 import http from 'node:http';
 import type https from 'node:https';
-import { randomBytes, systemClock } from '@zax/protocol';
 import {
   ConfigError,
   TlsPairError,
   createLogger,
   createServer,
-  describeTopology,
   drainOnSignals,
   ignoreStderrErrors,
   listen,
@@ -27,14 +25,10 @@ import {
   serveTls,
   type TlsPair,
 } from '@zax/service';
-import { createApp } from './app.js';
+import { assembleGatekeeper } from './assemble.js';
 import { loadConfig, type Config } from './config.js';
 import { loadDashboard } from './dashboard.js';
 import { createMetrics } from './metrics.js';
-import { connectRedis, redisReady } from './redis.js';
-
-/** How long start-up waits for a cluster or sentinel edge store before it gives up. */
-const EDGE_STARTUP_WAIT_MS = 10_000;
 
 ignoreStderrErrors();
 
@@ -64,26 +58,12 @@ const { tls, coreCa } = orExit('gatekeeper', () => readFiles(config));
 const dashboard = config.dashboard ? orExit('gatekeeper', () => loadDashboard()) : undefined;
 
 const log = createLogger(config.logLevel, { service: 'gatekeeper', logClientIps: config.logClientIps });
-const redis = connectRedis(config.edgeRedis, { commandTimeoutMs: config.redisCommandTimeoutMs, log });
-if (config.edgeRedis.kind !== 'single') {
-  // A cluster or sentinel group none of whose listed nodes answers is a wrong seed list: stop here.
-  // (A single Redis may be starting after us: requests get 503 until it is up.)
-  await redisReady(redis, EDGE_STARTUP_WAIT_MS).catch(() => {
-    log.error({ store: describeTopology(config.edgeRedis) }, `cannot reach the edge store within ${EDGE_STARTUP_WAIT_MS / 1000} s: check the seed list`);
-    process.exit(1);
-  });
-}
 const metrics = createMetrics({ collectDefault: true });
-const app = createApp({
-  config,
-  redis,
-  clock: systemClock,
-  random: randomBytes,
-  log,
-  metrics,
-  ...(coreCa !== undefined ? { coreCa } : {}),
-  ...(dashboard !== undefined ? { dashboard } : {}),
+const gatekeeper = await assembleGatekeeper(config, log, { metrics, coreCa, dashboard }).catch((err: Error) => {
+  log.error({}, err.message);
+  process.exit(1);
 });
+const { app } = gatekeeper;
 /**
  * Slow-loris bounds (glow.ts gives up after 5 s anyway): headers within 10 s, a whole request within
  * 30 s, checked every second (Node's default check interval, 30 s, let a request live up to ~60 s).
@@ -141,12 +121,5 @@ drainOnSignals({
   server,
   admin,
   tls: reloader,
-  close: () =>
-    app
-      .close()
-      .then(() => redis.quit())
-      .then(
-        () => undefined,
-        () => redis.disconnect(),
-      ),
+  close: () => gatekeeper.close(),
 });

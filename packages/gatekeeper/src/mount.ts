@@ -9,16 +9,10 @@
  * The host's server owns the socket: PORT, HOST, ADMIN_PORT and the TLS_* files are not used.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { randomBytes, systemClock } from '@zax/protocol';
-import { sendError } from '@zax/service';
-import { createApp } from './app.js';
+import { createLogger, everyInterval, readCaFile, sendError } from '@zax/service';
+import { assembleGatekeeper } from './assemble.js';
 import { loadConfig } from './config.js';
 import { loadDashboard } from './dashboard.js';
-import { createLogger, everyInterval, readCaFile } from '@zax/service';
-import { connectRedis, redisReady } from './redis.js';
-
-/** How long a cluster or sentinel edge store may take to answer before createGatekeeper gives up. */
-const EDGE_STARTUP_WAIT_MS = 10_000;
 
 export interface Gatekeeper {
   /** The public API, /livez and /readyz (and /metrics with METRICS_ON_PUBLIC_PORT) as one listener. */
@@ -36,25 +30,8 @@ export async function createGatekeeper(env: Readonly<Record<string, string | und
   const config = loadConfig(env);
   const dashboard = config.dashboard ? loadDashboard() : undefined;
   const log = createLogger(config.logLevel, { service: 'gatekeeper', logClientIps: config.logClientIps });
-  const redis = connectRedis(config.edgeRedis, { commandTimeoutMs: config.redisCommandTimeoutMs, log });
-  if (config.edgeRedis.kind !== 'single') {
-    try {
-      await redisReady(redis, EDGE_STARTUP_WAIT_MS);
-    } catch (err) {
-      redis.disconnect();
-      throw err;
-    }
-  }
   const coreCa = config.coreCaFile !== null ? readCaFile(config.coreCaFile) : undefined;
-  const app = createApp({
-    config,
-    redis,
-    clock: systemClock,
-    random: randomBytes,
-    log,
-    ...(coreCa !== undefined ? { coreCa } : {}),
-    ...(dashboard !== undefined ? { dashboard } : {}),
-  });
+  const { app, close } = await assembleGatekeeper(config, log, { coreCa, dashboard });
   const warnParsed = everyInterval(60_000, (skipped) =>
     log.error({ skipped }, 'a body parser of the host application read a request body before the gatekeeper: mount the gatekeeper before it'),
   );
@@ -70,9 +47,6 @@ export async function createGatekeeper(env: Readonly<Record<string, string | und
       }
       app.handler(req, res);
     },
-    close: async () => {
-      await app.close();
-      await redis.quit().catch(() => redis.disconnect());
-    },
+    close,
   };
 }
