@@ -8,7 +8,6 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { b64 } from '@zax/protocol';
 import { dropPrefix, freshPrefix } from '../../../test/support/prefix.js';
-import { freePort } from '../../../test/support/redis-server.js';
 import { post, request } from './helpers.js';
 import { until } from '../../../test/support/until.js';
 
@@ -145,9 +144,11 @@ describe('launcher (scripts/dist/start.js)', () => {
   it(
     'runs core + gatekeeper on a private redis-server, serves /start_session, and stops cleanly on SIGTERM',
     async () => {
-      const [port, corePort] = [await freePort(), await freePort()];
-      const p = run(launcher, cleanEnv({ PORT: String(port), CORE_PORT: String(corePort), REDIS_PREFIX: freshPrefix('launch') }));
-      await p.waitFor(new RegExp(`Zax relay ready: http://127\\.0\\.0\\.1:${port}\\n`), 60_000);
+      // Port 0: the OS picks (a port picked here and bound later by the launcher could be taken
+      // meanwhile by any process, the launcher's own redis-server included).
+      const p = run(launcher, cleanEnv({ PORT: '0', CORE_PORT: '0', REDIS_PREFIX: freshPrefix('launch') }));
+      const port = Number((await p.waitFor(/Zax relay ready: http:\/\/127\.0\.0\.1:(\d+)\n/, 60_000))[1]);
+      const corePort = Number((await p.waitFor(/^\[core\] \{.*"port":(\d+).*"msg":"listening"/m))[1]);
       const redisPort = Number((await p.waitFor(/redis-server on 127\.0\.0\.1:(\d+)/))[1]);
       expect(await portOpen(redisPort)).toBe(true);
       expect(p.out).toMatch(/^\[core\] \{.*"msg":"listening"/m);
@@ -174,12 +175,10 @@ describe('launcher (scripts/dist/start.js)', () => {
     'runs two launchers side by side; a child that dies is restarted by its launcher and the other is left alone',
     async () => {
       const start = async () => {
-        const [port, corePort] = [await freePort(), await freePort()];
-        const p = run(launcher, cleanEnv({ PORT: String(port), CORE_PORT: String(corePort), REDIS_PREFIX: freshPrefix('launch') }));
-        return { p, port, corePort };
+        const p = run(launcher, cleanEnv({ PORT: '0', CORE_PORT: '0', REDIS_PREFIX: freshPrefix('launch') }));
+        return { p, port: Number((await p.waitFor(/Zax relay ready: http:\/\/127\.0\.0\.1:(\d+)\n/, 60_000))[1]) };
       };
       const [a, b] = await Promise.all([start(), start()]);
-      await Promise.all([a, b].map(({ p, port }) => p.waitFor(new RegExp(`Zax relay ready: http://127\\.0\\.0\\.1:${port}\\n`), 60_000)));
       for (const { port } of [a, b]) expect((await post(port, '/start_session', b64(Buffer.alloc(32, 3)))).status).toBe(200);
 
       const aCorePid = Number((await a.p.waitFor(/started core \(pid (\d+)\)/))[1]);
