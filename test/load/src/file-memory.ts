@@ -11,8 +11,11 @@
  * generation to its working size before the baseline, which a long-running process has anyway.
  * `--reuse-source` makes the generator fill one piece buffer again and again (as a reader into a
  * fixed buffer does; the client copies a piece before it asks for the next) instead of fresh ones.
+ * `--collect-every N` runs a full GC (`gc()`, exposed by the script's `--expose-gc`) from the
+ * progress callback after every N chunks: the growth then shows what the client holds, without the
+ * garbage V8 has not yet collected (an app on a small device can do the same).
  *
- *   pnpm bench:file-memory [--size-mib 256] [--window 4] [--chunk-size BYTES] [--piece BYTES] [--warm-up-mib 4] [--reuse-source] [--json]
+ *   pnpm bench:file-memory [--size-mib 256] [--window 4] [--chunk-size BYTES] [--piece BYTES] [--warm-up-mib 4] [--reuse-source] [--collect-every N] [--json]
  */
 import { createHash, randomFillSync } from 'node:crypto';
 import { parseArgs } from 'node:util';
@@ -179,10 +182,10 @@ async function main(): Promise<void> {
     await bob.deleteFile(uploadID);
 
     if (args.json) {
-      console.log(JSON.stringify({ sizeBytes: SIZE, warmUpBytes: WARM, reuseSource: REUSE, window: WINDOW, chunkSize, piece: PIECE, gcExposed: gc !== undefined, sha256Equal: same, phases }, null, 2));
+      console.log(JSON.stringify({ sizeBytes: SIZE, warmUpBytes: WARM, reuseSource: REUSE, collectEvery: COLLECT_EVERY, window: WINDOW, chunkSize, piece: PIECE, gcExposed: gc !== undefined, sha256Equal: same, phases }, null, 2));
     } else {
       const mb = (n: number): string => `${(n / MiB).toFixed(1)} MiB`;
-      console.log(`file ${mb(SIZE)}, window ${WINDOW} × chunk ${chunkSize} B, source pieces ${PIECE} B${REUSE ? ' (one reused buffer)' : ''}, warm-up ${mb(WARM)}, GC ${gc ? 'exposed' : 'not exposed'}`);
+      console.log(`file ${mb(SIZE)}, window ${WINDOW} × chunk ${chunkSize} B, source pieces ${PIECE} B${REUSE ? ' (one reused buffer)' : ''}, warm-up ${mb(WARM)}, GC ${gc ? 'exposed' : 'not exposed'}${COLLECT_EVERY > 0 ? `, full GC every ${COLLECT_EVERY} chunks` : ''}`);
       console.log('phase    window      baseline RSS  peak RSS     growth      growth < 2×window  throughput');
       for (const p of phases) {
         console.log(
