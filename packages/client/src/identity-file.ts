@@ -13,7 +13,7 @@ import { parseIdentity, serializeIdentity, type Identity } from './identity.js';
 /** `$ZAX_IDENTITY`, else `~/.config/zax/identity.json` (honouring `$XDG_CONFIG_HOME`). */
 export function defaultIdentityPath(env: NodeJS.ProcessEnv = process.env): string {
   if (env.ZAX_IDENTITY) return env.ZAX_IDENTITY;
-  const config = env.XDG_CONFIG_HOME || join(homedir(), '.config');
+  const config = env.XDG_CONFIG_HOME || join(env.HOME || homedir(), '.config');
   return join(config, 'zax', 'identity.json');
 }
 

@@ -20,13 +20,14 @@ import { runCli, type CliIo } from '../src/cli-app.js';
 import { safeFileName } from '../src/cli-files.js';
 import { generateIdentity, pickRelays } from '../src/index.js';
 import { saveIdentityFile } from '../src/identity-file.js';
-import { CLI, runCliProcess, type Run } from './support/run-cli.js';
+import { CLI, runZax, type Run } from './support/run-cli.js';
 
 
 let home: string;
 
+/** The CLI in a clean environment: in this process unless the run needs its own (`runZax`). */
 function zax(args: string[], env: Record<string, string> = {}, cwd?: string): Promise<Run> {
-  return runCliProcess(args, { home, env, ...(cwd !== undefined ? { cwd } : {}) });
+  return runZax(args, { home, env, ...(cwd !== undefined ? { cwd } : {}) });
 }
 
 /** runCli in this process: stderr as given (a fake TTY, or one that interrupts), stdout gathered. */
