@@ -28,6 +28,7 @@ async function refusedStart(main: string, env: Record<string, string>): Promise<
     PORT: String(port),
     HOST: '127.0.0.1',
     CORE_URL: 'http://127.0.0.1:1',
+    REDIS_STARTUP_WAIT_SEC: '2',
     ...env,
   }, port);
   const err = await p.start().then(
@@ -49,8 +50,8 @@ describe('store start-up checks', () => {
   it('a cluster seed list of which no node answers stops the core and the gatekeeper', async () => {
     const seeds = `127.0.0.1:${await freePort()},127.0.0.1:${await freePort()}`;
     const [core, gatekeeper] = await Promise.all([refusedStart(CORE_MAIN, { REDIS_CLUSTER_NODES: seeds }), refusedStart(GATEKEEPER_MAIN, { REDIS_CLUSTER_NODES: seeds })]);
-    expect(core).toMatch(/cannot reach the core store within \d+ s: check the seed list/);
-    expect(gatekeeper).toMatch(/cannot reach the edge store within \d+ s: check the seed list/);
+    expect(core).toMatch(/cannot reach the core store within 2 s \(REDIS_STARTUP_WAIT_SEC\): check the seed list/);
+    expect(gatekeeper).toMatch(/cannot reach the edge store within 2 s \(REDIS_STARTUP_WAIT_SEC\): check the seed list/);
   }, 60_000);
 
   it('a sentinel list of which none answers stops the core', async () => {

@@ -65,6 +65,11 @@ export interface Config {
   readonly busyRetryAfterSec: number;
   /** @default 1000 */
   readonly redisCommandTimeoutMs: number;
+  /**
+   * @default 10 (`REDIS_STARTUP_WAIT_SEC`): how long start-up waits for a cluster or sentinel store
+   * to answer (and for REDIS_WAIT_REPLICAS replicas) before it exits with the reason.
+   */
+  readonly redisStartupWaitSec: number;
   /** @default "info" */
   readonly logLevel: LogLevel;
   /** @default true (`FILE_STORE_ENABLED`); false → file commands answer 405 (docs/PROTOCOL.md §4.4 step 9). */
@@ -223,6 +228,7 @@ const ENV_SHAPE = {
   MAX_HANDSHAKE_BODY_BYTES: int(DEFAULTS.maxHandshakeBodyBytes, 1),
   BUSY_RETRY_AFTER_SEC: int(DEFAULTS.busyRetryAfterSec, 1),
   REDIS_COMMAND_TIMEOUT_MS: int(1000, 1),
+  REDIS_STARTUP_WAIT_SEC: int(10, 1, 600),
   REDIS_WAIT_REPLICAS: int(0, 0, 16),
   REDIS_WAIT_TIMEOUT_MS: int(500, 1, 60_000),
   LOG_LEVEL: logLevel,
@@ -364,6 +370,7 @@ export function loadConfig(env: Env, opts: LoadOptions = {}): Config {
     maxHandshakeBodyBytes: e.MAX_HANDSHAKE_BODY_BYTES,
     busyRetryAfterSec: e.BUSY_RETRY_AFTER_SEC,
     redisCommandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS,
+    redisStartupWaitSec: e.REDIS_STARTUP_WAIT_SEC,
     logLevel: e.LOG_LEVEL,
     fileStoreEnabled: e.FILE_STORE_ENABLED,
     maxFileBytesTotal: e.MAX_FILE_BYTES_TOTAL,

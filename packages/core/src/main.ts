@@ -44,8 +44,6 @@ import { createMetrics } from './metrics.js';
 import { createRedis, waitReady } from './redis.js';
 import { createFileStore } from './store/files.js';
 
-/** How long start-up waits for Redis before serving anyway (503 until Redis is ready). */
-const REDIS_STARTUP_WAIT_MS = 10_000;
 /** The core's TLS variables, for the problems of an unusable pair. */
 const CORE_TLS_VARS = { cert: 'CORE_TLS_CERT_FILE', key: 'CORE_TLS_KEY_FILE' };
 
@@ -68,13 +66,14 @@ async function main(): Promise<void> {
 async function serve(config: Config, tls: TlsPair | null, log: Logger, link: WorkerLink | null): Promise<void> {
   const redis = createRedis(config.redis, { commandTimeoutMs: config.redisCommandTimeoutMs, log });
   const where = describeTopology(config.redis);
+  const startupWaitMs = config.redisStartupWaitSec * 1000;
   try {
-    await waitReady(redis, REDIS_STARTUP_WAIT_MS);
+    await waitReady(redis, startupWaitMs);
   } catch {
     // A cluster or sentinel group none of whose listed nodes answers is a configuration error (a
     // wrong seed list); a single Redis may just be starting after us: serve 503 until it is up.
     if (config.redis.kind !== 'single') {
-      log.error({ store: where }, `cannot reach the core store within ${REDIS_STARTUP_WAIT_MS / 1000} s: check the seed list`);
+      log.error({ store: where }, `cannot reach the core store within ${config.redisStartupWaitSec} s (REDIS_STARTUP_WAIT_SEC): check the seed list`);
       process.exit(1);
     }
     log.warn({}, 'redis not ready yet; serving 503 until it is');
@@ -83,7 +82,7 @@ async function serve(config: Config, tls: TlsPair | null, log: Logger, link: Wor
     // Replicas of a store that has just started may still be syncing: look again for a while
     // before calling the store short of replicas.
     let problem: string | null = null;
-    for (const deadline = Date.now() + REDIS_STARTUP_WAIT_MS; ; await new Promise((r) => setTimeout(r, 500))) {
+    for (const deadline = Date.now() + startupWaitMs; ; await new Promise((r) => setTimeout(r, 500))) {
       problem = await replicasProblem(redis, config.redisWaitReplicas, 'core store').catch((e: unknown) => `core store: ${String(e)}`);
       if (problem === null || Date.now() > deadline) break;
     }

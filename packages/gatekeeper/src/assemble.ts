@@ -10,9 +10,6 @@ import { createApp, type App, type AppDeps } from './app.js';
 import type { Config } from './config.js';
 import { connectRedis, redisReady, type EdgeRedis } from './redis.js';
 
-/** How long start-up waits for a cluster or sentinel edge store before it gives up. */
-const EDGE_STARTUP_WAIT_MS = 10_000;
-
 export interface AssembledGatekeeper {
   readonly app: App;
   readonly redis: EdgeRedis;
@@ -22,8 +19,8 @@ export interface AssembledGatekeeper {
 
 /**
  * Connects the edge store and builds the app. A cluster or sentinel group none of whose listed
- * nodes answers within 10 s is a wrong seed list: the connection is dropped and this throws. (A
- * single Redis may be starting after the gatekeeper: requests get 503 until it is up.)
+ * nodes answers within REDIS_STARTUP_WAIT_SEC is a wrong seed list: the connection is dropped and
+ * this throws. (A single Redis may be starting after the gatekeeper: requests get 503 until it is up.)
  */
 export async function assembleGatekeeper(
   config: Config,
@@ -33,10 +30,10 @@ export async function assembleGatekeeper(
   const redis = connectRedis(config.edgeRedis, { commandTimeoutMs: config.redisCommandTimeoutMs, log });
   if (config.edgeRedis.kind !== 'single') {
     try {
-      await redisReady(redis, EDGE_STARTUP_WAIT_MS);
+      await redisReady(redis, config.redisStartupWaitSec * 1000);
     } catch {
       redis.disconnect();
-      throw new Error(`cannot reach the edge store within ${EDGE_STARTUP_WAIT_MS / 1000} s: check the seed list (${describeTopology(config.edgeRedis)})`);
+      throw new Error(`cannot reach the edge store within ${config.redisStartupWaitSec} s (REDIS_STARTUP_WAIT_SEC): check the seed list (${describeTopology(config.edgeRedis)})`);
     }
   }
   const app = createApp({ config, redis, clock: systemClock, random: randomBytes, log, ...withoutUndefined(extras) });

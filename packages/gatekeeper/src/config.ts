@@ -43,6 +43,8 @@ export interface Config {
   readonly coreTimeoutMs: number;
   /** @default 1000 */
   readonly redisCommandTimeoutMs: number;
+  /** @default 10 (`REDIS_STARTUP_WAIT_SEC`): how long start-up waits for a cluster or sentinel edge store to answer. */
+  readonly redisStartupWaitSec: number;
   /** @default 'info' */
   readonly logLevel: LogLevel;
 
@@ -199,6 +201,7 @@ const ENV_SHAPE = {
   BUSY_RETRY_AFTER_SEC: int(DEFAULTS.busyRetryAfterSec, 1, 86_400),
   CORE_TIMEOUT_MS: int(3000, 1, 60_000),
   REDIS_COMMAND_TIMEOUT_MS: int(1000, 1, 60_000),
+  REDIS_STARTUP_WAIT_SEC: int(10, 1, 600),
   HANDSHAKE_BURST_PER_IP: int(120, 0, 1_000_000),
   HANDSHAKE_RATE_PER_IP_PER_MIN: int(120, 1, 60_000_000),
   REQUEST_BURST_PER_IP: int(600, 0, 1_000_000),
@@ -299,6 +302,7 @@ export function loadConfig(env: Env): Config {
     busyRetryAfterSec: e.BUSY_RETRY_AFTER_SEC,
     coreTimeoutMs: e.CORE_TIMEOUT_MS,
     redisCommandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS,
+    redisStartupWaitSec: e.REDIS_STARTUP_WAIT_SEC,
     logLevel: e.LOG_LEVEL,
     handshakeBurstPerIp: e.HANDSHAKE_BURST_PER_IP,
     handshakeRatePerIpPerMin: e.HANDSHAKE_RATE_PER_IP_PER_MIN,

@@ -32,6 +32,7 @@ describe('loadConfig', () => {
       busyRetryAfterSec: 5,
       coreTimeoutMs: 3000,
       redisCommandTimeoutMs: 1000,
+      redisStartupWaitSec: 10,
       logLevel: 'info',
       handshakeBurstPerIp: 120,
       handshakeRatePerIpPerMin: 120,
