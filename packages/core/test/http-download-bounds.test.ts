@@ -5,7 +5,7 @@
  */
 import { connect, type Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { INTERNAL_SECRET_HEADER, TEXT_BUSY, TEXT_TOO_MANY } from '@zax/protocol';
+import { INTERNAL_SECRET_HEADER, TEXT_TOO_MANY } from '@zax/protocol';
 import { downloadAnswerBound } from '../src/config.js';
 import { SECRET, command, commandBody, commandJson, commandPlain, coresWithThreeSessions, type Core, type Session } from './helpers.js';
 import { until } from '../../../test/support/until.js';

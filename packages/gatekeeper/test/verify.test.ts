@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { TEXT_BUSY, TEXT_G, b64, h2, type MintRequest } from '@zax/protocol';
 import { loadVector } from '../../../test/support/vectors.js';
 import { staticDifficulty, type DifficultyProvider } from '../src/difficulty.js';
-import { FAKE_PK, SECRET, post, startFakeCore, startGatekeeper, type FakeCore, type Gatekeeper } from './helpers.js';
+import { FAKE_PK, post, startFakeCore, startGatekeeper, type FakeCore, type Gatekeeper } from './helpers.js';
 
 interface PowCase {
   difficulty: number;
